@@ -1,0 +1,172 @@
+"""The `evalkit` command line. User mistakes end in one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import EvalkitError
+from .schema import Settings
+
+# Modules that add their own subcommands with `add_commands(subparsers)`.
+COMMAND_MODULES = ["evalkit.engine.cli", "evalkit.report.cli", "evalkit.bfcl", "evalkit.shards", "evalkit.cache"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run suites against a model and write a run directory")
+    p.add_argument("--model", help="model name (a bundled one starts the embedded engine; default qwen2.5-coder-0.5b)")
+    p.add_argument("--base-url", action="append", default=[], dest="base_urls",
+                   help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:1234/v1 (repeat to share the work)")
+    p.add_argument("--base-url-file", type=Path, help="a file listing endpoints, one per line")
+    p.add_argument("--suite", action="append", default=[], dest="suites", help="suite name or path (repeatable)")
+    p.add_argument("--format", action="append", default=[], dest="formats",
+                   help="tool-call format: native, default, pythonic (repeatable; default: native and default)")
+    p.add_argument("--tag", action="append", default=[], dest="tags", help="only cases with this tag (repeatable)")
+    p.add_argument("--repeats", type=_positive_int, default=1)
+    p.add_argument("--concurrency", type=_positive_int, default=None, help="requests in flight per endpoint")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-tokens", type=_positive_int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    p.add_argument("--retries", type=int, default=2, help="retries on connection errors, timeouts, 429 and 5xx")
+    p.add_argument("--no-stream", action="store_true", help="ask for whole replies instead of streaming")
+    p.add_argument("--no-cache", action="store_true", help="never answer from the response cache")
+    p.add_argument("--cache", action="store_true", help="use the response cache even at temperature > 0")
+    p.add_argument("--max-parallel-tool-calls", type=_positive_int, default=1,
+                   help="agent cases: run up to N requested tools at once")
+    p.add_argument("--shard", help="run only shard i of n (i/n), for splitting a run across machines")
+    p.add_argument("--out", type=Path, default=Path("reports/runs"), help="parent directory of run directories")
+    p.add_argument("--resume", type=Path, help="finish an interrupted run directory")
+    p.add_argument("--ctx", type=_positive_int, default=4096, help="embedded engine: context tokens per slot")
+    p.add_argument("--no-report", action="store_true", help="skip report.md / report.html")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+
+def _read_url_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise EvalkitError(f"{path}: no such file")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .session import RunOptions, execute, print_summary
+
+    base_urls = list(args.base_urls) + (_read_url_file(args.base_url_file) if args.base_url_file else [])
+    concurrency = args.concurrency
+    if concurrency is None:
+        concurrency = 2 if not base_urls else 4
+    settings = Settings(
+        temperature=args.temperature,
+        repeats=args.repeats,
+        concurrency=concurrency,
+        seed=args.seed,
+        max_tokens=args.max_tokens,
+        stream=not args.no_stream,
+        timeout_s=args.timeout,
+        retries=max(0, args.retries),
+    )
+    options = RunOptions(
+        model=args.model,
+        base_urls=base_urls,
+        suites=args.suites,
+        formats=args.formats or ["native", "default"],
+        tags=args.tags,
+        settings=settings,
+        concurrency_given=args.concurrency is not None,
+        out=args.out,
+        resume=args.resume,
+        cache=False if args.no_cache else (True if args.cache else None),
+        shard=args.shard,
+        max_parallel_tool_calls=args.max_parallel_tool_calls,
+        report=not args.no_report,
+        engine_ctx=args.ctx,
+        quiet=args.quiet,
+    )
+    run_dir = execute(options)
+    if options.report:
+        _write_reports([run_dir])
+    print_summary(run_dir)
+    return 0
+
+
+def _write_reports(run_dirs: list[Path]) -> None:
+    try:
+        from .report.build import write_run_report
+    except ImportError:
+        return
+    for run_dir in run_dirs:
+        write_run_report(run_dir)
+
+
+def cmd_suites(args: argparse.Namespace) -> int:
+    from .suites import read_suite, suite_paths
+
+    rows = []
+    for path in suite_paths(args.dir):
+        loaded = read_suite(path)
+        suite = loaded.suite
+        agent = sum(1 for c in suite.cases if c.mode == "agent")
+        rows.append((suite.name, len(suite.cases), agent, str(path), suite.description))
+    if not rows:
+        print("no suites found")
+        return 0
+    width = max(len(r[0]) for r in rows)
+    print(f"{'suite':<{width}}  cases  agent  description")
+    for name, cases, agent, _path, description in rows:
+        print(f"{name:<{width}}  {cases:>5}  {agent:>5}  {description}")
+    print(f"\n{len(rows)} suites, {sum(r[1] for r in rows)} cases")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalkit", description="Tool-calling evaluation for local LLMs.")
+    parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(subparsers)
+    p = subparsers.add_parser("suites", help="list suites with their case counts")
+    p.add_argument("--dir", type=Path, default=None, help="a folder of suites (default: the built-in ones)")
+    p.set_defaults(func=cmd_suites)
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue  # a module not written yet: its commands simply do not exist
+        module = importlib.import_module(name)
+        add = getattr(module, "add_commands", None)
+        if add is not None:
+            add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except EvalkitError as exc:
+        print(f"evalkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

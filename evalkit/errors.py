@@ -1,0 +1,14 @@
+"""User-facing errors: each one is printed as a single line, never as a traceback."""
+
+
+class EvalkitError(Exception):
+    """A mistake the user can fix (bad suite, bad flag, unreachable server)."""
+
+
+class SuiteError(EvalkitError):
+    """A suite file that does not follow the contract; the message names file, case and field."""
+
+    def __init__(self, path: str, case_id: str | None, field: str, problem: str):
+        self.path, self.case_id, self.field, self.problem = path, case_id, field, problem
+        where = f"{path}: case {case_id!r}" if case_id else f"{path}"
+        super().__init__(f"{where}: field {field!r}: {problem}")

@@ -1,0 +1,108 @@
+"""`default`: LM Studio's fallback tool use, done on the client side.
+
+No `tools` field is sent; a system prompt lists the tools as JSON and asks for
+`[TOOL_REQUEST]{...}[END_TOOL_REQUEST]` blocks, and `tool` results go back as `user` messages,
+exactly as LM Studio does for models without a native tool template.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..schema import ToolCall
+from .base import ParsedReply, call_from_wire
+
+# The prompt LM Studio's docs show (`lms log stream`), kept word for word.
+SYSTEM_PROMPT = """You are a tool-calling AI. You can request calls to available tools with this EXACT format:
+[TOOL_REQUEST]{{"name": "tool_name", "arguments": {{"param1": "value1"}}}}[END_TOOL_REQUEST]
+
+AVAILABLE TOOLS:
+{tools}
+
+RULES:
+- Only use tools from AVAILABLE TOOLS
+- Include all required arguments
+- Use one [TOOL_REQUEST] block per tool
+- Never use [TOOL_RESULT]
+- If you decide to call one or more tools, there should be no other text in your message
+
+Examples:
+"Check Paris weather"
+[TOOL_REQUEST]{{"name": "get_weather", "arguments": {{"location": "Paris"}}}}[END_TOOL_REQUEST]
+
+"Send email to John about meeting and open browser"
+[TOOL_REQUEST]{{"name": "send_email", "arguments": {{"to": "John", "subject": "meeting"}}}}[END_TOOL_REQUEST]
+[TOOL_REQUEST]{{"name": "open_browser", "arguments": {{}}}}[END_TOOL_REQUEST]
+
+Respond conversationally if no matching tools exist."""
+
+# An unterminated block (the model stopped early) still counts as an attempt.
+BLOCK = re.compile(r"\[TOOL_REQUEST\](.*?)(?:\[END_TOOL_REQUEST\]|(?=\[TOOL_REQUEST\])|$)", re.S)
+
+
+def render_system_prompt(tools: list[dict[str, Any]]) -> str:
+    return SYSTEM_PROMPT.format(tools=json.dumps({"type": "toolArray", "tools": tools}, indent=2, ensure_ascii=False))
+
+
+def request_block(call: ToolCall) -> str:
+    payload = {"name": call.name, "arguments": call.arguments if call.arguments is not None else {}}
+    return f"[TOOL_REQUEST]{json.dumps(payload, ensure_ascii=False)}[END_TOOL_REQUEST]"
+
+
+def parse_block(body: str) -> ToolCall:
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return ToolCall(raw_arguments=body.strip(), parse_error=f"[TOOL_REQUEST] body is not valid JSON: {exc.msg}")
+    if not isinstance(payload, dict):
+        return ToolCall(raw_arguments=body.strip(), parse_error="[TOOL_REQUEST] body is not a JSON object")
+    return call_from_wire(payload.get("name"), payload.get("arguments", {}))
+
+
+class DefaultFormat:
+    name = "default"
+
+    def build_request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+        converted: list[dict[str, Any]] = []
+        for message in messages:
+            role = message.get("role")
+            if role == "tool":
+                converted.append({"role": "user", "content": message.get("content") or ""})
+            elif role == "assistant" and message.get("tool_calls"):
+                blocks = [
+                    request_block(call_from_wire(tc["function"]["name"], tc["function"].get("arguments")))
+                    for tc in message["tool_calls"]
+                ]
+                text = "\n".join(filter(None, [message.get("content") or "", *blocks]))
+                converted.append({"role": "assistant", "content": text})
+            else:
+                converted.append({k: v for k, v in message.items() if k in ("role", "content")})
+        if tools:
+            prompt = render_system_prompt(tools)
+            if converted and converted[0]["role"] == "system":
+                converted[0] = {"role": "system", "content": f"{prompt}\n\n{converted[0]['content']}"}
+            else:
+                converted.insert(0, {"role": "system", "content": prompt})
+        return {"messages": converted}
+
+    def parse_reply(self, content: str | None, tool_calls: list[dict[str, Any]]) -> ParsedReply:
+        text = content or ""
+        calls = [parse_block(body) for body in BLOCK.findall(text)]
+        # A server that parsed the blocks itself (LM Studio with `tools`) hands them back as tool_calls.
+        calls += [call_from_wire(c.get("name"), c.get("arguments"), c.get("id")) for c in tool_calls]
+        return ParsedReply(calls=calls, text=BLOCK.sub("", text).strip())
+
+    def assistant_message(self, content: str | None, calls: list[ToolCall]) -> dict[str, Any]:
+        text = (content or "").strip()
+        blocks = "\n".join(request_block(c) for c in calls)
+        return {"role": "assistant", "content": "\n".join(filter(None, [text, blocks]))}
+
+    def tool_messages(self, calls: list[ToolCall], results: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"role": "user", "content": f"Result of {c.name}: {r}"} for c, r in zip(calls, results)
+        ]
+
+
+FORMAT = DefaultFormat()

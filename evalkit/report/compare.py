@@ -1,0 +1,196 @@
+"""Is one accuracy really higher than another, and which cases flipped between two runs?
+
+Two tests, chosen by the data:
+
+* McNemar's exact test when the two options answered the same cases (same suite, case and
+  repeat): only the discordant pairs carry information — `b` cases right in the first option and
+  wrong in the second, `c` the reverse — and under "no difference" each discordant pair is a fair
+  coin, so p = P(Binomial(b + c, 1/2) at least as lopsided as observed), two-sided.
+* A two-proportion z-test (pooled) otherwise, e.g. runs over different case sets.
+
+A difference is called "larger than the noise" when p < 0.05.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from ..schema import Sample
+
+ALPHA = 0.05
+# Paired when the shared cases make up at least this share of each side's scored samples.
+PAIRED_SHARE = 0.8
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (1.0 when there are none)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test (1.0 when it cannot tell)."""
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    pooled = (x1 + x2) / (n1 + n2)
+    if pooled in (0.0, 1.0):
+        return 1.0
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    z = (x1 / n1 - x2 / n2) / se
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def format_p(p: float) -> str:
+    if p < 0.001:
+        return "p < 0.001"
+    if p >= 0.995:
+        return "p = 1.00"
+    return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+
+
+def _scored(samples: Iterable[Sample]) -> dict[tuple[str, str, int], bool]:
+    return {(s.suite, s.case_id, s.repeat): bool(s.call_correct) for s in samples if s.error is None}
+
+
+@dataclass
+class Difference:
+    """Option A against option B on call accuracy (A is the reference, e.g. the native format)."""
+
+    label_a: str
+    label_b: str
+    correct_a: int
+    n_a: int
+    correct_b: int
+    n_b: int
+    test: str  # "mcnemar" | "two-proportion"
+    p_value: float
+    paired: int = 0  # samples answered by both (McNemar)
+    only_a: int = 0  # right in A, wrong in B (McNemar's b)
+    only_b: int = 0  # right in B, wrong in A (McNemar's c)
+
+    @property
+    def acc_a(self) -> float | None:
+        return self.correct_a / self.n_a if self.n_a else None
+
+    @property
+    def acc_b(self) -> float | None:
+        return self.correct_b / self.n_b if self.n_b else None
+
+    @property
+    def diff(self) -> float | None:
+        """Accuracy of A minus accuracy of B, in [-1, 1]."""
+        if self.acc_a is None or self.acc_b is None:
+            return None
+        return self.acc_a - self.acc_b
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < ALPHA and (self.diff or 0) != 0
+
+    @property
+    def verdict(self) -> str:
+        return "larger than the noise" if self.significant else "within the noise"
+
+    def test_text(self) -> str:
+        if self.test == "mcnemar":
+            return (
+                f"McNemar's exact test on the {self.paired} cases run both ways "
+                f"({self.only_a} right only in {self.label_a}, {self.only_b} right only in {self.label_b}), "
+                f"{format_p(self.p_value)}"
+            )
+        return f"two-proportion z-test ({self.n_a} vs {self.n_b} samples, not the same cases), {format_p(self.p_value)}"
+
+    def sentence(self, name_a: str | None = None, name_b: str | None = None) -> str:
+        """One line a person reads: who is ahead, by how much, and whether it is more than noise."""
+        a, b = name_a or self.label_a, name_b or self.label_b
+        if self.diff is None:
+            return f"{a} vs {b}: not comparable (no scored samples on one side)."
+        if self.diff == 0:
+            lead = f"{a} and {b} tie at {_pct(self.acc_a)}"
+        else:
+            ahead, behind = (a, b) if self.diff > 0 else (b, a)
+            lead = (f"{ahead} beats {behind} by {abs(self.diff) * 100:.1f} points "
+                    f"({a} {_pct(self.acc_a)}, {b} {_pct(self.acc_b)})")
+        return f"{lead}: {self.verdict} — {self.test_text()}."
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def difference(samples_a: Sequence[Sample], samples_b: Sequence[Sample], label_a: str, label_b: str) -> Difference:
+    """Compare two options' call accuracy; paired (McNemar) when they answered the same cases."""
+    a, b = _scored(samples_a), _scored(samples_b)
+    common = set(a) & set(b)
+    correct_a, correct_b = sum(a.values()), sum(b.values())
+    paired = bool(common) and len(common) >= PAIRED_SHARE * max(len(a), len(b))
+    if paired:
+        only_a = sum(1 for k in common if a[k] and not b[k])
+        only_b = sum(1 for k in common if b[k] and not a[k])
+        return Difference(label_a, label_b, correct_a, len(a), correct_b, len(b), "mcnemar",
+                          mcnemar_exact(only_a, only_b), len(common), only_a, only_b)
+    return Difference(label_a, label_b, correct_a, len(a), correct_b, len(b), "two-proportion",
+                      two_proportion_z(correct_a, len(a), correct_b, len(b)))
+
+
+# ---------------------------------------------------------------- flipped cases between runs
+
+
+@dataclass
+class Flip:
+    suite: str
+    case_id: str
+    before: str  # "pass" | "fail", with the failure reason when it failed
+    after: str
+    reason: str | None  # the failure that appeared (broken) or went away (fixed)
+
+
+@dataclass
+class FlipSet:
+    """Cases whose verdict changed between two runs for one format."""
+
+    label_before: str
+    label_after: str
+    format: str
+    common_cases: int
+    fixed: list[Flip] = field(default_factory=list)
+    broken: list[Flip] = field(default_factory=list)
+    suites_changed: list[str] = field(default_factory=list)  # same name, different SHA-256
+
+
+def _case_status(samples: Iterable[Sample]) -> dict[tuple[str, str], tuple[bool, str | None]]:
+    """Per case: passes when more than half its scored repeats are correct; the first failure seen."""
+    tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    reasons: dict[tuple[str, str], str | None] = {}
+    for s in samples:
+        if s.error is not None:
+            continue
+        key = (s.suite, s.case_id)
+        tally[key][0] += int(bool(s.call_correct))
+        tally[key][1] += 1
+        if not s.call_correct and key not in reasons:
+            reasons[key] = s.failure
+    return {k: (c * 2 > n, reasons.get(k)) for k, (c, n) in tally.items()}
+
+
+def flips(
+    before: Sequence[Sample], after: Sequence[Sample], label_before: str, label_after: str, fmt: str,
+    suites_changed: list[str] | None = None,
+) -> FlipSet:
+    old, new = _case_status(before), _case_status(after)
+    common = sorted(set(old) & set(new))
+    result = FlipSet(label_before, label_after, fmt, len(common), suites_changed=list(suites_changed or []))
+    for key in common:
+        (was, why_before), (now, why_after) = old[key], new[key]
+        if was and not now:
+            result.broken.append(Flip(key[0], key[1], "pass", "fail", why_after))
+        elif now and not was:
+            result.fixed.append(Flip(key[0], key[1], "fail", "pass", why_before))
+    return result

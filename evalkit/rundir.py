@@ -1,0 +1,122 @@
+"""A run's directory: header.json, samples.jsonl appended as samples finish, results.json.
+
+Nothing measured is ever lost: each sample is one line, flushed as soon as it is scored; a
+crash can only tear the last line, which the reader skips. Whole-file writes go to a temporary
+file first and are then renamed over the old one (`os.replace` is atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import EvalkitError
+from .schema import Header, Results, Sample
+
+HEADER = "header.json"
+SAMPLES = "samples.jsonl"
+RESULTS = "results.json"
+
+
+def new_run_id(model: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    safe = "".join(ch if ch.isalnum() or ch in ".-_" else "-" for ch in model.split("/")[-1])[:40]
+    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_model(path: Path, model: BaseModel) -> None:
+    write_atomic(path, model.model_dump_json(indent=2, exclude_none=False) + "\n")
+
+
+class SampleLog:
+    """Appends samples to samples.jsonl; safe to call from several threads."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / SAMPLES
+        self._lock = threading.Lock()
+        self._repair_torn_tail()
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def _repair_torn_tail(self) -> None:
+        # A crash mid-write leaves a last line without its newline; cut it so appends stay valid.
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb+") as handle:
+            data = handle.read()
+            if data.endswith(b"\n"):
+                return
+            handle.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, sample: Sample) -> None:
+        line = sample.model_dump_json() + "\n"
+        with self._lock:
+            self._handle.write(line)
+            self._handle.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._handle.closed:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+                self._handle.close()
+
+
+def read_samples(run_dir: Path) -> Iterator[Sample]:
+    path = Path(run_dir) / SAMPLES
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.endswith("\n"):
+                return  # torn by a crash: the sample was never completed
+            try:
+                yield Sample.model_validate_json(line)
+            except ValidationError as exc:
+                raise EvalkitError(f"{path}:{number}: not a valid sample ({exc.errors()[0]['msg']})") from None
+
+
+def read_header(run_dir: Path) -> Header:
+    path = Path(run_dir) / HEADER
+    if not path.is_file():
+        raise EvalkitError(f"{run_dir}: not a run directory (no {HEADER})")
+    try:
+        return Header.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise EvalkitError(f"{path}: not a valid header ({exc.errors()[0]['msg']})") from None
+
+
+def read_results(run_dir: Path) -> Results | None:
+    path = Path(run_dir) / RESULTS
+    if not path.is_file():
+        return None
+    return Results.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)

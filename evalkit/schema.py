@@ -1,0 +1,275 @@
+"""The one typed schema behind every evalkit file: suites, samples, headers and results.
+
+Field names follow ../shared/CONTRACT.md; new fields are optional so old files keep loading.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MATCHER_KEYS = {"one_of", "exact", "regex", "approx", "tol", "optional"}
+MATCHER_OPERATORS = {"one_of", "exact", "regex", "approx"}
+
+
+def is_matcher(value: Any) -> bool:
+    """An object counts as a matcher (not a literal dict) when all its keys are matcher keys."""
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and set(value) <= MATCHER_KEYS
+        and bool(set(value) & (MATCHER_OPERATORS | {"optional"}))
+    )
+
+
+class Strict(BaseModel):
+    # Typos in suite files must be reported, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- suites
+
+
+class FunctionDef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ToolDef(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["function"] = "function"
+    function: FunctionDef
+
+
+class ExpectedCall(Strict):
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    extra_args: Literal["allow", "forbid"] | None = None
+
+    @field_validator("args")
+    @classmethod
+    def _matchers_well_formed(cls, args: dict[str, Any]) -> dict[str, Any]:
+        for key, value in args.items():
+            if is_matcher(value):
+                ops = set(value) & MATCHER_OPERATORS
+                if len(ops) > 1:
+                    raise ValueError(f"argument {key!r}: use one of {sorted(MATCHER_OPERATORS)}, not {sorted(ops)}")
+                if "tol" in value and "approx" not in value:
+                    raise ValueError(f"argument {key!r}: 'tol' goes with 'approx'")
+                if "one_of" in value and not isinstance(value["one_of"], list):
+                    raise ValueError(f"argument {key!r}: 'one_of' must be a list")
+                if "regex" in value:
+                    import re
+
+                    try:
+                        re.compile(value["regex"])
+                    except re.error as exc:
+                        raise ValueError(f"argument {key!r}: bad regex: {exc}") from None
+        return args
+
+
+class FinalAnswer(Strict):
+    contains: list[str] = Field(default_factory=list)
+    regex: str | None = None
+    number: float | None = None
+    tol: float = 1e-6
+
+
+class Expect(Strict):
+    calls: list[ExpectedCall]
+    order: Literal["any", "strict"] = "any"
+    extra_args: Literal["allow", "forbid"] = "forbid"
+    final_answer: FinalAnswer | None = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+
+
+class Case(Strict):
+    id: str
+    messages: list[Message]
+    tools: list[str] | None = None
+    # Self-contained cases (imported benchmarks such as BFCL) carry their own definitions, since
+    # two entries may declare different functions under one name.
+    tool_defs: list[ToolDef] | None = None
+    expect: Expect
+    tags: list[str] = Field(default_factory=list)
+    mode: Literal["single", "agent"] = "single"
+    max_rounds: int = Field(default=5, ge=1, le=50)
+
+    @field_validator("messages")
+    @classmethod
+    def _has_user_turn(cls, messages: list[Message]) -> list[Message]:
+        if not messages:
+            raise ValueError("must hold at least one message")
+        return messages
+
+
+class Suite(Strict):
+    name: str
+    description: str = ""
+    tools: list[ToolDef] = Field(default_factory=list)
+    implementations: str | None = None
+    cases: list[Case]
+
+    @model_validator(mode="after")
+    def _ids_unique(self) -> "Suite":
+        seen: set[str] = set()
+        for case in self.cases:
+            if case.id in seen:
+                raise ValueError(f"duplicate case id {case.id!r}")
+            seen.add(case.id)
+        return self
+
+    def tool(self, name: str) -> ToolDef | None:
+        return next((t for t in self.tools if t.function.name == name), None)
+
+    def tools_for(self, case: Case) -> list[ToolDef]:
+        if case.tool_defs is not None:
+            return list(case.tool_defs)
+        if case.tools is None:
+            return list(self.tools)
+        return [t for t in self.tools if t.function.name in case.tools]
+
+
+# ---------------------------------------------------------------- replies and samples
+
+
+class ToolCall(BaseModel):
+    """A call as parsed from a reply. Unparseable ones carry `parse_error` instead of raising."""
+
+    name: str | None = None
+    arguments: dict[str, Any] | None = None
+    raw_arguments: str | None = None
+    parse_error: str | None = None
+    id: str | None = None
+
+
+class Round(BaseModel):
+    """One request/reply exchange of an agent case, with the tool results that followed it."""
+
+    request: dict[str, Any]
+    raw: dict[str, Any]
+    calls: list[ToolCall] = Field(default_factory=list)
+    tool_results: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Sample(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    suite: str
+    case_id: str
+    format: str
+    repeat: int
+    model: str
+    tags: list[str] = Field(default_factory=list)
+    mode: str = "single"
+    request: dict[str, Any] = Field(default_factory=dict)
+    raw: dict[str, Any] = Field(default_factory=dict)
+    calls: list[ToolCall] = Field(default_factory=list)
+    expected_calls: int = 0
+    # verdicts
+    malformed: bool = False
+    hallucinated_tool: bool = False
+    args_valid: bool | None = None
+    call_correct: bool = False
+    intent_correct: bool = False
+    error: str | None = None
+    failure: str | None = None  # why call_correct is false, in words a person reads
+    # agent cases
+    final_answer: str | None = None
+    final_answer_ok: bool | None = None
+    rounds: int = 1
+    ended_by: Literal["answer", "round_limit", "error"] | None = None
+    trajectory: list[Round] = Field(default_factory=list)
+    tool_errors: int = 0
+    # timings
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_per_s: float | None = None
+    endpoint: str | None = None
+    cached: bool = False
+
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.suite, self.case_id, self.format, self.repeat)
+
+
+# ---------------------------------------------------------------- run directory
+
+
+class SuiteRef(BaseModel):
+    name: str
+    path: str
+    sha256: str
+    cases: int
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    temperature: float = 0.0
+    repeats: int = 1
+    concurrency: int = 4
+    seed: int | None = 0
+    max_tokens: int = 512
+    stream: bool = True
+    timeout_s: float = 120.0
+    retries: int = 2
+
+
+class Header(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    evalkit_version: str
+    run_id: str
+    started_at: str
+    model: str
+    model_requested: str | None = None
+    backend: str
+    base_url: str
+    base_urls: list[str] = Field(default_factory=list)
+    formats: list[str]
+    suites: list[SuiteRef]
+    settings: Settings
+    server: dict[str, Any] = Field(default_factory=dict)
+    shard: str | None = None
+    tags: list[str] | None = None
+
+
+class Interval(BaseModel):
+    low: float
+    high: float
+
+
+class Aggregate(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    format: str
+    suite: str  # "*" for all suites together
+    tag: str | None = None
+    n: int
+    errors: int
+    call_accuracy: float | None
+    call_accuracy_ci95: Interval | None
+    intent_accuracy: float | None
+    pass_hat_k: dict[str, float] | None = None
+    args_validity: float | None
+    malformed_rate: float | None
+    hallucination_rate: float | None
+    no_call_accuracy: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    ttft_p50_s: float | None
+    tokens_per_s: float | None
+
+
+class Results(BaseModel):
+    run_id: str
+    model: str
+    aggregates: list[Aggregate]

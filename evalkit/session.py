@@ -1,0 +1,274 @@
+"""The `evalkit run` workflow: resolve what to run, run it into a run directory, summarise."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from . import __version__
+from .aggregate import aggregate, format_table, summary_table
+from .errors import EvalkitError
+from .rundir import HEADER, RESULTS, SampleLog, new_run_id, now_iso, read_header, read_samples, write_model
+from .runner import Endpoint, RunContext, done_keys, plan, run_jobs
+from .schema import Header, Sample, Settings, SuiteRef
+from .suites import LoadedSuite, default_suites, find_suite, read_suite
+
+
+@dataclass
+class RunOptions:
+    model: str | None = None
+    base_urls: list[str] = field(default_factory=list)
+    suites: list[str] = field(default_factory=list)
+    formats: list[str] = field(default_factory=lambda: ["native", "default"])
+    tags: list[str] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+    concurrency_given: bool = False
+    out: Path = Path("reports/runs")
+    resume: Path | None = None
+    cache: bool | None = None  # None: on at temperature 0 only
+    shard: str | None = None
+    max_parallel_tool_calls: int = 1
+    report: bool = True
+    engine_ctx: int = 4096
+    quiet: bool = False
+
+
+def load_suites(names: list[str]) -> list[LoadedSuite]:
+    if not names:
+        suites = default_suites()
+        if not suites:
+            raise EvalkitError("no built-in suites found; pass --suite PATH")
+        return suites
+    return [find_suite(name) for name in names]
+
+
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    if not shard:
+        return None
+    try:
+        index, total = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise EvalkitError(f"--shard {shard!r}: expected i/n, e.g. 1/4") from None
+    if not 1 <= index <= total:
+        raise EvalkitError(f"--shard {shard!r}: i must be between 1 and n")
+    return index, total
+
+
+def _server_info(base_url: str) -> dict[str, Any]:
+    """What the server says about itself, for the header. Never fatal: the run itself will tell."""
+    import httpx
+
+    try:
+        response = httpx.get(base_url.rstrip("/") + "/models", timeout=5.0)
+        return {"models": response.json(), "status": response.status_code}
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def server_slots(base_url: str) -> int | None:
+    """llama.cpp reports its parallel slots at /props; matching them keeps the server busy
+    without queueing (capped, so a single local GPU is never flooded)."""
+    import httpx
+
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        slots = httpx.get(root + "/props", timeout=2.0).json().get("total_slots")
+    except Exception:  # noqa: BLE001 - most servers have no /props; keep the default
+        return None
+    return min(int(slots), 16) if isinstance(slots, int) and slots > 0 else None
+
+
+def _check_server(base_url: str) -> None:
+    import httpx
+
+    try:
+        httpx.get(base_url.rstrip("/") + "/models", timeout=5.0)
+    except httpx.HTTPError as exc:
+        raise EvalkitError(f"cannot reach {base_url}: {type(exc).__name__} ({exc}); is the server running?") from None
+
+
+def execute(options: RunOptions) -> Path:
+    """Run and return the run directory. Ctrl-C leaves a valid partial run that --resume completes."""
+    with ExitStack() as stack:
+        if options.resume:
+            header, suites, endpoints = _resume_setup(options, stack)
+        else:
+            header, suites, endpoints = _fresh_setup(options, stack)
+        return _run(options, header, suites, endpoints)
+
+
+def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[LoadedSuite], list[str]]:
+    from .formats import get_format
+
+    suites = load_suites(options.suites)
+    for fmt in options.formats:
+        get_format(fmt)  # fail early on a typo
+    base_urls, model_id, backend, requested = _resolve_target(options, stack)
+    for url in base_urls:
+        _check_server(url)
+    settings = options.settings
+    if not options.concurrency_given and backend != "embedded":
+        settings.concurrency = server_slots(base_urls[0]) or settings.concurrency
+    run_id = new_run_id(model_id)
+    header = Header(
+        evalkit_version=__version__,
+        run_id=run_id,
+        started_at=now_iso(),
+        model=model_id,
+        model_requested=requested,
+        backend=backend,
+        base_url=base_urls[0],
+        base_urls=base_urls,
+        formats=list(options.formats),
+        suites=[
+            SuiteRef(name=s.suite.name, path=str(s.path), sha256=s.sha256, cases=len(s.suite.cases)) for s in suites
+        ],
+        settings=settings,
+        server=_server_info(base_urls[0]),
+        shard=options.shard,
+        tags=options.tags or None,
+    )
+    run_dir = options.out / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    write_model(run_dir / HEADER, header)
+    return header, suites, base_urls
+
+
+def _resolve_target(options: RunOptions, stack: ExitStack) -> tuple[list[str], str, str, str | None]:
+    """(base URLs, model id, backend, name the user typed). Starts the embedded engine if needed."""
+    from .engine.discover import resolve
+
+    if len(options.base_urls) > 1:
+        if not options.model:
+            raise EvalkitError("--model is required with several --base-url")
+        return options.base_urls, options.model, "openai-compatible", options.model
+    resolved = resolve(options.model, options.base_urls[0] if options.base_urls else None)
+    if resolved.bundled:
+        return [_start_engine(options, stack, resolved.requested)], resolved.requested, "embedded", options.model
+    if resolved.requested and resolved.model_id != resolved.requested:
+        _say(options, f"using {resolved.model_id!r} on {resolved.base_url} for --model {resolved.requested!r}")
+    return [resolved.base_url], resolved.model_id, resolved.backend, options.model
+
+
+def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[LoadedSuite], list[str]]:
+    run_dir = Path(options.resume)  # type: ignore[arg-type]
+    header = read_header(run_dir)
+    suites = []
+    for ref in header.suites:
+        loaded = read_suite(ref.path) if Path(ref.path).is_file() else find_suite(ref.name)
+        if loaded.sha256 != ref.sha256:
+            raise EvalkitError(f"{ref.path}: suite changed since the run started (SHA-256 differs); start a new run")
+        suites.append(loaded)
+    options.out = run_dir.parent
+    options.formats = header.formats
+    options.settings = header.settings
+    options.shard = header.shard
+    options.tags = list(getattr(header, "tags", None) or [])
+    if header.backend == "embedded" and not options.base_urls:
+        return header, suites, [_start_engine(options, stack, header.model)]
+    return header, suites, options.base_urls or header.base_urls or [header.base_url]
+
+
+def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
+    from .engine.pull import ensure_model
+    from .engine.server import EmbeddedEngine
+
+    path = ensure_model(name, progress=not options.quiet)
+    slots = max(1, options.settings.concurrency)
+    engine = stack.enter_context(EmbeddedEngine(path, n_ctx=options.engine_ctx, n_parallel=slots))
+    _say(options, f"embedded engine: {name} at {engine.base_url} ({slots} slots)")
+    return engine.base_url
+
+
+def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_urls: list[str]) -> Path:
+    run_dir = options.out / header.run_id
+    settings = header.settings
+    jobs = plan(suites, header.formats, settings.repeats, options.tags or None)
+    shard = parse_shard(header.shard)
+    if shard:
+        index, total = shard
+        jobs = [job for i, job in enumerate(jobs) if i % total == index - 1]
+    already = done_keys(read_samples(run_dir))
+    jobs = [job for job in jobs if job.key() not in already]
+
+    cache = _open_cache(options, settings)
+    ctx = RunContext(
+        model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls
+    )
+    per_endpoint = max(1, settings.concurrency)
+    identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None
+    endpoints = [Endpoint(url, per_endpoint, identity=identity) for url in base_urls]
+    log = SampleLog(run_dir)
+    bar = tqdm(total=len(jobs), desc=f"{header.model}", unit="sample", disable=options.quiet, file=sys.stderr)
+
+    def on_sample(sample: Sample) -> None:
+        log.append(sample)
+        bar.update(1)
+
+    interrupted = False
+    try:
+        asyncio.run(run_jobs(jobs, endpoints, ctx, on_sample))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        log.close()
+        if cache is not None:
+            cache.close()
+        finalize(run_dir)
+    if interrupted:
+        print(f"interrupted: the samples so far are in {run_dir}; finish with `evalkit run --resume {run_dir}`",
+              file=sys.stderr)
+        raise KeyboardInterrupt
+    return run_dir
+
+
+def _engine_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("xllamacpp")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def finalize(run_dir: Path) -> None:
+    """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume)."""
+    header = read_header(run_dir)
+    latest: dict[tuple[str, str, str, int], Sample] = {}
+    for sample in read_samples(run_dir):
+        latest[sample.key()] = sample
+    results = aggregate(latest.values(), header.run_id, header.model)
+    write_model(run_dir / RESULTS, results)
+
+
+def _open_cache(options: RunOptions, settings: Settings) -> Any:
+    enabled = options.cache if options.cache is not None else settings.temperature == 0
+    if not enabled:
+        return None
+    try:
+        from .cache import ResponseCache
+    except ImportError:
+        return None
+    return ResponseCache.open_default()
+
+
+def print_summary(run_dir: Path) -> None:
+    from .rundir import read_results
+
+    results = read_results(run_dir)
+    if results is None:
+        return
+    print(format_table(summary_table(results)))
+    print(f"\nrun directory: {run_dir}")
+
+
+def _say(options: RunOptions, message: str) -> None:
+    if not options.quiet:
+        print(message, file=sys.stderr)

@@ -1,0 +1,61 @@
+"""`evalkit merge`: join the run directories of `--shard i/n` runs into one."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .errors import EvalkitError
+from .rundir import HEADER, SampleLog, new_run_id, read_header, read_samples, write_model
+from .schema import Sample
+
+
+def merge(shard_dirs: list[Path], out_parent: Path) -> Path:
+    if len(shard_dirs) < 2:
+        raise EvalkitError("merge needs at least two run directories")
+    headers = [read_header(d) for d in shard_dirs]
+    first = headers[0]
+    for directory, header in zip(shard_dirs[1:], headers[1:]):
+        # Shards are only comparable if they ran the same thing the same way.
+        for field in ("model", "formats"):
+            if getattr(header, field) != getattr(first, field):
+                raise EvalkitError(f"{directory}: {field} differs from {shard_dirs[0]} ({getattr(header, field)!r})")
+        if [s.sha256 for s in header.suites] != [s.sha256 for s in first.suites]:
+            raise EvalkitError(f"{directory}: suite files differ from {shard_dirs[0]}")
+        if header.settings.model_dump(exclude={"concurrency"}) != first.settings.model_dump(exclude={"concurrency"}):
+            raise EvalkitError(f"{directory}: settings differ from {shard_dirs[0]}")
+    latest: dict[tuple[str, str, str, int], Sample] = {}
+    for directory in shard_dirs:
+        for sample in read_samples(directory):
+            latest[sample.key()] = sample
+    merged = first.model_copy(deep=True)
+    merged.run_id = new_run_id(first.model)
+    merged.shard = None
+    merged.base_urls = sorted({u for h in headers for u in (h.base_urls or [h.base_url])})
+    merged.merged_from = [h.run_id for h in headers]  # type: ignore[attr-defined]
+    run_dir = out_parent / merged.run_id
+    run_dir.mkdir(parents=True)
+    write_model(run_dir / HEADER, merged)
+    log = SampleLog(run_dir)
+    for sample in sorted(latest.values(), key=lambda s: s.key()):
+        log.append(sample)
+    log.close()
+    from .session import finalize
+
+    finalize(run_dir)
+    return run_dir
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .session import print_summary
+
+    run_dir = merge(args.run_dirs, args.out)
+    print_summary(run_dir)
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("merge", help="join the run directories of --shard runs into one")
+    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, default=Path("reports/runs"))
+    p.set_defaults(func=cmd_merge)

@@ -1,0 +1,162 @@
+"""Finding, loading and validating suite files (YAML, or JSONL with one case per line)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import EvalkitError, SuiteError
+from .schema import Case, Suite
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "suites"
+SUITE_SUFFIXES = (".yaml", ".yml", ".jsonl")
+
+
+@dataclass
+class LoadedSuite:
+    suite: Suite
+    path: Path
+    sha256: str
+
+
+def builtin_dir() -> Path:
+    """Built-in suites live in the checkout's `suites/`; an installed wheel ships them in package data."""
+    packaged = Path(__file__).resolve().parent / "suites"
+    return packaged if packaged.is_dir() else BUILTIN_DIR
+
+
+def suite_paths(directory: Path | None = None) -> list[Path]:
+    directory = directory or builtin_dir()
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.rglob("*") if p.suffix in SUITE_SUFFIXES and "impl" not in p.parts)
+
+
+def _field_of(error: dict[str, Any]) -> tuple[int | None, str]:
+    loc = list(error.get("loc", ()))
+    case_index = None
+    if len(loc) >= 2 and loc[0] == "cases" and isinstance(loc[1], int):
+        case_index = loc[1]
+        loc = loc[2:]
+    field = ".".join(str(part) for part in loc) or "(root)"
+    return case_index, field
+
+
+def _raise_validation(path: Path, raw: dict[str, Any], exc: ValidationError, case_ids: list[Any] | None = None) -> None:
+    error = exc.errors()[0]
+    case_index, field = _field_of(error)
+    case_id = None
+    if case_index is not None:
+        cases = case_ids if case_ids is not None else [c.get("id") if isinstance(c, dict) else None for c in raw.get("cases", [])]
+        case_id = cases[case_index] if case_index < len(cases) and cases[case_index] else f"#{case_index + 1}"
+    message = error.get("msg", "invalid").removeprefix("Value error, ")
+    raise SuiteError(str(path), case_id, field, message) from None
+
+
+def _read_jsonl(path: Path) -> dict[str, Any]:
+    """JSONL suites: an optional first line holds the suite header (`name`, `tools`, ...) without `messages`.
+
+    Parsed line by line rather than through `datasets` so a bad line is reported by its number.
+    """
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise SuiteError(str(path), f"line {number}", "(json)", f"not valid JSON: {exc.msg}") from None
+    header: dict[str, Any] = {}
+    if rows and "messages" not in rows[0]:
+        header = rows.pop(0)
+    return {"name": path.stem, **header, "cases": rows}
+
+
+def read_suite(path: Path | str) -> LoadedSuite:
+    path = Path(path)
+    if not path.is_file():
+        raise EvalkitError(f"{path}: no such suite file")
+    data = path.read_bytes()
+    try:
+        if path.suffix == ".jsonl":
+            raw = _read_jsonl(path)
+        else:
+            raw = yaml.safe_load(data.decode("utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SuiteError(str(path), None, "(yaml)", f"not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise SuiteError(str(path), None, "(root)", "must be a mapping with name, tools and cases")
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        _raise_validation(path, raw, exc)
+    _check_references(path, suite)
+    return LoadedSuite(suite=suite, path=path, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _check_references(path: Path, suite: Suite) -> None:
+    names = {t.function.name for t in suite.tools}
+    for case in suite.cases:
+        for tool in case.tools or []:
+            if tool not in names:
+                raise SuiteError(str(path), case.id, "tools", f"names {tool!r}, which the suite does not declare")
+        offered = {t.function.name for t in suite.tools_for(case)}
+        for i, call in enumerate(case.expect.calls):
+            if call.name not in offered:
+                raise SuiteError(str(path), case.id, f"expect.calls.{i}.name", f"expects {call.name!r}, which is not offered")
+        if case.mode == "agent" and not suite.implementations:
+            raise SuiteError(str(path), case.id, "mode", "agent cases need the suite's 'implementations'")
+    if suite.implementations:
+        impl = resolve_implementations(path, suite)
+        if not impl.is_file():
+            raise SuiteError(str(path), None, "implementations", f"{impl} does not exist")
+
+
+def resolve_implementations(path: Path, suite: Suite) -> Path:
+    """`implementations` is relative to the suite file, or to its parent `suites/` folder's parent."""
+    assert suite.implementations
+    candidate = Path(suite.implementations)
+    if candidate.is_absolute():
+        return candidate
+    for base in (path.parent, path.parent.parent, path.parent.parent.parent):
+        if (base / candidate).is_file():
+            return base / candidate
+    return path.parent / candidate
+
+
+def find_suite(name_or_path: str) -> LoadedSuite:
+    """`--suite` takes a built-in suite name or a path to a suite file."""
+    as_path = Path(name_or_path)
+    if as_path.suffix in SUITE_SUFFIXES or as_path.exists():
+        return read_suite(as_path)
+    for path in suite_paths():
+        if path.stem == name_or_path:
+            loaded = read_suite(path)
+            return loaded
+    for path in suite_paths():
+        loaded = read_suite(path)
+        if loaded.suite.name == name_or_path:
+            return loaded
+    known = ", ".join(sorted(p.stem for p in suite_paths())) or "none"
+    raise EvalkitError(f"no suite named {name_or_path!r} (built-in suites: {known})")
+
+
+def default_suites() -> list[LoadedSuite]:
+    """What `evalkit run` runs with no --suite: every built-in suite at the top of suites/ (not imports)."""
+    directory = builtin_dir()
+    return [read_suite(p) for p in sorted(directory.glob("*")) if p.suffix in SUITE_SUFFIXES]
+
+
+def select_cases(suite: Suite, tags: list[str] | None = None) -> list[Case]:
+    if not tags:
+        return list(suite.cases)
+    wanted = set(tags)
+    return [c for c in suite.cases if wanted & set(c.tags)]
