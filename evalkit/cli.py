@@ -128,7 +128,9 @@ def cmd_suites(args: argparse.Namespace) -> int:
     width = max(len(r[0]) for r in rows)
     print(f"{'suite':<{width}}  cases  agent  description")
     for name, cases, agent, _path, description in rows:
-        print(f"{name:<{width}}  {cases:>5}  {agent:>5}  {description}")
+        summary = description.split(". ")[0].strip()
+        summary = summary if len(summary) <= 70 else summary[:67] + "..."
+        print(f"{name:<{width}}  {cases:>5}  {agent:>5}  {summary}")
     print(f"\n{len(rows)} suites, {sum(r[1] for r in rows)} cases")
     return 0
 

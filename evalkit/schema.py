@@ -106,8 +106,8 @@ class Case(Strict):
     @field_validator("messages")
     @classmethod
     def _has_user_turn(cls, messages: list[Message]) -> list[Message]:
-        if not messages:
-            raise ValueError("must hold at least one message")
+        if not any(m.role == "user" for m in messages):
+            raise ValueError("must hold at least one user message")
         return messages
 
 

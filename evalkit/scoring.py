@@ -10,7 +10,7 @@ from functools import lru_cache
 import jsonschema
 
 from .matching import match_calls
-from .recovery import find_call_syntax, loads_lenient, recover_calls
+from .recovery import _to_calls, find_call_syntax, loads_lenient, recover_calls
 from .schema import Case, FinalAnswer, ToolCall, ToolDef
 
 
@@ -58,6 +58,11 @@ def _lenient_repair(call: ToolCall) -> ToolCall:
         value = None
     if isinstance(value, dict) and call.name:
         return ToolCall(name=call.name, arguments=value, raw_arguments=call.raw_arguments, id=call.id)
+    if isinstance(value, dict):
+        # A whole call whose JSON was broken (e.g. a [TOOL_REQUEST] body with a trailing comma).
+        whole = _to_calls(value)
+        if len(whole) == 1:
+            return whole[0]
     recovered = recover_calls(call.raw_arguments)
     return recovered[0] if len(recovered) == 1 else call
 

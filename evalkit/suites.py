@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -35,7 +36,13 @@ def suite_paths(directory: Path | None = None) -> list[Path]:
     directory = directory or builtin_dir()
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.rglob("*") if p.suffix in SUITE_SUFFIXES and "impl" not in p.parts)
+    # Implementations and fixtures live beside the suites; only the parts below `directory` count,
+    # so a checkout under a folder named "impl" still finds its suites.
+    return sorted(
+        p
+        for p in directory.rglob("*")
+        if p.suffix in SUITE_SUFFIXES and not {"impl", "fixtures"} & set(p.relative_to(directory).parts[:-1])
+    )
 
 
 def _field_of(error: dict[str, Any]) -> tuple[int | None, str]:
@@ -49,14 +56,37 @@ def _field_of(error: dict[str, Any]) -> tuple[int | None, str]:
 
 
 def _raise_validation(path: Path, raw: dict[str, Any], exc: ValidationError, case_ids: list[Any] | None = None) -> None:
-    error = exc.errors()[0]
+    errors = exc.errors()
+    # A typo (`expct`) also makes the real field look missing; name the typo, it is what to fix.
+    unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+    error = unknown[0] if unknown else errors[0]
     case_index, field = _field_of(error)
     case_id = None
     if case_index is not None:
         cases = case_ids if case_ids is not None else [c.get("id") if isinstance(c, dict) else None for c in raw.get("cases", [])]
         case_id = cases[case_index] if case_index < len(cases) and cases[case_index] else f"#{case_index + 1}"
     message = error.get("msg", "invalid").removeprefix("Value error, ")
+    if unknown:
+        loc = tuple(error.get("loc", ()))
+        missing = [str(e["loc"][-1]) for e in errors if e.get("type") == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
+        hint = difflib.get_close_matches(str(loc[-1]), missing, n=1) if loc else []
+        message = "unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     raise SuiteError(str(path), case_id, field, message) from None
+
+
+def _check_unique_ids(path: Path, raw: dict[str, Any]) -> None:
+    """Duplicate case ids, reported on the second case (the schema alone could only name the suite)."""
+    cases = raw.get("cases")
+    if not isinstance(cases, list):
+        return  # the schema reports it
+    seen: set[str] = set()
+    for case in cases:
+        case_id = case.get("id") if isinstance(case, dict) else None
+        if not isinstance(case_id, str):
+            continue  # the schema reports it
+        if case_id in seen:
+            raise SuiteError(str(path), case_id, "id", "duplicate case id; every case needs its own")
+        seen.add(case_id)
 
 
 def _read_jsonl(path: Path) -> dict[str, Any]:
@@ -94,6 +124,7 @@ def read_suite(path: Path | str) -> LoadedSuite:
         raise SuiteError(str(path), None, "(yaml)", f"not valid YAML{where}") from None
     if not isinstance(raw, dict):
         raise SuiteError(str(path), None, "(root)", "must be a mapping with name, tools and cases")
+    _check_unique_ids(path, raw)
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:

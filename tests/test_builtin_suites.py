@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
-import math
 import re
 import socket
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Callable
 import pytest
 from jsonschema import Draft202012Validator
 
+from evalkit import scoring
 from evalkit.sandbox import SandboxEscape, sandbox_dir
 from evalkit.schema import Case, ExpectedCall, FinalAnswer, Suite, is_matcher
 from evalkit.suites import LoadedSuite, read_suite, resolve_implementations, suite_paths
@@ -137,21 +137,9 @@ def _concrete_args(case: Case, call: ExpectedCall) -> dict[str, Any]:
     return args
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
 def final_answer_holds(answer: str, expected: FinalAnswer) -> bool:
-    """Reference reading of final_answer: every `contains` (case-folded), `regex` by re.search,
-    `number` when any number in the text is within `tol`."""
-    if any(part.casefold() not in answer.casefold() for part in expected.contains):
-        return False
-    if expected.regex is not None and not re.search(expected.regex, answer):
-        return False
-    if expected.number is not None:
-        numbers = [float(m.replace(",", "")) for m in _NUMBER.findall(answer)]
-        if not any(math.isclose(n, expected.number, rel_tol=0, abs_tol=max(expected.tol, 1e-9)) for n in numbers):
-            return False
-    return True
+    """The scorer's own reading of final_answer, so the reference answers test what a run scores."""
+    return bool(scoring.final_answer_holds(expected, answer))
 
 
 def _load_impl(loaded: LoadedSuite):

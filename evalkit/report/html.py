@@ -1,0 +1,309 @@
+"""report.html: one self-contained file (CSS inline, figures as base64 PNG, no script, no fetches)."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from typing import Sequence
+
+from .. import __version__
+from .build import (
+    FAILURE_KINDS, LEADERBOARD, MAX_FAILURES, METRIC_NOTES, STRICT_VS_LENIENT, Entry, FailureList, Report, clip,
+    expected_text, explain, failure_kind, pass_k, pct, prompt_of, ranked, reply_lines, trajectory_text,
+)
+from .figures import FigureFile
+from .markdown import SIGNIFICANCE_NOTE
+
+CSS = """
+:root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #ffffff; --soft: #f6f8fa; --accent: #0969da;
+        --good: #1a7f37; --bad: #cf222e; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg);
+       font: 14px/1.5 -apple-system, "Segoe UI", "Noto Sans", Helvetica, Arial, sans-serif; }
+main { max-width: 1320px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 26px; margin: 0 0 8px; }
+h2 { font-size: 20px; margin: 36px 0 10px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 16px; margin: 24px 0 8px; }
+p.lead { color: var(--muted); max-width: 980px; }
+nav { display: flex; flex-wrap: wrap; gap: 6px 14px; margin: 14px 0 4px; font-size: 13px; }
+nav a { color: var(--accent); text-decoration: none; }
+nav a:hover { text-decoration: underline; }
+.table-wrap { overflow-x: auto; margin: 8px 0 12px; }
+table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: right; white-space: nowrap; }
+th { background: var(--soft); font-weight: 600; }
+td.text, th.text { text-align: left; }
+tr.best td { font-weight: 600; }
+.card { border: 1px solid var(--line); border-left: 4px solid var(--good); border-radius: 6px; padding: 12px 16px;
+        background: #f3faf5; margin: 8px 0 12px; }
+.card.none { border-left-color: var(--bad); background: #fff5f5; }
+.card .pick { font-size: 17px; font-weight: 600; }
+ul.ruled li { margin: 2px 0; }
+.badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; }
+.badge.sig { background: #ffebe9; color: var(--bad); }
+.badge.noise { background: #ddf4ff; color: #0550ae; }
+.note { color: var(--muted); font-size: 13px; }
+dl.metrics { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 13px; color: var(--muted); }
+dl.metrics dt { font-weight: 600; color: var(--fg); }
+dl.metrics dd { margin: 0; }
+.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 18px; }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 10px; background: #fff; }
+figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
+figcaption { font-size: 13px; color: var(--muted); margin-top: 6px; }
+details { border: 1px solid var(--line); border-radius: 6px; margin: 6px 0; background: #fff; }
+details > summary { cursor: pointer; padding: 6px 10px; list-style-position: inside; }
+details[open] > summary { border-bottom: 1px solid var(--line); background: var(--soft); }
+details .body { padding: 8px 12px; }
+.kind { display: inline-block; min-width: 150px; font-weight: 600; color: var(--bad); }
+.case { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
+blockquote { margin: 4px 0 8px; padding: 4px 12px; border-left: 3px solid var(--line); color: #333; white-space: pre-wrap; }
+pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; overflow-x: auto;
+      font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; white-space: pre-wrap; word-break: break-word; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"""
+
+
+def _heat(value: float | None) -> str:
+    """A pale red-to-green background for a rate where higher is better."""
+    if value is None:
+        return ""
+    hue = int(max(0.0, min(1.0, value)) * 120)
+    return f' style="background: hsl({hue}, 65%, 88%)"'
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_cols: int = 1,
+           row_classes: Sequence[str] | None = None) -> str:
+    """Rows hold ready HTML cells' inner markup; a cell may be (markup, attrs)."""
+    head = "".join(f'<th class="text">{escape(h)}</th>' if i < text_cols else f"<th>{escape(h)}</th>"
+                   for i, h in enumerate(headers))
+    body = []
+    for r, row in enumerate(rows):
+        cells = []
+        for i, cell in enumerate(row):
+            markup, attrs = cell if isinstance(cell, tuple) else (cell, "")
+            cls = ' class="text"' if i < text_cols else ""
+            cells.append(f"<td{cls}{attrs}>{markup}</td>")
+        cls = f' class="{row_classes[r]}"' if row_classes and row_classes[r] else ""
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _section(anchor: str, title: str, inner: str) -> str:
+    return f'<section id="{anchor}"><h2>{escape(title)}</h2>{inner}</section>'
+
+
+HEAT_COLUMNS = {"call_accuracy", "intent_accuracy", "args_validity", "no_call_accuracy"}
+LOW_IS_GOOD = {"malformed_rate", "hallucination_rate"}
+
+
+def _runs(report: Report) -> str:
+    rows = []
+    for run in report.runs:
+        h = run.header
+        suites = ", ".join(f"{s.name} ({s.cases})" for s in h.suites)
+        rows.append([escape(h.run_id), escape(h.model), escape(h.backend), escape(h.started_at),
+                     escape(", ".join(h.formats)), escape(suites), str(h.settings.repeats),
+                     f"{h.settings.temperature:g}", str(len(run.samples))])
+    return _table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples"],
+                  rows, text_cols=6)
+
+
+def _recommendation(report: Report) -> str:
+    rec = report.recommendation
+    if rec.best is None:
+        card = (f'<div class="card none"><div class="pick">Nothing meets the default constraints</div>'
+                f'<div class="note">{escape(rec.constraints.describe())}</div></div>')
+    else:
+        card = (f'<div class="card"><div class="pick">Recommended: {escape(rec.best.label)}</div>'
+                f"<div>{escape(rec.reason)}</div></div>")
+    ruled = ""
+    if rec.ruled_out:
+        items = "".join(f"<li><b>{escape(r.entry.label)}</b>: {escape('; '.join(r.reasons))}</li>" for r in rec.ruled_out)
+        ruled = f'<p>Ruled out:</p><ul class="ruled">{items}</ul>'
+    hint = ('<p class="note">Add your own limits with <code>evalkit recommend RUN_DIR... --min-accuracy 0.9 '
+            "--max-latency-p95 2</code>.</p>")
+    return card + ruled + hint
+
+
+def _leaderboard(report: Report) -> str:
+    entries = ranked(report.entries)
+    best = report.recommendation.best
+    rows, classes = [], []
+    for i, e in enumerate(entries, 1):
+        row: list = [str(i)]
+        for col in LEADERBOARD:
+            value = getattr(e.overall, col.key, None)
+            text = escape(col.text(e))
+            if col.key in HEAT_COLUMNS:
+                row.append((text, _heat(value)))
+            elif col.key in LOW_IS_GOOD:
+                row.append((text, _heat(None if value is None else 1 - value)))
+            else:
+                row.append(text)
+        rows.append(row)
+        classes.append("best" if best is not None and e is best else "")
+    table = _table(["#"] + [c.header for c in LEADERBOARD], rows, text_cols=3, row_classes=classes)
+    # The rank column is numeric but reads better left-aligned with the names.
+    extra = ""
+    if any(e.overall.pass_hat_k for e in entries):
+        extra = ('<p class="note">pass^k (all k repeats of a case pass): '
+                 + escape(", ".join(f"{e.label} {pass_k(e.overall)}" for e in entries)) + "</p>")
+    notes = "".join(f"<dt>{escape(n)}</dt><dd>{escape(t)}</dd>" for n, t in METRIC_NOTES)
+    return (f'<p class="note">Best first (call accuracy, then latency p50); bold: the recommendation. '
+            f"Also in <code>leaderboard.csv</code>.</p>{table}{extra}<dl class=\"metrics\">{notes}</dl>")
+
+
+def _differences(report: Report) -> tuple[str, str]:
+    pairs = {(d.reference.format, d.other.format) for d in report.differences}
+    title = "Native vs default" if pairs == {("native", "default")} else "Format differences"
+    items = []
+    for d in report.differences:
+        badge = ('<span class="badge sig">larger than the noise</span>' if d.result.significant
+                 else '<span class="badge noise">within the noise</span>')
+        items.append(f"<li><b>{escape(d.model_label)}</b> {badge} {escape(d.sentence())}</li>")
+    return title, f"<ul>{''.join(items)}</ul><p class=\"note\">{escape(SIGNIFICANCE_NOTE)}</p>"
+
+
+def _figures(figures: Sequence[FigureFile]) -> str:
+    parts = []
+    for f in figures:
+        data = base64.b64encode(f.png).decode("ascii")
+        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{escape(f.title)}">'
+                     f"<figcaption>{escape(f.caption)} ({escape(f.filename)})</figcaption></figure>")
+    return f'<div class="figures">{"".join(parts)}</div>'
+
+
+def _breakdown(entries: Sequence[Entry], keys: Sequence[str], pick: str) -> str:
+    rows = []
+    for key in keys:
+        row: list = [escape(key)]
+        for e in entries:
+            agg = (e.suites if pick == "suite" else e.tags).get(key)
+            if agg is None:
+                row.append("-")
+            else:
+                row.append((f"{pct(agg.call_accuracy)} <span class=\"note\">({agg.n})</span>", _heat(agg.call_accuracy)))
+        rows.append(row)
+    return _table([pick] + [e.label for e in entries], rows)
+
+
+def _failure_kinds(report: Report) -> str:
+    kinds = [k for k in FAILURE_KINDS if any(k in f.counts for f in report.failures)]
+    if not kinds:
+        return "<p>No sample failed.</p>"
+    rows = [[escape(f.entry.label), str(f.total)] + [str(f.counts.get(k, 0)) for k in kinds] for f in report.failures]
+    notes = "".join(f"<dt>{escape(FAILURE_KINDS[k][0])}</dt><dd>{escape(FAILURE_KINDS[k][1])}</dd>" for k in kinds)
+    return _table(["option", "failing"] + [FAILURE_KINDS[k][0] for k in kinds], rows) + f'<dl class="metrics">{notes}</dl>'
+
+
+def _flips(report: Report, limit: int = 50) -> str:
+    parts = [f'<p class="note">Cases whose verdict changed against the baseline run '
+             f"<code>{escape(report.runs[0].run_id)}</code>, per format, over the cases both runs answered.</p>"]
+    for fs in report.flipsets:
+        parts.append(f"<h3>{escape(fs.label_before)} &rarr; {escape(fs.label_after)}</h3>")
+        parts.append(f"<p>{len(fs.fixed)} fixed, {len(fs.broken)} broken, of {fs.common_cases} cases in common.</p>")
+        if fs.suites_changed:
+            parts.append(f'<p class="note">Suite file(s) changed between the runs: {escape(", ".join(fs.suites_changed))}.</p>')
+        for name, items, header in (("Fixed (failed before, pass now)", fs.fixed, "failure before"),
+                                    ("Broken (passed before, fail now)", fs.broken, "failure now")):
+            if items:
+                rows = [[escape(f.suite), escape(f.case_id), escape(f.reason or "-")] for f in items[:limit]]
+                parts.append(f"<p>{name}:</p>" + _table(["suite", "case", header], rows, text_cols=3))
+                if len(items) > limit:
+                    parts.append(f"<p class=\"note\">... and {len(items) - limit} more.</p>")
+    return "".join(parts)
+
+
+def _errors(report: Report) -> str:
+    rows = []
+    for e in ranked(report.entries):
+        errs = [s for s in e.samples if s.error is not None]
+        if errs:
+            rows.append([escape(e.label), str(len(errs)), (escape(clip(errs[0].error or "", 160)), ' class="text"')])
+    if not rows:
+        return ""
+    return ('<p class="note">Samples that failed at the server after retries; excluded from accuracy.</p>'
+            + _table(["option", "errors", "first error"], rows))
+
+
+def _failing_case(number: int, sample, case) -> str:
+    kind = FAILURE_KINDS[failure_kind(sample)][0]
+    repeat = f" (repeat {sample.repeat})" if sample.repeat else ""
+    why = explain(sample)
+    summary = (f'<summary>{number}. <span class="kind">{escape(kind)}</span> '
+               f'<span class="case">{escape(sample.suite)} / {escape(sample.case_id)}{repeat}</span></summary>')
+    body = [f"<p><b>Why:</b> {escape(why)}</p>",
+            f"<p><b>Prompt:</b></p><blockquote>{escape(clip(prompt_of(sample), 800))}</blockquote>"]
+    expect = expected_text(case)
+    if expect:
+        body.append(f"<p><b>Expected:</b> <code>{escape(expect)}</code></p>")
+    if sample.error is None:
+        if sample.trajectory:
+            body.append(f"<p><b>Trajectory</b> ({sample.rounds} round(s), ended by {escape(sample.ended_by or '?')}):</p>"
+                        f"<pre>{escape(trajectory_text(sample))}</pre>")
+        else:
+            content, calls = reply_lines(sample.raw)
+            lines = ([clip(content)] if content.strip() else []) + [f"[tool call] {c}" for c in calls]
+            body.append(f"<p><b>Reply:</b></p><pre>{escape(chr(10).join(lines) or '(empty reply)')}</pre>")
+    return f'<details>{summary}<div class="body">{"".join(body)}</div></details>'
+
+
+def _failing(report: Report) -> str:
+    parts = [f'<p class="note">At most {MAX_FAILURES} failing samples per model x format; click one to see the prompt, '
+             "the raw reply (or an agent case's whole trajectory) and why it failed.</p>"]
+    for fl in report.failures:
+        parts.append(_failing_for(fl))
+    return "".join(parts)
+
+
+def _failing_for(fl: FailureList) -> str:
+    entry = fl.entry
+    scored = entry.overall.n + entry.overall.errors
+    out = [f"<h3>{escape(entry.label)}: {fl.total} failing of {scored}</h3>"]
+    if not fl.total:
+        return out[0] + "<p>Every sample passed.</p>"
+    if fl.rest:
+        out.append(f'<p class="note">Showing the first {len(fl.failing)}; {fl.rest} more are in '
+                   f"<code>{escape(str(entry.run.path / 'samples.jsonl'))}</code>.</p>")
+    cases = entry.run.cases
+    out += [_failing_case(i, s, cases.get((s.suite, s.case_id))) for i, s in enumerate(fl.failing, 1)]
+    return "".join(out)
+
+
+def render_html(report: Report, figures: Sequence[FigureFile]) -> str:
+    entries = ranked(report.entries)
+    sections: list[tuple[str, str, str]] = [
+        ("runs", "Runs", _runs(report)),
+        ("deploy", "Which to deploy", _recommendation(report)),
+        ("leaderboard", "Leaderboard", _leaderboard(report)),
+    ]
+    if report.differences:
+        title, inner = _differences(report)
+        sections.append(("formats", title, inner))
+    if figures:
+        sections.append(("figures", "Figures", _figures(figures)))
+    sections.append(("suites", "By suite", '<p class="note">Call accuracy (scored samples) per suite.</p>'
+                     + _breakdown(entries, report.suites, "suite")))
+    if report.tags:
+        sections.append(("tags", "By tag", '<p class="note">Call accuracy (scored samples) per case tag.</p>'
+                         + _breakdown(entries, report.tags, "tag")))
+    sections.append(("failure-kinds", "Failure kinds", _failure_kinds(report)))
+    if report.flipsets:
+        sections.append(("flips", "Flipped cases", _flips(report)))
+    errors = _errors(report)
+    if errors:
+        sections.append(("errors", "Server errors", errors))
+    sections.append(("failing", "Failing cases", _failing(report)))
+    nav = "".join(f'<a href="#{a}">{escape(t)}</a>' for a, t, _ in sections)
+    body = "".join(_section(a, t, inner) for a, t, inner in sections)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{escape(report.title)}</title><style>{CSS}</style></head>"
+        f'<body><main><h1>{escape(report.title)}</h1><p class="lead">{escape(STRICT_VS_LENIENT)}</p>'
+        f"<nav>{nav}</nav>{body}"
+        f"<footer>Generated by evalkit {escape(__version__)} at {escape(report.generated_at)}.</footer>"
+        "</main></body></html>\n"
+    )

@@ -1,0 +1,270 @@
+"""report.md: plain Markdown that reads well in a terminal (aligned pipe tables, no HTML)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Sequence
+
+from .. import __version__
+from .build import (
+    FAILURE_KINDS, LEADERBOARD, MAX_FAILURES, METRIC_NOTES, STRICT_VS_LENIENT, Entry, FailureList, Report, expected_text,
+    explain, failure_kind, pct, prompt_of, ranked, reply_lines, clip, trajectory_text,
+)
+from .figures import FigureFile
+
+SIGNIFICANCE_NOTE = (
+    "A difference is called larger than the noise when p < 0.05: McNemar's exact test on the per-case "
+    "outcomes when both formats answered the same cases (a paired test: only cases that pass in one "
+    "format and fail in the other count), otherwise a two-proportion z-test."
+)
+
+
+def display_width(text: str) -> int:
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def _cell(value: str) -> str:
+    return str(value).replace("\n", " ").replace("|", "\\|")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool] | None = None) -> str:
+    """An aligned pipe table: a Markdown table on GitHub and a readable grid in a terminal."""
+    cells = [[_cell(h) for h in headers]] + [[_cell(c) for c in row] for row in rows]
+    widths = [max(3, *(display_width(r[i]) for r in cells)) for i in range(len(headers))]
+    right = list(right) if right is not None else [False] * len(headers)
+
+    def line(row: Sequence[str]) -> str:
+        out = []
+        for i, value in enumerate(row):
+            pad = " " * (widths[i] - display_width(value))
+            out.append(pad + value if right[i] else value + pad)
+        return "| " + " | ".join(out) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right)) + "|"
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def fence(text: str, info: str = "text") -> str:
+    """A fenced block longer than any backtick run inside, so model output cannot break out of it."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{info}\n{text}\n{ticks}"
+
+
+def quote(text: str) -> str:
+    return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
+
+
+# ---------------------------------------------------------------- sections
+
+
+def runs_section(report: Report) -> list[str]:
+    rows = []
+    for run in report.runs:
+        h = run.header
+        suites = ", ".join(f"{s.name} ({s.cases})" for s in h.suites)
+        rows.append([h.run_id, h.model, h.backend, h.started_at, ", ".join(h.formats), suites,
+                     str(h.settings.repeats), f"{h.settings.temperature:g}", str(len(run.samples))])
+    return ["## Runs", "",
+            table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples"],
+                  rows, [False] * 6 + [True] * 3), ""]
+
+
+def recommendation_section(report: Report) -> list[str]:
+    rec = report.recommendation
+    lines = ["## Which to deploy", ""]
+    if rec.best is None:
+        lines.append("Nothing meets the default constraints "
+                     f"({rec.constraints.describe()}).")
+    else:
+        lines.append(f"Recommended: {rec.best.label} - {rec.reason}")
+    lines.append("")
+    if rec.ruled_out:
+        lines.append("Ruled out:")
+        lines.append("")
+        lines += [f"- {r.entry.label}: {'; '.join(r.reasons)}" for r in rec.ruled_out]
+        lines.append("")
+    lines.append("Add your own limits with `evalkit recommend RUN_DIR... --min-accuracy 0.9 --max-latency-p95 2`.")
+    lines.append("")
+    return lines
+
+
+def leaderboard_section(report: Report) -> list[str]:
+    entries = ranked(report.entries)
+    rows = [[str(i)] + [c.text(e) for c in LEADERBOARD] for i, e in enumerate(entries, 1)]
+    right = [True, False, False] + [True] * (len(LEADERBOARD) - 2)
+    lines = ["## Leaderboard", "", "Best first (call accuracy, then latency p50). Also in `leaderboard.csv`.", "",
+             table(["#"] + [c.header for c in LEADERBOARD], rows, right), ""]
+    if any(e.overall.pass_hat_k for e in entries):
+        lines += ["pass^k (the chance that all k repeats of a case pass): "
+                  + ", ".join(f"{e.label} {_pass_k(e)}" for e in entries), ""]
+    lines += [f"- {name}: {note}" for name, note in METRIC_NOTES]
+    lines.append("")
+    return lines
+
+
+def _pass_k(entry: Entry) -> str:
+    from .build import pass_k
+
+    return pass_k(entry.overall)
+
+
+def differences_section(report: Report) -> list[str]:
+    if not report.differences:
+        return []
+    pairs = {(d.reference.format, d.other.format) for d in report.differences}
+    title = "Native vs default" if pairs == {("native", "default")} else "Format differences"
+    lines = [f"## {title}", ""]
+    for d in report.differences:
+        lines.append(f"- {d.model_label}: {d.sentence()}")
+    lines += ["", SIGNIFICANCE_NOTE, ""]
+    return lines
+
+
+def figures_section(figures: Sequence[FigureFile]) -> list[str]:
+    if not figures:
+        return []
+    lines = ["## Figures", ""]
+    for f in figures:
+        lines += [f"![{f.title}]({f.filename})", "", f"{f.caption} (`{f.filename}`)", ""]
+    return lines
+
+
+def _breakdown(entries: Sequence[Entry], keys: Sequence[str], pick: str) -> str:
+    rows = []
+    for key in keys:
+        row = [key]
+        for e in entries:
+            agg = (e.suites if pick == "suite" else e.tags).get(key)
+            row.append("-" if agg is None else f"{pct(agg.call_accuracy)} ({agg.n})")
+        rows.append(row)
+    return table([pick] + [e.label for e in entries], rows, [False] + [True] * len(entries))
+
+
+def breakdown_sections(report: Report) -> list[str]:
+    entries = ranked(report.entries)
+    lines = ["## By suite", "", "Call accuracy (scored samples) per suite.", "",
+             _breakdown(entries, report.suites, "suite"), ""]
+    if report.tags:
+        lines += ["## By tag", "", "Call accuracy (scored samples) per case tag.", "",
+                  _breakdown(entries, report.tags, "tag"), ""]
+    return lines
+
+
+def failure_kinds_section(report: Report) -> list[str]:
+    kinds = [k for k in FAILURE_KINDS if any(k in f.counts for f in report.failures)]
+    if not kinds:
+        return ["## Failure kinds", "", "No sample failed.", ""]
+    rows = [[f.entry.label, str(f.total)] + [str(f.counts.get(k, 0)) for k in kinds] for f in report.failures]
+    lines = ["## Failure kinds", "", "Failing samples per kind (server errors are not scored).", "",
+             table(["option", "failing"] + [FAILURE_KINDS[k][0] for k in kinds], rows,
+                   [False] + [True] * (len(kinds) + 1)), ""]
+    lines += [f"- {FAILURE_KINDS[k][0]}: {FAILURE_KINDS[k][1]}" for k in kinds]
+    lines.append("")
+    return lines
+
+
+def flips_section(report: Report, limit: int = 50) -> list[str]:
+    if not report.flipsets:
+        return []
+    lines = ["## Flipped cases", "",
+             f"Cases whose verdict changed against the baseline run ({report.runs[0].run_id}), per format, "
+             "over the cases both runs answered (with repeats, a case passes when most repeats pass).", ""]
+    for fs in report.flipsets:
+        lines.append(f"### {fs.label_before} -> {fs.label_after}")
+        lines.append("")
+        lines.append(f"{len(fs.fixed)} fixed, {len(fs.broken)} broken, of {fs.common_cases} cases in common.")
+        if fs.suites_changed:
+            lines.append(f"Note: suite file(s) changed between the runs: {', '.join(fs.suites_changed)}.")
+        lines.append("")
+        for name, items in (("Fixed (failed before, pass now)", fs.fixed), ("Broken (passed before, fail now)", fs.broken)):
+            if not items:
+                continue
+            rows = [[f.suite, f.case_id, f.reason or "-"] for f in items[:limit]]
+            header = "failure before" if items is fs.fixed else "failure now"
+            lines += [f"{name}:", "", table(["suite", "case", header], rows), ""]
+            if len(items) > limit:
+                lines += [f"... and {len(items) - limit} more.", ""]
+    return lines
+
+
+def errors_section(report: Report) -> list[str]:
+    rows = []
+    for e in ranked(report.entries):
+        errs = [s for s in e.samples if s.error is not None]
+        if errs:
+            rows.append([e.label, str(len(errs)), clip(errs[0].error or "", 160)])
+    if not rows:
+        return []
+    return ["## Server errors", "", "Samples that failed at the server after retries; they are excluded from accuracy.",
+            "", table(["option", "errors", "first error"], rows, [False, True, False]), ""]
+
+
+def failing_case(number: int, sample, case) -> list[str]:
+    kind = FAILURE_KINDS[failure_kind(sample)][0]
+    repeat = f" (repeat {sample.repeat})" if sample.repeat else ""
+    lines = [f"#### {number}. {sample.suite} / {sample.case_id}{repeat}: {kind}", "", f"Why: {explain(sample)}", "",
+             "Prompt:", "", quote(clip(prompt_of(sample), 800)), ""]
+    expect = expected_text(case)
+    if expect:
+        lines += [f"Expected: {expect}", ""]
+    if sample.error is not None:
+        return lines
+    if sample.trajectory:
+        lines += [f"Trajectory ({sample.rounds} round(s), ended by {sample.ended_by or '?'}):", "",
+                  fence(trajectory_text(sample)), ""]
+    else:
+        content, calls = reply_lines(sample.raw)
+        body = []
+        if content.strip():
+            body.append(clip(content))
+        body += [f"[tool call] {c}" for c in calls]
+        lines += ["Reply:", "", fence("\n".join(body) if body else "(empty reply)"), ""]
+    return lines
+
+
+def failing_section(report: Report) -> list[str]:
+    lines = ["## Failing cases", "",
+             f"Each option's failing samples (at most {MAX_FAILURES} per model x format), with the prompt, "
+             "the raw reply (or an agent case's whole trajectory) and why it failed.", ""]
+    for fl in report.failures:
+        lines += _failing_for(fl)
+    return lines
+
+
+def _failing_for(fl: FailureList) -> list[str]:
+    entry = fl.entry
+    scored = entry.overall.n + entry.overall.errors
+    lines = [f"### {entry.label}: {fl.total} failing of {scored}", ""]
+    if not fl.total:
+        return lines + ["Every sample passed.", ""]
+    if fl.rest:
+        lines += [f"Showing the first {len(fl.failing)}; {fl.rest} more are in samples.jsonl "
+                  f"({entry.run.path / 'samples.jsonl'}).", ""]
+    cases = entry.run.cases
+    for number, sample in enumerate(fl.failing, 1):
+        lines += failing_case(number, sample, cases.get((sample.suite, sample.case_id)))
+    return lines
+
+
+def render_markdown(report: Report, figures: Sequence[FigureFile]) -> str:
+    lines = [f"# {report.title}", "", STRICT_VS_LENIENT, ""]
+    lines += runs_section(report)
+    lines += recommendation_section(report)
+    lines += leaderboard_section(report)
+    lines += differences_section(report)
+    lines += figures_section(figures)
+    lines += breakdown_sections(report)
+    lines += failure_kinds_section(report)
+    lines += flips_section(report)
+    lines += errors_section(report)
+    lines += failing_section(report)
+    lines += ["---", "", f"Generated by evalkit {__version__} at {report.generated_at}."]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
