@@ -161,9 +161,9 @@ async def run_agent(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
     apply_verdict(sample, verdict)
     if malformed_rounds:
         sample.malformed = True
-        if sample.call_correct:
-            sample.call_correct = False
-            sample.failure = "malformed: a round's tool call could not be parsed"
+        sample.call_correct = False
+        if sample.failure is None or sample.failure.startswith(("did_not_call", "wrong_count")):
+            sample.failure = f"malformed: {malformed_rounds} round(s) held a tool call that could not be parsed"
     if sample.call_correct and ended_by != "answer":
         sample.call_correct = sample.intent_correct = False
         sample.failure = f"round_limit: no answer after {case.max_rounds} rounds"

@@ -18,8 +18,8 @@ with evalkit's matchers; docs/bfcl.md lists the mapping and the few intended dif
 
 Function names with dots (`math.factorial`) are not valid OpenAI function names
 (`^[a-zA-Z0-9_-]{1,64}$`), so, as BFCL's FC handlers do, dots become underscores in `tool_defs`
-and in the expected calls; the original name is kept on the function as `x-original-name` so a
-call spelled with dots (as in BFCL's prompt mode) can be mapped back.
+and in the expected calls; the original name is kept on the tool as `x-original-name` (beside
+`function`) so a call spelled with dots (as in BFCL's prompt mode) can be mapped back.
 """
 
 from __future__ import annotations
@@ -282,61 +282,117 @@ def _widen(schema: dict[str, Any], value: Any) -> None:
     schema["type"] = types + [extra]
 
 
+_NONE = object()
+
+
 def _first_real(values: list[Any]) -> Any:
-    return next((v for v in values if v != ""), None)
+    """The first acceptable value that is not "" (`_NONE` when there is none; None is a value)."""
+    return next((v for v in values if v != ""), _NONE)
 
 
-def _widen_for_answers(schema: dict[str, Any], params: dict[str, Any], answer: dict[str, list[Any]]) -> None:
-    """BFCL accepts a value of the type of a parameter's first acceptable answer even when the
-    declared type differs (its "variable" case: `null` for a string with no default, "dontcare" for
-    an integer, a list for a list of strings). The JSON Schema must accept those answers too, or
-    evalkit's `args_valid` would reject BFCL's own ground truth."""
-    properties = schema.get("properties", {})
-    for name, values in answer.items():
-        prop, declared = properties.get(name), params.get("properties", {}).get(name)
-        if prop is None or declared is None or not isinstance(values, list):
-            continue
-        first = _first_real(values)
-        expected = PYTHON_TYPES.get(declared.get("type"))
-        if first is not None or "" not in values:
-            if expected is not None and type(first) is not expected and not (expected is float and type(first) is int):
-                _widen(prop, first)
-        if expected is list and isinstance(declared.get("items"), dict) and isinstance(prop.get("items"), dict):
-            item_type = PYTHON_TYPES.get(declared["items"].get("type"))
-            for candidate in values:
-                if isinstance(candidate, list) and candidate:
-                    head = _first_real(candidate)
-                    if item_type is not None and type(head) is not item_type and not (item_type is float and type(head) is int):
-                        _widen(prop["items"], head)
-        if expected is dict:
-            _widen_nested(prop.get("properties"), values)
-        if expected is list and isinstance(prop.get("items"), dict):
-            _widen_nested(prop["items"].get("properties"), (d for c in values if isinstance(c, list) for d in c))
+def standardize(text: str) -> str:
+    """BFCL's `standardize_string`: drop spaces and `,./-_*^`, lower-case, `'` -> `"`."""
+    return re.sub(r"[ \,\.\/\-\_\*\^]", "", text).lower().replace("'", '"')
 
 
-def _widen_nested(properties: Any, candidates: Iterable[Any]) -> None:
-    """Inside a dict BFCL checks values only against the answer lists, never against types."""
-    if not isinstance(properties, dict):
-        return
-    for candidate in candidates:
-        if not isinstance(candidate, dict):
-            continue
-        for key, options in candidate.items():
-            if key in properties and isinstance(options, list):
-                for option in options:
-                    if option != "" and not _accepts(properties[key], option):
-                        _widen(properties[key], option)
+def _enum_has(members: Any, value: Any) -> bool:
+    return isinstance(value, str) and isinstance(members, list) and any(
+        isinstance(m, str) and standardize(m) == standardize(value) for m in members
+    )
 
 
-def _accepts(schema: dict[str, Any], value: Any) -> bool:
-    types = schema.get("type")
-    types = types if isinstance(types, list) else [types]
-    kind = _JSON_TYPE_OF.get(type(value))
-    return kind in types or (kind == "integer" and "number" in types)
+def _reconcile(node: dict[str, Any], value: Any, notes: list[str], where: str) -> None:
+    """Make `node` accept `value`, an answer BFCL's checker accepts, without loosening more than that.
+
+    BFCL never validates enums, bounds or nested types, and its answers sometimes break them (an
+    enum on an array instead of its items, "openai" among ["openapi", ...], `null` for a string).
+    A `type` that rejects the answer is widened by the answer's JSON type; any other keyword the
+    answer violates is kept for the model to read but no longer enforced: renamed `x-bfcl-<keyword>`.
+    An enum that holds the answer up to BFCL's string standardization stays (the model can send
+    the enum's spelling).
+    """
+    import jsonschema
+
+    for _ in range(32):
+        for error in jsonschema.Draft202012Validator(node).iter_errors(value):
+            keyword = error.validator
+            if keyword == "enum" and _enum_has(error.validator_value, error.instance):
+                continue
+            target: Any = node
+            for step in list(error.schema_path)[:-1]:
+                target = target[step]
+            if keyword == "type":
+                _widen(target, error.instance)
+            elif keyword == "enum" and error.instance is None and isinstance(target.get("enum"), list):
+                target["enum"] = target["enum"] + [None]  # nullable, as the widened type
+            elif isinstance(target, dict) and keyword in target:
+                target[f"x-bfcl-{keyword}"] = target.pop(keyword)
+                notes.append(f"{where}: {keyword} not enforced ({error.message[:80]})")
+            else:  # pragma: no cover - every keyword in BFCL's data is handled above
+                raise EvalkitError(f"{where}: cannot reconcile the schema with BFCL's answer: {error.message}")
+            break  # the schema changed: validate again
+        else:
+            return
+    raise EvalkitError(f"{where}: schema still rejects BFCL's answer {value!r}")
 
 
-def tool_defs(functions: list[dict[str, Any]], answers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """BFCL function documents -> evalkit `tool_defs` (OpenAI tool definitions)."""
+def _answer_values(values: list[Any], declared: dict[str, Any]) -> list[Any]:
+    """The acceptable values of a parameter that pass BFCL's type check (the others never match)."""
+    expected = PYTHON_TYPES.get(declared.get("type"))
+    real = [v for v in values if v != ""]
+    if not real or expected is None:
+        return real
+    first = type(real[0])
+    return [v for v in real if type(v) in (expected, first) or (expected is float and type(v) is int)]
+
+
+def _fit_schema(prop: dict[str, Any], declared: dict[str, Any], values: list[Any], notes: list[str], where: str) -> None:
+    """Let one parameter's JSON Schema accept every answer BFCL accepts for it.
+
+    BFCL accepts a value of the type of the first acceptable answer even when the declared type
+    differs (its "variable" case: `null` for a string without default, "dontcare" for an integer);
+    inside dicts it compares values with the answer lists only, never with types or enums.
+    """
+    expected = PYTHON_TYPES.get(declared.get("type"))
+    nested = prop.get("properties") if isinstance(prop.get("properties"), dict) else None
+    items = prop.get("items") if isinstance(prop.get("items"), dict) else None
+    item_props = items.get("properties") if items and isinstance(items.get("properties"), dict) else None
+    for value in _answer_values(values, declared):
+        if expected is dict and isinstance(value, dict):
+            for key, options in value.items():
+                for option in options if isinstance(options, list) else [options]:
+                    if option != "" and nested is not None and key in nested:
+                        _reconcile(nested[key], option, notes, f"{where}.{key}")
+        elif expected is list and isinstance(value, list) and item_props is not None:
+            for element in value:
+                if not isinstance(element, dict):
+                    _reconcile(items, element, notes, f"{where}[]")
+                    continue
+                for key, options in element.items():
+                    for option in options if isinstance(options, list) else [options]:
+                        if option != "" and key in item_props:
+                            _reconcile(item_props[key], option, notes, f"{where}[].{key}")
+        else:
+            _reconcile(prop, value, notes, where)
+    if expected is dict and nested is not None and isinstance(prop.get("required"), list):
+        # A nested key BFCL's answer lets the model leave out cannot stay required.
+        optional = {k for v in values if isinstance(v, dict) for k, o in v.items() if isinstance(o, list) and "" in o}
+        kept = [k for k in prop["required"] if k not in optional]
+        if len(kept) != len(prop["required"]):
+            prop["x-bfcl-required"] = prop["required"]
+            prop["required"] = kept
+            notes.append(f"{where}: nested required keys the answer makes optional")
+
+
+def tool_defs(
+    functions: list[dict[str, Any]], answers: list[dict[str, Any]] | None = None, notes: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """BFCL function documents -> evalkit `tool_defs` (OpenAI tool definitions).
+
+    With `answers` (the entry's ground truth) each schema is fitted to accept every answer BFCL
+    accepts; `notes` collects what had to give way.
+    """
+    notes = [] if notes is None else notes
     by_name: dict[str, list[dict[str, Any]]] = {}
     for call in answers or []:
         for name, params in call.items():
@@ -348,17 +404,22 @@ def tool_defs(functions: list[dict[str, Any]], answers: list[dict[str, Any]] | N
         schema["type"] = "object"
         schema.pop("x-bfcl-type", None)
         schema.setdefault("properties", {})
+        declared_props = params.get("properties") or {}
         for answer in by_name.get(function["name"], []):
-            if isinstance(answer, dict):
-                _widen_for_answers(schema, params, answer)
+            for name, values in (answer or {}).items():
+                if name in schema["properties"] and name in declared_props:
+                    values = values if isinstance(values, list) else [values]
+                    _fit_schema(schema["properties"][name], declared_props[name], values, notes, f"{function['name']}.{name}")
         definition: dict[str, Any] = {
             "name": tool_name(function["name"]),
             "description": (function.get("description") or "") + PYTHON_HINT,
             "parameters": schema,
         }
+        tool: dict[str, Any] = {"type": "function", "function": definition}
         if definition["name"] != function["name"]:
-            definition["x-original-name"] = function["name"]
-        out.append({"type": "function", "function": definition})
+            # Beside `function`, not in it: prompt formats show the function object to the model.
+            tool["x-original-name"] = function["name"]
+        out.append(tool)
     return out
 
 
@@ -419,7 +480,7 @@ def _list_option(candidate: list[Any], item_schema: dict[str, Any] | None) -> An
     for a list of dicts, its list_dict_checker (each dict as dict_checker)."""
     item_type = PYTHON_TYPES.get((item_schema or {}).get("type"))
     head = _first_real(candidate)
-    allowed = {t for t in (item_type, type(head)) if t is not None}
+    allowed = {t for t in (item_type, None if head is _NONE else type(head)) if t is not None}
     elements: list[Any] = []
     for element in candidate:
         if item_type is dict and isinstance(element, dict):
@@ -543,8 +604,12 @@ def _paths(category: str, data: Path) -> tuple[Path, Path | None]:
     return prompts, answers
 
 
-def convert(category: str, data_dir: Path | str) -> list[dict[str, Any]]:
-    """BFCL's entries of one category -> evalkit cases (dicts, one JSONL line each)."""
+def convert(category: str, data_dir: Path | str, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """BFCL's entries of one category -> evalkit cases (dicts, one JSONL line each).
+
+    `notes` collects the schema keywords relaxed because BFCL's own answer breaks them.
+    """
+    notes = [] if notes is None else notes
     data = Path(data_dir)
     prompt_path, answer_path = _paths(category, data)
     entries = read_jsonl(prompt_path)
@@ -572,7 +637,7 @@ def convert(category: str, data_dir: Path | str) -> list[dict[str, Any]]:
             {
                 "id": entry["id"],
                 "messages": [{"role": m["role"], "content": m.get("content") or ""} for m in turns[0]],
-                "tool_defs": tool_defs(functions, truth),
+                "tool_defs": tool_defs(functions, truth, notes),
                 "expect": expect,
                 "tags": tags,
             }

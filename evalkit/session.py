@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,37 +64,53 @@ def parse_shard(shard: str | None) -> tuple[int, int] | None:
     return index, total
 
 
+def _get_json(url: str, timeout: float) -> Any:
+    """A plain GET on loopback servers; stdlib, since this is all evalkit asks outside the client."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) URLs only
+        return json.loads(response.read().decode("utf-8"))
+
+
 def _server_info(base_url: str) -> dict[str, Any]:
     """What the server says about itself, for the header. Never fatal: the run itself will tell."""
-    import httpx
-
-    try:
-        response = httpx.get(base_url.rstrip("/") + "/models", timeout=5.0)
-        return {"models": response.json(), "status": response.status_code}
-    except Exception as exc:  # noqa: BLE001
-        return {"error": f"{type(exc).__name__}: {exc}"}
+    info: dict[str, Any] = {}
+    root = base_url.rstrip("/").removesuffix("/v1")
+    for name, url in (("models", base_url.rstrip("/") + "/models"), ("props", root + "/props")):
+        try:
+            info[name] = _get_json(url, 5.0)
+        except Exception as exc:  # noqa: BLE001
+            info[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+    props = info.get("props")
+    if isinstance(props, dict):
+        # llama.cpp's /props also holds the whole chat template; keep the useful facts only.
+        info["props"] = {k: props[k] for k in ("total_slots", "model_path", "build_info", "n_ctx") if k in props}
+        if "default_generation_settings" in props:
+            info["props"]["n_ctx"] = props["default_generation_settings"].get("n_ctx")
+    return info
 
 
 def server_slots(base_url: str) -> int | None:
     """llama.cpp reports its parallel slots at /props; matching them keeps the server busy
     without queueing (capped, so a single local GPU is never flooded)."""
-    import httpx
-
     root = base_url.rstrip("/").removesuffix("/v1")
     try:
-        slots = httpx.get(root + "/props", timeout=2.0).json().get("total_slots")
+        slots = _get_json(root + "/props", 2.0).get("total_slots")
     except Exception:  # noqa: BLE001 - most servers have no /props; keep the default
         return None
     return min(int(slots), 16) if isinstance(slots, int) and slots > 0 else None
 
 
 def _check_server(base_url: str) -> None:
-    import httpx
-
+    url = base_url.rstrip("/") + "/models"
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise EvalkitError(f"--base-url {base_url!r}: expected an http:// or https:// URL")
     try:
-        httpx.get(base_url.rstrip("/") + "/models", timeout=5.0)
-    except httpx.HTTPError as exc:
-        raise EvalkitError(f"cannot reach {base_url}: {type(exc).__name__} ({exc}); is the server running?") from None
+        with urllib.request.urlopen(url, timeout=5.0):  # noqa: S310
+            pass
+    except urllib.error.HTTPError:
+        return  # it answers; whether /models exists is not our business
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise EvalkitError(f"cannot reach {base_url}: {reason}; is the server running?") from None
 
 
 def execute(options: RunOptions) -> Path:

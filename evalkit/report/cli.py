@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import EvalkitError
-
 
 def _fraction(text: str) -> float:
     """0.9, 90 or 90% all mean ninety per cent."""

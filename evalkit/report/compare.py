@@ -101,11 +101,11 @@ class Difference:
     def test_text(self) -> str:
         if self.test == "mcnemar":
             return (
-                f"McNemar's exact test on the {self.paired} cases run both ways "
-                f"({self.only_a} right only in {self.label_a}, {self.only_b} right only in {self.label_b}), "
-                f"{format_p(self.p_value)}"
+                f"McNemar's exact test, {format_p(self.p_value)}: of the {self.paired} cases run both ways, "
+                f"{self.only_a} pass only in {self.label_a} and {self.only_b} only in {self.label_b}"
             )
-        return f"two-proportion z-test ({self.n_a} vs {self.n_b} samples, not the same cases), {format_p(self.p_value)}"
+        return (f"two-proportion z-test, {format_p(self.p_value)}: {self.n_a} vs {self.n_b} samples, "
+                f"not the same cases")
 
     def sentence(self, name_a: str | None = None, name_b: str | None = None) -> str:
         """One line a person reads: who is ahead, by how much, and whether it is more than noise."""
@@ -118,7 +118,7 @@ class Difference:
             ahead, behind = (a, b) if self.diff > 0 else (b, a)
             lead = (f"{ahead} beats {behind} by {abs(self.diff) * 100:.1f} points "
                     f"({a} {_pct(self.acc_a)}, {b} {_pct(self.acc_b)})")
-        return f"{lead}: {self.verdict} — {self.test_text()}."
+        return f"{lead}: {self.verdict} ({self.test_text()})."
 
 
 def _pct(value: float | None) -> str:

@@ -20,6 +20,7 @@ PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#D
 HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 DPI = 110
+FORMAT_ORDER = ["native", "default", "pythonic", "json"]
 
 
 @dataclass
@@ -36,7 +37,9 @@ class Style:
 
     def __init__(self, entries: Sequence[Entry]):
         models = list(dict.fromkeys(e.model for e in entries))
-        formats = list(dict.fromkeys(e.format for e in entries))
+        seen = list(dict.fromkeys(e.format for e in entries))
+        # native solid, default hatched, the rest after them: the same look in every report
+        formats = [f for f in FORMAT_ORDER if f in seen] + [f for f in seen if f not in FORMAT_ORDER]
         self.colour = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
         self.hatch = {f: HATCHES[i % len(HATCHES)] for i, f in enumerate(formats)}
         self.marker = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(formats)}
@@ -79,14 +82,15 @@ def accuracy_by_suite(entries: Sequence[Entry], style: Style) -> FigureFile | No
         ax.bar(xs, heights, width * 0.92, label=entry.label, color=style.colour[entry.model],
                hatch=style.hatch[entry.format], edgecolor="white", linewidth=0.6,
                yerr=errs, error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
-    ax.set_xticks(range(len(groups)), groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
+    crowded = len(groups) > 4
+    ax.set_xticks(range(len(groups)), groups, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_ylim(0, 105)
     ax.set_ylabel("call accuracy (%)")
     ax.set_title("Call accuracy by suite (bars: 95% Wilson interval)")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(fontsize=8, ncols=min(count, 3), loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(groups) > 4 else -0.08),
-              frameon=False)
+    ax.legend(fontsize=8, ncols=min(count, 3), loc="upper center",
+              bbox_to_anchor=(0.5, -0.18 if crowded else -0.08), frameon=False)
     return FigureFile("accuracy_by_suite", "fig_accuracy_by_suite.png", "Accuracy by suite",
                       "Call accuracy per suite for each model x format, with 95% intervals.", _png(fig))
 
@@ -103,14 +107,13 @@ def accuracy_vs_latency(entries: Sequence[Entry], style: Style) -> FigureFile | 
         ax.errorbar([agg.latency_p50_s], [agg.call_accuracy * 100], yerr=[[low], [high]],
                     fmt=style.marker[entry.format], color=style.colour[entry.model], markersize=8,
                     capsize=3, elinewidth=1, label=entry.label)
-        ax.annotate(entry.label, (agg.latency_p50_s, agg.call_accuracy * 100), textcoords="offset points",
-                    xytext=(7, 5), fontsize=8, color="#333333")
     latencies = [e.overall.latency_p50_s for e in points]
     if min(latencies) > 0 and max(latencies) / min(latencies) > 20:
         ax.set_xscale("log")
     else:
         ax.set_xlim(0, max(latencies) * 1.35)
     ax.set_ylim(-3, 105)
+    _labels(fig, ax, [(e.overall.latency_p50_s, e.overall.call_accuracy * 100, e.label) for e in points])
     ax.set_xlabel("latency p50 (s) - lower is better")
     ax.set_ylabel("call accuracy (%) - higher is better")
     ax.set_title("Accuracy against latency: the deployer's trade-off (upper left is best)")
@@ -118,6 +121,21 @@ def accuracy_vs_latency(entries: Sequence[Entry], style: Style) -> FigureFile | 
     ax.legend(fontsize=8, loc="lower right", frameon=True)
     return FigureFile("accuracy_vs_latency", "fig_accuracy_vs_latency.png", "Accuracy against latency",
                       "Call accuracy (with its 95% interval) against median latency; upper left is best.", _png(fig))
+
+
+def _labels(fig: Figure, ax, points: list[tuple[float, float, str]]) -> None:
+    """Label scatter points, nudging a label down when it would sit on one already placed."""
+    FigureCanvasAgg(fig)
+    placed: list[tuple[float, float]] = []
+    to_px = ax.transData.transform
+    for x, y, text in sorted(points, key=lambda p: (-p[1], p[0])):
+        px, py = to_px((x, y))
+        dy = 5.0
+        while any(abs(px - qx) < 8 * len(text) * 0.75 and abs(py + dy - qy) < 11 for qx, qy in placed):
+            dy -= 11
+        placed.append((px, py + dy))
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(7, dy * 72 / fig.dpi), fontsize=8,
+                    color="#333333")
 
 
 def _hbars(entries: Sequence[Entry], values: list[float], style: Style, xlabel: str, title: str, fmt: str) -> Figure:

@@ -9,7 +9,8 @@ from typing import Sequence
 from .. import __version__
 from .build import (
     FAILURE_KINDS, LEADERBOARD, MAX_FAILURES, METRIC_NOTES, STRICT_VS_LENIENT, Entry, FailureList, Report, clip,
-    expected_text, explain, failure_kind, pass_k, pct, prompt_of, ranked, reply_lines, trajectory_text,
+    describe_failure, expected_text, explain, failure_detail, failure_kind, pass_k, pct, prompt_of, ranked,
+    reply_lines, trajectory_text,
 )
 from .figures import FigureFile
 from .markdown import SIGNIFICANCE_NOTE
@@ -19,7 +20,8 @@ CSS = """
         --good: #1a7f37; --bad: #cf222e; }
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--fg);
-       font: 14px/1.5 -apple-system, "Segoe UI", "Noto Sans", Helvetica, Arial, sans-serif; }
+       font: 14px/1.5 -apple-system, "Segoe UI", "Noto Sans", Helvetica, Arial, "Noto Sans CJK SC", "PingFang SC",
+             "Microsoft YaHei", "WenQuanYi Zen Hei", sans-serif; }
 main { max-width: 1320px; margin: 0 auto; padding: 24px 28px 48px; }
 h1 { font-size: 26px; margin: 0 0 8px; }
 h2 { font-size: 20px; margin: 36px 0 10px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
@@ -43,7 +45,8 @@ ul.ruled li { margin: 2px 0; }
 .badge.sig { background: #ffebe9; color: var(--bad); }
 .badge.noise { background: #ddf4ff; color: #0550ae; }
 .note { color: var(--muted); font-size: 13px; }
-dl.metrics { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 13px; color: var(--muted); }
+dl.metrics { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 13px;
+             color: var(--muted); }
 dl.metrics dt { font-weight: 600; color: var(--fg); }
 dl.metrics dd { margin: 0; }
 .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 18px; }
@@ -54,11 +57,14 @@ details { border: 1px solid var(--line); border-radius: 6px; margin: 6px 0; back
 details > summary { cursor: pointer; padding: 6px 10px; list-style-position: inside; }
 details[open] > summary { border-bottom: 1px solid var(--line); background: var(--soft); }
 details .body { padding: 8px 12px; }
-.kind { display: inline-block; min-width: 150px; font-weight: 600; color: var(--bad); }
+.kind { display: inline-block; min-width: 190px; font-weight: 600; color: var(--bad); }
+.detail { color: var(--muted); margin-left: 12px; font-size: 13px; }
 .case { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
-blockquote { margin: 4px 0 8px; padding: 4px 12px; border-left: 3px solid var(--line); color: #333; white-space: pre-wrap; }
+blockquote { margin: 4px 0 8px; padding: 4px 12px; border-left: 3px solid var(--line); color: #333;
+             white-space: pre-wrap; }
 pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; overflow-x: auto;
-      font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; white-space: pre-wrap; word-break: break-word; }
+      font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, "Noto Sans Mono CJK SC", monospace;
+      white-space: pre-wrap; word-break: break-word; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """
 
@@ -71,17 +77,19 @@ def _heat(value: float | None) -> str:
     return f' style="background: hsl({hue}, 65%, 88%)"'
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_cols: int = 1,
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_cols: int | set[int] = 1,
            row_classes: Sequence[str] | None = None) -> str:
-    """Rows hold ready HTML cells' inner markup; a cell may be (markup, attrs)."""
-    head = "".join(f'<th class="text">{escape(h)}</th>' if i < text_cols else f"<th>{escape(h)}</th>"
+    """Rows hold ready HTML cells' inner markup; a cell may be (markup, attrs). `text_cols`: the
+    left-aligned columns (the first N, or a set of indices)."""
+    left = set(range(text_cols)) if isinstance(text_cols, int) else set(text_cols)
+    head = "".join(f'<th class="text">{escape(h)}</th>' if i in left else f"<th>{escape(h)}</th>"
                    for i, h in enumerate(headers))
     body = []
     for r, row in enumerate(rows):
         cells = []
         for i, cell in enumerate(row):
             markup, attrs = cell if isinstance(cell, tuple) else (cell, "")
-            cls = ' class="text"' if i < text_cols else ""
+            cls = ' class="text"' if i in left and not attrs else ""
             cells.append(f"<td{cls}{attrs}>{markup}</td>")
         cls = f' class="{row_classes[r]}"' if row_classes and row_classes[r] else ""
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
@@ -118,7 +126,8 @@ def _recommendation(report: Report) -> str:
                 f"<div>{escape(rec.reason)}</div></div>")
     ruled = ""
     if rec.ruled_out:
-        items = "".join(f"<li><b>{escape(r.entry.label)}</b>: {escape('; '.join(r.reasons))}</li>" for r in rec.ruled_out)
+        items = "".join(f"<li><b>{escape(r.entry.label)}</b>: {escape('; '.join(r.reasons))}</li>"
+                        for r in rec.ruled_out)
         ruled = f'<p>Ruled out:</p><ul class="ruled">{items}</ul>'
     hint = ('<p class="note">Add your own limits with <code>evalkit recommend RUN_DIR... --min-accuracy 0.9 '
             "--max-latency-p95 2</code>.</p>")
@@ -179,21 +188,31 @@ def _breakdown(entries: Sequence[Entry], keys: Sequence[str], pick: str) -> str:
         row: list = [escape(key)]
         for e in entries:
             agg = (e.suites if pick == "suite" else e.tags).get(key)
-            if agg is None:
+            if agg is None or not agg.n:
                 row.append("-")
             else:
-                row.append((f"{pct(agg.call_accuracy)} <span class=\"note\">({agg.n})</span>", _heat(agg.call_accuracy)))
+                cell = f'{pct(agg.call_accuracy)} <span class="note">({agg.n})</span>'
+                row.append((cell, _heat(agg.call_accuracy)))
         rows.append(row)
     return _table([pick] + [e.label for e in entries], rows)
 
 
 def _failure_kinds(report: Report) -> str:
     kinds = [k for k in FAILURE_KINDS if any(k in f.counts for f in report.failures)]
-    if not kinds:
+    with_errors = any(f.errors for f in report.failures)
+    if not kinds and not with_errors:
         return "<p>No sample failed.</p>"
-    rows = [[escape(f.entry.label), str(f.total)] + [str(f.counts.get(k, 0)) for k in kinds] for f in report.failures]
-    notes = "".join(f"<dt>{escape(FAILURE_KINDS[k][0])}</dt><dd>{escape(FAILURE_KINDS[k][1])}</dd>" for k in kinds)
-    return _table(["option", "failing"] + [FAILURE_KINDS[k][0] for k in kinds], rows) + f'<dl class="metrics">{notes}</dl>'
+    headers = ["option", "scored", "failing"] + [FAILURE_KINDS[k][0] for k in kinds]
+    headers += ["server errors"] if with_errors else []
+    rows = []
+    for f in report.failures:
+        row = [escape(f.entry.label), str(f.entry.overall.n), str(f.total)]
+        row += [str(f.counts.get(k, 0)) if f.counts.get(k) else '<span class="note">0</span>' for k in kinds]
+        rows.append(row + ([str(len(f.errors))] if with_errors else []))
+    shown = kinds + (["error"] if with_errors else [])
+    notes = "".join(f"<dt>{escape(FAILURE_KINDS[k][0])}</dt><dd>{escape(FAILURE_KINDS[k][1])}</dd>" for k in shown)
+    return ('<p class="note">Failing scored samples per kind; server errors are not scored.</p>'
+            + _table(headers, rows) + f'<dl class="metrics">{notes}</dl>')
 
 
 def _flips(report: Report, limit: int = 50) -> str:
@@ -203,11 +222,12 @@ def _flips(report: Report, limit: int = 50) -> str:
         parts.append(f"<h3>{escape(fs.label_before)} &rarr; {escape(fs.label_after)}</h3>")
         parts.append(f"<p>{len(fs.fixed)} fixed, {len(fs.broken)} broken, of {fs.common_cases} cases in common.</p>")
         if fs.suites_changed:
-            parts.append(f'<p class="note">Suite file(s) changed between the runs: {escape(", ".join(fs.suites_changed))}.</p>')
+            changed = escape(", ".join(fs.suites_changed))
+            parts.append(f'<p class="note">Suite file(s) changed between the runs: {changed}.</p>')
         for name, items, header in (("Fixed (failed before, pass now)", fs.fixed, "failure before"),
                                     ("Broken (passed before, fail now)", fs.broken, "failure now")):
             if items:
-                rows = [[escape(f.suite), escape(f.case_id), escape(f.reason or "-")] for f in items[:limit]]
+                rows = [[escape(f.suite), escape(f.case_id), escape(describe_failure(f.reason))] for f in items[:limit]]
                 parts.append(f"<p>{name}:</p>" + _table(["suite", "case", header], rows, text_cols=3))
                 if len(items) > limit:
                     parts.append(f"<p class=\"note\">... and {len(items) - limit} more.</p>")
@@ -215,31 +235,38 @@ def _flips(report: Report, limit: int = 50) -> str:
 
 
 def _errors(report: Report) -> str:
-    rows = []
-    for e in ranked(report.entries):
-        errs = [s for s in e.samples if s.error is not None]
-        if errs:
-            rows.append([escape(e.label), str(len(errs)), (escape(clip(errs[0].error or "", 160)), ' class="text"')])
-    if not rows:
+    failing = [f for f in report.failures if f.errors]
+    if not failing:
         return ""
+    rows = []
+    for f in failing:
+        names = [f"{s.suite}/{s.case_id}" + (f"#{s.repeat}" if s.repeat else "") for s in f.errors]
+        more = f" ... and {len(names) - MAX_FAILURES} more" if len(names) > MAX_FAILURES else ""
+        rows.append([escape(f.entry.label), str(len(f.errors)),
+                     escape(clip(f.errors[0].error or "", 160)),
+                     (f'<span class="case">{escape(", ".join(names[:MAX_FAILURES]) + more)}</span>',
+                      ' class="text" style="white-space: normal; min-width: 420px"')])
     return ('<p class="note">Samples that failed at the server after retries; excluded from accuracy.</p>'
-            + _table(["option", "errors", "first error"], rows))
+            + _table(["option", "errors", "first error", "cases"], rows, text_cols={0, 2, 3}))
 
 
-def _failing_case(number: int, sample, case) -> str:
+def _failing_case(number: int, sample, case, repeats: str = "") -> str:
     kind = FAILURE_KINDS[failure_kind(sample)][0]
-    repeat = f" (repeat {sample.repeat})" if sample.repeat else ""
+    repeat = repeats or (f" (repeat {sample.repeat})" if sample.repeat else "")
     why = explain(sample)
+    detail = failure_detail(sample)
+    detail = f' <span class="detail">{escape(clip(detail, 110).splitlines()[0])}</span>' if detail else ""
     summary = (f'<summary>{number}. <span class="kind">{escape(kind)}</span> '
-               f'<span class="case">{escape(sample.suite)} / {escape(sample.case_id)}{repeat}</span></summary>')
+               f'<span class="case">{escape(sample.suite)} / {escape(sample.case_id)}{repeat}</span>{detail}</summary>')
     body = [f"<p><b>Why:</b> {escape(why)}</p>",
-            f"<p><b>Prompt:</b></p><blockquote>{escape(clip(prompt_of(sample), 800))}</blockquote>"]
+            f"<p><b>Prompt:</b></p><blockquote>{escape(clip(prompt_of(sample, case), 800))}</blockquote>"]
     expect = expected_text(case)
     if expect:
         body.append(f"<p><b>Expected:</b> <code>{escape(expect)}</code></p>")
     if sample.error is None:
         if sample.trajectory:
-            body.append(f"<p><b>Trajectory</b> ({sample.rounds} round(s), ended by {escape(sample.ended_by or '?')}):</p>"
+            ended = escape(sample.ended_by or "?")
+            body.append(f"<p><b>Trajectory</b> ({sample.rounds} round(s), ended by {ended}):</p>"
                         f"<pre>{escape(trajectory_text(sample))}</pre>")
         else:
             content, calls = reply_lines(sample.raw)
@@ -249,8 +276,8 @@ def _failing_case(number: int, sample, case) -> str:
 
 
 def _failing(report: Report) -> str:
-    parts = [f'<p class="note">At most {MAX_FAILURES} failing samples per model x format; click one to see the prompt, '
-             "the raw reply (or an agent case's whole trajectory) and why it failed.</p>"]
+    parts = [f'<p class="note">At most {report.max_failures} failing cases per model x format; '
+             "click one to see the prompt, the raw reply (or an agent case's whole trajectory) and why it failed.</p>"]
     for fl in report.failures:
         parts.append(_failing_for(fl))
     return "".join(parts)
@@ -258,15 +285,16 @@ def _failing(report: Report) -> str:
 
 def _failing_for(fl: FailureList) -> str:
     entry = fl.entry
-    scored = entry.overall.n + entry.overall.errors
-    out = [f"<h3>{escape(entry.label)}: {fl.total} failing of {scored}</h3>"]
+    errors = f", plus {len(fl.errors)} server errors" if fl.errors else ""
+    out = [f"<h3>{escape(entry.label)}: {fl.total} failing of {entry.overall.n} scored{errors}</h3>"]
     if not fl.total:
-        return out[0] + "<p>Every sample passed.</p>"
+        return out[0] + "<p>Every scored sample passed.</p>"
     if fl.rest:
-        out.append(f'<p class="note">Showing the first {len(fl.failing)}; {fl.rest} more are in '
+        out.append(f'<p class="note">Showing the first {len(fl.failing)} failing cases; {fl.rest} more are in '
                    f"<code>{escape(str(entry.run.path / 'samples.jsonl'))}</code>.</p>")
     cases = entry.run.cases
-    out += [_failing_case(i, s, cases.get((s.suite, s.case_id))) for i, s in enumerate(fl.failing, 1)]
+    out += [_failing_case(i, s, cases.get((s.suite, s.case_id)), fl.repeat_note(s))
+            for i, s in enumerate(fl.failing, 1)]
     return "".join(out)
 
 

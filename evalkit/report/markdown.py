@@ -8,8 +8,8 @@ from typing import Sequence
 
 from .. import __version__
 from .build import (
-    FAILURE_KINDS, LEADERBOARD, MAX_FAILURES, METRIC_NOTES, STRICT_VS_LENIENT, Entry, FailureList, Report, expected_text,
-    explain, failure_kind, pct, prompt_of, ranked, reply_lines, clip, trajectory_text,
+    FAILURE_KINDS, LEADERBOARD, MAX_FAILURES, METRIC_NOTES, STRICT_VS_LENIENT, Entry, FailureList, Report, clip,
+    describe_failure, expected_text, explain, failure_kind, pct, prompt_of, ranked, reply_lines, trajectory_text,
 )
 from .figures import FigureFile
 
@@ -142,7 +142,7 @@ def _breakdown(entries: Sequence[Entry], keys: Sequence[str], pick: str) -> str:
         row = [key]
         for e in entries:
             agg = (e.suites if pick == "suite" else e.tags).get(key)
-            row.append("-" if agg is None else f"{pct(agg.call_accuracy)} ({agg.n})")
+            row.append("-" if agg is None or not agg.n else f"{pct(agg.call_accuracy)} ({agg.n})")
         rows.append(row)
     return table([pick] + [e.label for e in entries], rows, [False] + [True] * len(entries))
 
@@ -159,13 +159,18 @@ def breakdown_sections(report: Report) -> list[str]:
 
 def failure_kinds_section(report: Report) -> list[str]:
     kinds = [k for k in FAILURE_KINDS if any(k in f.counts for f in report.failures)]
-    if not kinds:
+    with_errors = any(f.errors for f in report.failures)
+    if not kinds and not with_errors:
         return ["## Failure kinds", "", "No sample failed.", ""]
-    rows = [[f.entry.label, str(f.total)] + [str(f.counts.get(k, 0)) for k in kinds] for f in report.failures]
-    lines = ["## Failure kinds", "", "Failing samples per kind (server errors are not scored).", "",
-             table(["option", "failing"] + [FAILURE_KINDS[k][0] for k in kinds], rows,
-                   [False] + [True] * (len(kinds) + 1)), ""]
-    lines += [f"- {FAILURE_KINDS[k][0]}: {FAILURE_KINDS[k][1]}" for k in kinds]
+    headers = ["option", "scored", "failing"] + [FAILURE_KINDS[k][0] for k in kinds]
+    headers += ["server errors"] if with_errors else []
+    rows = []
+    for f in report.failures:
+        row = [f.entry.label, str(f.entry.overall.n), str(f.total)] + [str(f.counts.get(k, 0)) for k in kinds]
+        rows.append(row + ([str(len(f.errors))] if with_errors else []))
+    lines = ["## Failure kinds", "", "Failing scored samples per kind; server errors are not scored.", "",
+             table(headers, rows, [False] + [True] * (len(headers) - 1)), ""]
+    lines += [f"- {FAILURE_KINDS[k][0]}: {FAILURE_KINDS[k][1]}" for k in kinds + (["error"] if with_errors else [])]
     lines.append("")
     return lines
 
@@ -183,10 +188,11 @@ def flips_section(report: Report, limit: int = 50) -> list[str]:
         if fs.suites_changed:
             lines.append(f"Note: suite file(s) changed between the runs: {', '.join(fs.suites_changed)}.")
         lines.append("")
-        for name, items in (("Fixed (failed before, pass now)", fs.fixed), ("Broken (passed before, fail now)", fs.broken)):
+        groups = (("Fixed (failed before, pass now)", fs.fixed), ("Broken (passed before, fail now)", fs.broken))
+        for name, items in groups:
             if not items:
                 continue
-            rows = [[f.suite, f.case_id, f.reason or "-"] for f in items[:limit]]
+            rows = [[f.suite, f.case_id, describe_failure(f.reason)] for f in items[:limit]]
             header = "failure before" if items is fs.fixed else "failure now"
             lines += [f"{name}:", "", table(["suite", "case", header], rows), ""]
             if len(items) > limit:
@@ -194,23 +200,28 @@ def flips_section(report: Report, limit: int = 50) -> list[str]:
     return lines
 
 
-def errors_section(report: Report) -> list[str]:
-    rows = []
-    for e in ranked(report.entries):
-        errs = [s for s in e.samples if s.error is not None]
-        if errs:
-            rows.append([e.label, str(len(errs)), clip(errs[0].error or "", 160)])
-    if not rows:
+def errors_section(report: Report, limit: int = MAX_FAILURES) -> list[str]:
+    failing = [f for f in report.failures if f.errors]
+    if not failing:
         return []
-    return ["## Server errors", "", "Samples that failed at the server after retries; they are excluded from accuracy.",
-            "", table(["option", "errors", "first error"], rows, [False, True, False]), ""]
+    lines = ["## Server errors", "",
+             "Samples that failed at the server after retries; they are excluded from accuracy.", "",
+             table(["option", "errors", "first error"],
+                       [[f.entry.label, str(len(f.errors)), clip(f.errors[0].error or "", 160)] for f in failing],
+                       [False, True, False]), ""]
+    for f in failing:
+        names = [f"{s.suite}/{s.case_id}" + (f"#{s.repeat}" if s.repeat else "") for s in f.errors]
+        more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
+        lines += [f"- {f.entry.label}: {', '.join(names[:limit])}{more}"]
+    lines.append("")
+    return lines
 
 
-def failing_case(number: int, sample, case) -> list[str]:
+def failing_case(number: int, sample, case, repeats: str = "") -> list[str]:
     kind = FAILURE_KINDS[failure_kind(sample)][0]
-    repeat = f" (repeat {sample.repeat})" if sample.repeat else ""
+    repeat = repeats or (f" (repeat {sample.repeat})" if sample.repeat else "")
     lines = [f"#### {number}. {sample.suite} / {sample.case_id}{repeat}: {kind}", "", f"Why: {explain(sample)}", "",
-             "Prompt:", "", quote(clip(prompt_of(sample), 800)), ""]
+             "Prompt:", "", quote(clip(prompt_of(sample, case), 800)), ""]
     expect = expected_text(case)
     if expect:
         lines += [f"Expected: {expect}", ""]
@@ -231,8 +242,9 @@ def failing_case(number: int, sample, case) -> list[str]:
 
 def failing_section(report: Report) -> list[str]:
     lines = ["## Failing cases", "",
-             f"Each option's failing samples (at most {MAX_FAILURES} per model x format), with the prompt, "
-             "the raw reply (or an agent case's whole trajectory) and why it failed.", ""]
+             f"Each option's failing cases (at most {report.max_failures} per model x format; with repeats, a "
+             "case once, with how many repeats failed), with the prompt, the raw reply (or an agent case's whole "
+             "trajectory) and why it failed.", ""]
     for fl in report.failures:
         lines += _failing_for(fl)
     return lines
@@ -240,16 +252,16 @@ def failing_section(report: Report) -> list[str]:
 
 def _failing_for(fl: FailureList) -> list[str]:
     entry = fl.entry
-    scored = entry.overall.n + entry.overall.errors
-    lines = [f"### {entry.label}: {fl.total} failing of {scored}", ""]
+    errors = f", plus {len(fl.errors)} server errors (see Server errors)" if fl.errors else ""
+    lines = [f"### {entry.label}: {fl.total} failing of {entry.overall.n} scored{errors}", ""]
     if not fl.total:
-        return lines + ["Every sample passed.", ""]
+        return lines + ["Every scored sample passed.", ""]
     if fl.rest:
-        lines += [f"Showing the first {len(fl.failing)}; {fl.rest} more are in samples.jsonl "
+        lines += [f"Showing the first {len(fl.failing)} failing cases; {fl.rest} more are in samples.jsonl "
                   f"({entry.run.path / 'samples.jsonl'}).", ""]
     cases = entry.run.cases
     for number, sample in enumerate(fl.failing, 1):
-        lines += failing_case(number, sample, cases.get((sample.suite, sample.case_id)))
+        lines += failing_case(number, sample, cases.get((sample.suite, sample.case_id)), fl.repeat_note(sample))
     return lines
 
 

@@ -128,7 +128,7 @@ def rule(entry: Entry, c: Constraints) -> list[str]:
 def _why(best: Entry, eligible: list[Entry]) -> str:
     agg = best.overall
     count = len(eligible)
-    scope = "the only option" if count == 1 else f"the highest call accuracy of the {count} options"
+    scope = "The only option" if count == 1 else f"The highest call accuracy of the {count} options"
     text = (f"{scope} that meet the constraints: {pct(agg.call_accuracy)} "
             f"(95% CI {ci(agg)}, {agg.n} samples), intent accuracy {pct(agg.intent_accuracy)}, "
             f"latency p50 {secs(agg.latency_p50_s)} / p95 {secs(agg.latency_p95_s)}.")
@@ -141,7 +141,7 @@ def _why(best: Entry, eligible: list[Entry]) -> str:
             diff = difference(best.samples, runner.samples, best.label, runner.label)
             text += (f" Runner-up {runner.label} at {pct(runner.overall.call_accuracy)}: the gap is {diff.verdict}"
                      f" ({diff.test_text()})")
-            text += "." if diff.significant else ", so latency and throughput may decide between them."
+            text += "." if diff.significant else "; latency and throughput may decide between them."
     return text
 
 

@@ -1,0 +1,189 @@
+"""Decide which server and model id a `--model NAME [--base-url URL]` means.
+
+- `--base-url` given: trust the user; the name is passed through (or the server's first model).
+- no `--base-url` and a bundled name (or no name): the embedded engine (the caller starts it).
+- otherwise: ask the usual local servers what they serve and match the name loosely, so
+  `qwen2.5-7b` finds `qwen2.5-7b-instruct`, `qwen2.5:7b` or `lmstudio-community/Qwen2.5-7B-Instruct-GGUF`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from evalkit.engine.registry import BUNDLED, DEFAULT_MODEL, find
+from evalkit.errors import EvalkitError
+
+# (backend, base URL) probed in this order when no --base-url is given. Loopback only: evalkit
+# never scans the network. Tests replace this list (or pass probes=) to use ephemeral ports.
+PROBES: list[tuple[str, str]] = [
+    ("lmstudio", "http://127.0.0.1:1234/v1"),
+    ("ollama", "http://127.0.0.1:11434/v1"),
+    ("llamacpp", "http://127.0.0.1:8080/v1"),
+    ("vllm", "http://127.0.0.1:8000/v1"),
+]
+ENV_VARS = ("EVALKIT_BASE_URL", "OPENAI_BASE_URL")
+PORT_BACKENDS = {1234: "lmstudio", 11434: "ollama", 8080: "llamacpp", 8000: "vllm"}
+CONNECT_TIMEOUT = 0.3  # a closed loopback port refuses at once; this bounds a filtered one
+READ_TIMEOUT = 5.0  # a server that accepted may be busy loading a model
+
+
+@dataclass
+class Resolved:
+    base_url: str | None  # None for the embedded engine (not started yet)
+    model_id: str  # what to send as `model`
+    requested: str | None  # what the user typed (the canonical bundled name for bundled models)
+    backend: str  # embedded | lmstudio | ollama | llamacpp | vllm | openai-compatible | env
+    bundled: bool
+    match: str = "exact"  # exact | case | normalised | contains | passthrough | first
+    served: list[str] = field(default_factory=list)  # the models the chosen server listed
+
+
+def normalise_base_url(url: str) -> str:
+    """Strip the trailing slash; a bare `http://host:port` gets `/v1` (what every server here uses)."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    return url + "/v1" if urlsplit(url).path in ("", "/") else url
+
+
+def guess_backend(base_url: str) -> str:
+    return PORT_BACKENDS.get(urlsplit(normalise_base_url(base_url)).port or 0, "openai-compatible")
+
+
+def list_server_models(base_url: str, timeout: float = READ_TIMEOUT, api_key: str | None = None) -> list[str]:
+    """Model ids from GET <base_url>/models; raises OSError (or ValueError on a bad body)."""
+    parts = urlsplit(normalise_base_url(base_url))
+    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = conn_cls(parts.hostname, parts.port, timeout=min(CONNECT_TIMEOUT, timeout))
+    try:
+        conn.connect()
+        conn.sock.settimeout(timeout)  # the short timeout was for connecting only
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        conn.request("GET", parts.path + "/models", headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise OSError(f"HTTP {resp.status}")
+        data = json.loads(body)
+    finally:
+        conn.close()
+    return [str(m["id"]) for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
+
+
+# --- loose matching -----------------------------------------------------------------------
+
+_QUANT = re.compile(
+    r"(?<![a-z0-9])(i?q\d(_[a-z0-9]+)*|f16|f32|bf16|fp16|fp8|int[48]|awq|gptq|mlx|gguf|\d+bit)(?![a-z0-9])"
+)
+_NOISE = {"instruct", "gguf", "latest", ""}
+
+
+def _tokens(model_id: str) -> list[str]:
+    """`lmstudio-community/Qwen2.5-7B-Instruct-GGUF` -> ['qwen2.5', '7b'] (dots kept: 1.5b != 15b)."""
+    s = model_id.strip().lower().rsplit("/", 1)[-1]
+    s = re.sub(r"\.gguf$", "", s)
+    s = _QUANT.sub("", s)
+    return [t for t in re.split(r"[-_:\s]+", s) if t not in _NOISE]
+
+
+def _contains(big: list[str], small: list[str]) -> bool:
+    """`small` appears as a contiguous run of whole tokens in `big` ('phi-3' is not in 'phi-3.5')."""
+    n = len(small)
+    return n > 0 and any(big[i : i + n] == small for i in range(len(big) - n + 1))
+
+
+def match_rank(wanted: str, served: str) -> tuple[int, str] | None:
+    """How well `served` matches `wanted`: (rank, kind), lower is better; None for no match."""
+    if served == wanted:
+        return 0, "exact"
+    if served.lower() == wanted.lower():
+        return 1, "case"
+    a, b = _tokens(wanted), _tokens(served)
+    if a and a == b:
+        return 2, "normalised"
+    if _contains(b, a) or _contains(a, b):
+        return 3 + abs(len(a) - len(b)), "contains"  # fewer extra tokens is a closer match
+    return None
+
+
+def best_match(wanted: str, served: list[str]) -> tuple[str, str] | None:
+    """(model id, kind) of the closest match in `served`, first listed wins a tie."""
+    ranked = [(r, i, m) for i, m in enumerate(served) if (r := match_rank(wanted, m))]
+    if not ranked:
+        return None
+    (rank, kind), _, model = min(ranked, key=lambda x: (x[0][0], x[1]))
+    return model, kind
+
+
+# --- resolve ------------------------------------------------------------------------------
+
+
+def env_probes() -> list[tuple[str, str]]:
+    urls = [os.environ.get(var, "").strip() for var in ENV_VARS]
+    seen: list[str] = []
+    for url in urls:
+        if url and normalise_base_url(url) not in seen:
+            seen.append(normalise_base_url(url))
+    return [("env", url) for url in seen]
+
+
+def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, str]] | None = None) -> Resolved:
+    if base_url:
+        url = normalise_base_url(base_url)
+        backend = guess_backend(url)
+        if model:
+            return Resolved(url, model, model, backend, False, "passthrough")
+        try:
+            served = list_server_models(url, api_key=_api_key())
+        except (OSError, ValueError) as exc:
+            raise EvalkitError(f"cannot list the models of {url} ({exc}); is the server running?") from None
+        if not served:
+            raise EvalkitError(f"{url} serves no models; load one or pass --model")
+        return Resolved(url, served[0], None, backend, False, "first", served)
+
+    bundled = find(model or DEFAULT_MODEL)
+    if bundled is not None:
+        return Resolved(None, bundled.name, bundled.name, "embedded", True)
+
+    assert model is not None
+    candidates = env_probes() + list(PROBES if probes is None else probes)
+    found: list[tuple[int, int, Resolved]] = []
+    report: list[str] = []
+    for order, (backend, url) in enumerate(candidates):
+        url = normalise_base_url(url)
+        try:
+            served = list_server_models(url, api_key=_api_key() if backend == "env" else None)
+        except (OSError, ValueError) as exc:
+            why = str(exc) if str(exc).startswith("HTTP ") else "down" if isinstance(exc, OSError) else "bad answer"
+            report.append(f"{backend} {url}: {why}")
+            continue
+        report.append(f"{backend} {url}: {_short_list(served)}")
+        hit = best_match(model, served)
+        if hit:
+            rank = match_rank(model, hit[0])[0]  # type: ignore[index]
+            found.append((rank, order, Resolved(url, hit[0], model, backend, False, hit[1], served)))
+    if found:
+        # The best match anywhere wins (an exact id on Ollama beats a loose one on LM Studio);
+        # probe order breaks ties.
+        return min(found, key=lambda x: (x[0], x[1]))[2]
+    raise EvalkitError(
+        f"model {model!r} is neither bundled nor served by a local server; probed "
+        + "; ".join(report)
+        + f"; bundled models: {', '.join(BUNDLED)}; pass --base-url URL to use another server"
+    )
+
+
+def _api_key() -> str | None:
+    return os.environ.get("EVALKIT_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+
+
+def _short_list(served: list[str], limit: int = 8) -> str:
+    if not served:
+        return "no models"
+    more = f" (+{len(served) - limit} more)" if len(served) > limit else ""
+    return "[" + ", ".join(served[:limit]) + "]" + more
