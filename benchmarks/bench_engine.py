@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{model.name} on {os.cpu_count()} CPUs, {threads} threads, xllamacpp {xllamacpp.__version__}")
     print(f"{'trial':>5}  {'start s':>8}  {'prompt tok/s':>12}  {'decode tok/s':>12}  {'load 1m':>7}")
     for i, t in enumerate(trials, 1):
-        print(f"{i:>5}  {t['start_s']:>8.2f}  {t['prompt_tok_s']:>12.1f}  {t['decode_tok_s']:>12.1f}  {t['loadavg_1m_before']:>7.2f}")
+        print(f"{i:>5}  {t['start_s']:>8.2f}  {t['prompt_tok_s']:>12.1f}  {t['decode_tok_s']:>12.1f}"
+              f"  {t['loadavg_1m_before']:>7.2f}")
     m = result["median"]
     print(f"{'med':>5}  {m['start_s']:>8.2f}  {m['prompt_tok_s']:>12.1f}  {m['decode_tok_s']:>12.1f}")
     print("pull: " + ", ".join(f"{k} {v:.2f}s" for k, v in pulls.items()))

@@ -395,7 +395,7 @@ HAND_MADE: list[Output] = [
     _o("irrelevance", "irrelevance_0", "[determine_body_mass_index(weight=70, height=1.75)]", "calls anyway", False),
     _o("irrelevance", "irrelevance_0", "determine_body_mass_index(weight=70, height=1.75)", "bare call anyway", False, needs="bare_call"),
     _o("irrelevance", "irrelevance_0", "[determine_body_mass_index(weight=70, height=1.75", "unparseable (truncated) call", True, intended="undecodable"),
-    _o("irrelevance", "irrelevance_0", "```python\n[determine_body_mass_index(weight=70, height=1.75)]\n```", "call in a python fence", True, intended="undecodable"),
+    _o("irrelevance", "irrelevance_0", "```python\n[determine_body_mass_index(weight=70, height=1.75)]\n```", "call in a python fence", True, intended="fence"),
     _o("irrelevance", "irrelevance_0", "Sure: [determine_body_mass_index(weight=70, height=1.75)]", "call after prose", True, intended="undecodable"),
     _o("irrelevance", "irrelevance_1", "[math.sum(numbers=[1, 2, 3])]", "dotted call anyway", False, names="original"),
     _o("live_irrelevance", "live_irrelevance_0-0-0", "I can't look up addresses with these tools.", "live prose abstention", True),
@@ -406,18 +406,6 @@ HAND_MADE: list[Output] = [
     Output("irrelevance", "irrelevance_0", "", format="native", tool_calls=[{"name": "determine_body_mass_index", "arguments": '{"weight": 70, '}], label="native, broken call on irrelevance", bfcl=True, intended="undecodable"),
     Output("irrelevance", "irrelevance_0", "No function fits.", format="native", label="native abstention", bfcl=True),
 ]
-
-def expected_evalkit(o: Output) -> bool | None:
-    """The verdict evalkit should give a hand-made output with the core as it is now.
-
-    With every proposed core change applied, evalkit agrees with BFCL unless the output is an
-    `intended` difference; an output that `needs` a change not applied yet gets the other verdict.
-    """
-    if o.bfcl is None:
-        return None
-    full = o.bfcl != bool(o.intended)
-    return full if o.needs is None or core_has(o.needs) else not full
-
 
 # The difference ids of docs/bfcl.md: what BFCL and evalkit say, by design.
 INTENDED = {

@@ -24,7 +24,6 @@ and in the expected calls; the original name is kept on the tool as `x-original-
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -374,14 +373,6 @@ def _fit_schema(prop: dict[str, Any], declared: dict[str, Any], values: list[Any
                             _reconcile(item_props[key], option, notes, f"{where}[].{key}")
         else:
             _reconcile(prop, value, notes, where)
-    if expected is dict and nested is not None and isinstance(prop.get("required"), list):
-        # A nested key BFCL's answer lets the model leave out cannot stay required.
-        optional = {k for v in values if isinstance(v, dict) for k, o in v.items() if isinstance(o, list) and "" in o}
-        kept = [k for k in prop["required"] if k not in optional]
-        if len(kept) != len(prop["required"]):
-            prop["x-bfcl-required"] = prop["required"]
-            prop["required"] = kept
-            notes.append(f"{where}: nested required keys the answer makes optional")
 
 
 def tool_defs(
@@ -550,9 +541,7 @@ def param_matcher(values: list[Any], declared: dict[str, Any] | None) -> Any:
             if type(value) is not type(first) and not (isinstance(value, (int, float)) and isinstance(first, (int, float))):
                 if not (type(value) is expected or (expected is float and type(value) is int)):
                     continue  # a value of neither accepted type could never pass
-            if isinstance(value, str):
-                options.append(_exact(value))
-            elif isinstance(value, (list, dict)):
+            if isinstance(value, (str, list, dict)) or (expected is int and type(value) is int):
                 options.append(_exact(value))
             else:
                 options.append(value)

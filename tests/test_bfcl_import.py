@@ -67,6 +67,10 @@ def S(text: str):  # noqa: N802 - how a BFCL string answer is written, per the c
     return {"loose": text} if bfcl.loose_supported() else text
 
 
+def S_OPT(text: str):  # noqa: N802 - the same, for a parameter that may be left out
+    return {"loose": text, "optional": True} if bfcl.loose_supported() else {"one_of": [text], "optional": True}
+
+
 # ---------------------------------------------------------------- the wheel
 
 
@@ -268,7 +272,7 @@ def test_nested_dict_answer(imported):
             "temperature": S("hot"),
             "sweetness_level": {"one_of": [S("regular"), S("")], "optional": True},
             "milk_type": S("almond"),
-            "special_instructions": {"one_of": [S("")], "optional": True},
+            "special_instructions": S_OPT(""),
         },
     }
     assert calls["ChaFod"]["removeIngredients"] == {"one_of": [S("anchovies"), S("anchovy")]}

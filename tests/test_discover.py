@@ -113,7 +113,8 @@ def test_containment_works_both_ways_and_ranks():
     assert match_rank("m", "m") == (0, "exact")
     assert match_rank("Qwen2.5-7B", "qwen2.5-7b") == (1, "case")
     assert match_rank("qwen2.5-7b", "Qwen/Qwen2.5-7B-Instruct")[1] == "normalised"
-    assert best_match("qwen2.5", ["qwen2.5-7b-instruct-1m", "qwen2.5:latest", "qwen2.5-7b"]) == ("qwen2.5:latest", "normalised")
+    served = ["qwen2.5-7b-instruct-1m", "qwen2.5:latest", "qwen2.5-7b"]
+    assert best_match("qwen2.5", served) == ("qwen2.5:latest", "normalised")
     # Among loose matches the one with the fewest extra tokens wins.
     assert best_match("qwen2.5-7b", ["qwen2.5-7b-instruct-1m-special", "qwen2.5-7b-chat"])[0] == "qwen2.5-7b-chat"
 
@@ -188,7 +189,8 @@ def test_base_url_passes_the_name_through_without_asking():
     with ModelsServer(["other"]) as srv:
         got = resolve("whatever-I-typed", srv.base_url)
         assert srv.hits == 0
-    assert (got.base_url, got.model_id, got.requested, got.bundled) == (srv.base_url, "whatever-I-typed", "whatever-I-typed", False)
+    assert (got.base_url, got.model_id, got.requested) == (srv.base_url, "whatever-I-typed", "whatever-I-typed")
+    assert not got.bundled and got.match == "passthrough"
     # A bundled name with --base-url is still passed through: the user chose the server.
     assert resolve("qwen2.5-coder-0.5b", "http://127.0.0.1:1234").backend == "lmstudio"
     assert resolve("m", "http://127.0.0.1:11434/v1/").base_url == "http://127.0.0.1:11434/v1"

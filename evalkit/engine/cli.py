@@ -21,7 +21,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     pull.set_defaults(func=cmd_pull)
 
     s = subparsers.add_parser("serve", help="run the embedded llama.cpp engine for other clients")
-    s.add_argument("name", nargs="?", default=None, help="bundled model name or a .gguf path (default: qwen2.5-coder-0.5b)")
+    s.add_argument("name", nargs="?", default=None,
+                   help="bundled model name or a .gguf path (default: qwen2.5-coder-0.5b)")
     s.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
     s.add_argument("--ctx", type=int, default=4096, help="context tokens per slot")
     s.add_argument("--parallel", type=int, default=2, help="requests decoded concurrently (slots)")

