@@ -10,6 +10,12 @@ from typing import Any, Sequence
 from .schema import ExpectedCall, ToolCall, is_matcher
 
 _MISSING = object()
+_LOOSE_IGNORED = re.compile(r"[ \,\.\/\-\_\*\^]")  # BFCL's standardize_string
+
+
+def loose_key(text: str) -> str:
+    """How `loose` compares strings (BFCL's rule): no spaces or `,./-_*^`, lower case, ' as "."""
+    return _LOOSE_IGNORED.sub("", text).lower().replace("'", '"')
 
 
 def _is_number(value: Any) -> bool:
@@ -26,6 +32,8 @@ def match_value(expected: Any, actual: Any) -> bool:
             return any(match_value(option, actual) for option in expected["one_of"])
         if "exact" in expected:
             return type(actual) is type(expected["exact"]) and actual == expected["exact"]
+        if "loose" in expected:
+            return isinstance(actual, str) and loose_key(actual) == loose_key(str(expected["loose"]))
         if "regex" in expected:
             return isinstance(actual, str) and re.fullmatch(expected["regex"], actual) is not None
         if "approx" in expected:
@@ -45,8 +53,9 @@ def match_value(expected: Any, actual: Any) -> bool:
             match_value(e, a) for e, a in zip(expected, actual)
         )
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and set(actual) == set(expected) and all(
-            match_value(v, actual[k]) for k, v in expected.items()
+        # Keys whose matcher is `optional` may be left out, as arguments at the top level may.
+        return isinstance(actual, dict) and set(actual) <= set(expected) and all(
+            match_value(v, actual.get(k, _MISSING)) for k, v in expected.items()
         )
     return bool(expected == actual)
 

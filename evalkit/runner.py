@@ -63,7 +63,11 @@ def plan(suites: Iterable[LoadedSuite], formats: list[str], repeats: int, tags: 
 
 
 def tool_payload(tools: list[ToolDef]) -> list[dict[str, Any]]:
-    return [t.model_dump(mode="json", exclude_none=True) for t in tools]
+    # `x-*` keys are evalkit's own annotations (e.g. BFCL's original names), not for the server.
+    return [
+        {k: v for k, v in t.model_dump(mode="json", exclude_none=True).items() if not k.startswith("x-")}
+        for t in tools
+    ]
 
 
 def request_params(ctx: RunContext, fmt: ToolFormat, messages: list[dict[str, Any]], tools: list[ToolDef]) -> dict[str, Any]:
@@ -187,13 +191,18 @@ async def run_jobs(
         if remaining == 0:
             done.set()
 
+    stopping = False  # set when run_jobs is cancelled (Ctrl-C): take no further jobs
+
     async def worker(endpoint: Endpoint) -> None:
-        while not done.is_set():
+        while not done.is_set() and not stopping:
             if not endpoint.alive and any(e.alive for e in endpoints):
                 return
+            # Not `wait_for(queue.get(), ...)`: on Python 3.11 it can swallow a cancellation that
+            # races with the get, and the worker then ran the whole queue after Ctrl-C (or hung).
             try:
-                job, tried = await asyncio.wait_for(queue.get(), timeout=0.2)
-            except asyncio.TimeoutError:
+                job, tried = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                await asyncio.sleep(0.05)  # all jobs are queued up front; only failovers come later
                 continue
             try:
                 sample = await run_job(job, endpoint, ctx)
@@ -216,6 +225,7 @@ async def run_jobs(
     try:
         await done.wait() if workers else None
     finally:
+        stopping = True
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)

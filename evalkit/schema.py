@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-MATCHER_KEYS = {"one_of", "exact", "regex", "approx", "tol", "optional"}
-MATCHER_OPERATORS = {"one_of", "exact", "regex", "approx"}
+MATCHER_KEYS = {"one_of", "exact", "loose", "regex", "approx", "tol", "optional"}
+MATCHER_OPERATORS = {"one_of", "exact", "loose", "regex", "approx"}
 
 
 def is_matcher(value: Any) -> bool:

@@ -89,10 +89,18 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
     """Verdicts for one reply: `calls` as the format parsed them, `text` the prose left over."""
     tools = {t.function.name: t for t in offered}
     names = set(tools)
+    # A tool renamed to fit OpenAI's name pattern (`math.factorial` -> `math_factorial`) keeps its
+    # original name in `x-original-name`; a call by that name is a call to the tool.
+    aliases = {
+        original: name
+        for name, t in tools.items()
+        if isinstance(original := (t.model_extra or {}).get("x-original-name"), str) and original not in tools
+    }
+    calls = [c.model_copy(update={"name": aliases[c.name]}) if c.name in aliases else c for c in calls]
     expect = case.expect
     extra_allowed = expect.extra_args == "allow"
 
-    leftover_syntax = find_call_syntax(text, names)
+    leftover_syntax = find_call_syntax(text, names | set(aliases))
     broken = [c for c in calls if c.parse_error]
     malformed = bool(broken or leftover_syntax)
     parsed = [c for c in calls if not c.parse_error]
@@ -125,7 +133,8 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
     if malformed:
         intended = [c for c in (_lenient_repair(c) for c in calls) if not c.parse_error]
         if leftover_syntax:
-            intended += recover_calls(text, names)
+            intended += recover_calls(text, names | set(aliases))
+        intended = [c.model_copy(update={"name": aliases[c.name]}) if c.name in aliases else c for c in intended]
     else:
         intended = parsed
     if not expect.calls:

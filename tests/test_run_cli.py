@@ -322,6 +322,37 @@ def test_interrupted_run_is_valid_and_resume_finishes_it(tmp_path, capsys):
     assert f"run directory: {run_dir}" in capsys.readouterr().out
 
 
+def test_cancelled_run_jobs_stops_promptly_and_takes_no_more_jobs(tmp_path):
+    """What Ctrl-C does to the runner: cancelling `run_jobs` ends it at once; no worker keeps going."""
+    import asyncio
+
+    from evalkit.runner import Endpoint, RunContext, plan, run_jobs
+    from evalkit.schema import Settings
+
+    loaded = read_suite(write_suite(tmp_path, [case(f"c{i}", f"hi {i}", {"calls": []}) for i in range(60)]))
+    with ScriptedServer(responder=Reply(content="hello")) as srv:
+        for _ in range(3):  # the race this guards against is timing-dependent: try a few times
+            samples: list = []
+
+            async def go():
+                task = asyncio.ensure_future(run_jobs(plan([loaded], ["native"], 1), [Endpoint(srv.base_url, 4)],
+                                                      RunContext(model="m", settings=Settings(retries=0)),
+                                                      samples.append))
+                while len(samples) < 5:
+                    await asyncio.sleep(0.001)
+                task.cancel()
+                at_cancel = len(samples)
+                finished, _ = await asyncio.wait([task], timeout=5)
+                if not finished:  # do not leave a hung runner behind
+                    for t in asyncio.all_tasks() - {asyncio.current_task()}:
+                        t.cancel()
+                return bool(finished), at_cancel
+
+            finished, at_cancel = asyncio.run(go())
+            assert finished, "run_jobs did not stop after cancellation"
+            assert len(samples) == at_cancel, "workers kept running jobs after cancellation"
+
+
 def test_resume_refuses_a_changed_suite(tiny_server, tiny_suite, tmp_path, capsys):
     out = tmp_path / "runs"
     assert evalkit_run(tiny_server.base_url, tiny_suite, out, formats=("native",)) == 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -170,14 +168,12 @@ def test_cli_suites_reports_a_broken_suite_in_one_line(tmp_path, capsys):
     assert str(bad) in line and "'expct'" in line
 
 
-def test_cli_subprocess_bad_yaml_no_traceback(tmp_path):
+def test_cli_bad_yaml_is_one_line(tmp_path, capsys):
+    """(The console script itself is driven in a subprocess by test_run_cli.py.)"""
     path = tmp_path / "bad.yaml"
     path.write_text("name: [unclosed\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "evalkit", "run", "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
-         "--suite", str(path), "--out", str(tmp_path / "runs"), "--quiet"],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 2
-    line = _one_error_line(result.stderr)
+    code = main(["run", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--suite", str(path),
+                 "--out", str(tmp_path / "runs"), "--quiet"])
+    assert code == 2
+    line = _one_error_line(capsys.readouterr().err)
     assert str(path) in line and "YAML" in line

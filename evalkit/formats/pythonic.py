@@ -28,6 +28,7 @@ Here is a list of functions in JSON format that you can invoke.
 """
 
 _FENCE = re.compile(r"^```(?:python|py|tool_code)?\s*\n?(.*?)\n?```$", re.S)
+_BARE_CALL = re.compile(r"^[A-Za-z_][\w.]*\(.*\)$", re.S)  # `f(a=1)` without the list brackets
 
 
 def _dotted_name(node: ast.expr) -> str | None:
@@ -125,7 +126,7 @@ class PythonicFormat:
     def parse_reply(self, content: str | None, tool_calls: list[dict[str, Any]]) -> ParsedReply:
         text = (content or "").strip()
         server_calls = [call_from_wire(c.get("name"), c.get("arguments"), c.get("id")) for c in tool_calls]
-        if not text.startswith(("[", "```")) or "(" not in text:
+        if not (text.startswith(("[", "```")) or _BARE_CALL.match(text)) or "(" not in text:
             return ParsedReply(calls=server_calls, text=text)  # prose: an answer, or an attempt scoring will flag
         calls, error = parse_pythonic(text)
         if error:
