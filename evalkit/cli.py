@@ -36,6 +36,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", action="append", default=[], dest="formats",
                    help="tool-call format: native, default, pythonic (repeatable; default: native and default)")
     p.add_argument("--tag", action="append", default=[], dest="tags", help="only cases with this tag (repeatable)")
+    p.add_argument("--limit", type=_positive_int, default=None, help="only the first N cases of each suite")
     p.add_argument("--repeats", type=_positive_int, default=1)
     p.add_argument("--concurrency", type=_positive_int, default=None, help="requests in flight per endpoint")
     p.add_argument("--temperature", type=float, default=0.0)
@@ -86,6 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         suites=args.suites,
         formats=args.formats or ["native", "default"],
         tags=args.tags,
+        limit=args.limit,
         settings=settings,
         concurrency_given=args.concurrency is not None,
         out=args.out,

@@ -50,13 +50,16 @@ class RunContext:
     clock: Callable[[], float] = time.perf_counter
 
 
-def plan(suites: Iterable[LoadedSuite], formats: list[str], repeats: int, tags: list[str] | None = None) -> list[Job]:
+def plan(
+    suites: Iterable[LoadedSuite], formats: list[str], repeats: int, tags: list[str] | None = None,
+    limit: int | None = None,
+) -> list[Job]:
     from .suites import select_cases
 
     return [
         Job(loaded, case, fmt, repeat)
         for loaded in suites
-        for case in select_cases(loaded.suite, tags)
+        for case in select_cases(loaded.suite, tags)[:limit]
         for fmt in formats
         for repeat in range(repeats)
     ]

@@ -240,6 +240,7 @@ class Header(BaseModel):
     server: dict[str, Any] = Field(default_factory=dict)
     shard: str | None = None
     tags: list[str] | None = None
+    limit: int | None = None  # first N cases per suite, for a quick look at a large suite
 
 
 class Interval(BaseModel):

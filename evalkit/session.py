@@ -31,6 +31,7 @@ class RunOptions:
     suites: list[str] = field(default_factory=list)
     formats: list[str] = field(default_factory=lambda: ["native", "default"])
     tags: list[str] = field(default_factory=list)
+    limit: int | None = None
     settings: Settings = field(default_factory=Settings)
     concurrency_given: bool = False
     out: Path = Path("reports/runs")
@@ -153,6 +154,7 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         server=_server_info(base_urls[0]),
         shard=options.shard,
         tags=options.tags or None,
+        limit=options.limit,
     )
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -189,7 +191,8 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
     options.formats = header.formats
     options.settings = header.settings
     options.shard = header.shard
-    options.tags = list(getattr(header, "tags", None) or [])
+    options.tags = list(header.tags or [])
+    options.limit = header.limit
     if header.backend == "embedded" and not options.base_urls:
         return header, suites, [_start_engine(options, stack, header.model)]
     return header, suites, options.base_urls or header.base_urls or [header.base_url]
@@ -209,7 +212,7 @@ def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
 def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_urls: list[str]) -> Path:
     run_dir = options.out / header.run_id
     settings = header.settings
-    jobs = plan(suites, header.formats, settings.repeats, options.tags or None)
+    jobs = plan(suites, header.formats, settings.repeats, options.tags or None, options.limit)
     shard = parse_shard(header.shard)
     if shard:
         index, total = shard

@@ -214,3 +214,12 @@ def tiny_server():
     """A scripted server answering TINY_CASES correctly in every format."""
     with ScriptedServer(model_id="scripted-model", responder=tiny_responder) as srv:
         yield srv
+
+
+@pytest.fixture(autouse=True)
+def _private_response_cache(tmp_path_factory, monkeypatch):
+    """No test writes to the user's response cache (the model cache is shared on purpose)."""
+    import evalkit.cache
+
+    path = tmp_path_factory.mktemp("response-cache") / "responses.sqlite"
+    monkeypatch.setattr(evalkit.cache, "default_path", lambda: path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 
 import pytest
 
@@ -14,6 +13,10 @@ from evalkit.errors import EvalkitError
 from evalkit.formats import available, get_format
 from evalkit.formats.base import call_from_wire, parse_arguments
 from evalkit.formats.default import render_system_prompt
+from evalkit.suites import read_suite
+from pathlib import Path
+
+ROOT_SUITES = Path(__file__).resolve().parent.parent / "suites"
 from evalkit.formats.pythonic import parse_pythonic
 from evalkit.schema import ToolCall
 from evalkit.testing.scripted_server import Reply
@@ -337,3 +340,20 @@ def test_requests_on_the_wire(server, tmp_path):
     assert '"name": "get_weather"' in by_format["default"]["messages"][0]["content"]
     assert "compare_data" not in by_format["default"]["messages"][0]["content"]
     assert '"name": "get_weather"' in by_format["pythonic"]["messages"][0]["content"]
+
+
+def test_unterminated_tool_request_is_malformed_but_intent_recovers():
+    from evalkit.schema import Case
+    from evalkit.scoring import score
+
+    case = Case.model_validate({
+        "id": "c", "messages": [{"role": "user", "content": "8.9 vs 8.11"}],
+        "expect": {"calls": [{"name": "compare_data", "args": {"num1": 8.9, "num2": 8.11}}]},
+    })
+    offered = read_suite(ROOT_SUITES / "arithmetic.yaml").suite.tools
+    text = '[TOOL_REQUEST]{"name": "compare_data", "arguments": {"num1": 8.9, "num2": 8.11}}'
+    parsed = get_format("default").parse_reply(text, [])
+    verdict = score(case, offered, parsed.calls, parsed.text)
+    assert verdict.malformed and not verdict.call_correct and verdict.intent_correct
+    closed = get_format("default").parse_reply(text + "[END_TOOL_REQUEST]", [])
+    assert score(case, offered, closed.calls, closed.text).call_correct

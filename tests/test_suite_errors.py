@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import TOOLS, write_suite
 from evalkit.cli import main

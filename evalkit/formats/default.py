@@ -39,7 +39,7 @@ Examples:
 Respond conversationally if no matching tools exist."""
 
 # An unterminated block (the model stopped early) still counts as an attempt.
-BLOCK = re.compile(r"\[TOOL_REQUEST\](.*?)(?:\[END_TOOL_REQUEST\]|(?=\[TOOL_REQUEST\])|$)", re.S)
+BLOCK = re.compile(r"\[TOOL_REQUEST\](.*?)(\[END_TOOL_REQUEST\]|(?=\[TOOL_REQUEST\])|$)", re.S)
 
 
 def render_system_prompt(tools: list[dict[str, Any]]) -> str:
@@ -89,7 +89,14 @@ class DefaultFormat:
 
     def parse_reply(self, content: str | None, tool_calls: list[dict[str, Any]]) -> ParsedReply:
         text = content or ""
-        calls = [parse_block(body) for body in BLOCK.findall(text)]
+        calls = []
+        for body, end in BLOCK.findall(text):
+            call = parse_block(body)
+            if not end and call.parse_error is None:
+                # LM Studio only parses closed blocks; an open one (cut off, or the model forgot the
+                # marker) reaches the user as text. Kept whole for the lenient intent verdict.
+                call = ToolCall(raw_arguments=body.strip(), parse_error="[TOOL_REQUEST] block is never closed")
+            calls.append(call)
         # A server that parsed the blocks itself (LM Studio with `tools`) hands them back as tool_calls.
         calls += [call_from_wire(c.get("name"), c.get("arguments"), c.get("id")) for c in tool_calls]
         return ParsedReply(calls=calls, text=BLOCK.sub("", text).strip())
