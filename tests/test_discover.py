@@ -213,3 +213,24 @@ def test_normalise_base_url():
     assert normalise_base_url("http://127.0.0.1:1234") == "http://127.0.0.1:1234/v1"
     assert normalise_base_url("127.0.0.1:8080/") == "http://127.0.0.1:8080/v1"
     assert normalise_base_url("https://host/api/v1/") == "https://host/api/v1"
+
+
+def test_models_command_lists_bundled_and_served(monkeypatch, tmp_path, capsys):
+    import argparse
+
+    from evalkit.engine.cli import add_commands
+
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path))
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    with ModelsServer(["served-a", "served-b"]) as srv:
+        args = parser.parse_args(["models", "--base-url", srv.base_url])
+        assert args.func(args) == 0
+    out = capsys.readouterr().out
+    for name in BUNDLED:
+        assert name in out
+    assert "qwen2.5-coder-0.5b *" in out and " no " in out and "native" in out
+    assert f"served by {srv.base_url}:\n  served-a\n  served-b" in out
+    args = parser.parse_args(["models", "--base-url", closed_port_url()])
+    with pytest.raises(EvalkitError, match="cannot list the models"):
+        args.func(args)

