@@ -9,21 +9,12 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .cliargs import whole_number
 from .errors import EvalkitError
 from .schema import Settings
 
 # Modules that add their own subcommands with `add_commands(subparsers)`.
 COMMAND_MODULES = ["evalkit.engine.cli", "evalkit.report.cli", "evalkit.bfcl", "evalkit.shards", "evalkit.cache"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
@@ -36,23 +27,23 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", action="append", default=[], dest="formats",
                    help="tool-call format: native, default, pythonic (repeatable; default: native and default)")
     p.add_argument("--tag", action="append", default=[], dest="tags", help="only cases with this tag (repeatable)")
-    p.add_argument("--limit", type=_positive_int, default=None, help="only the first N cases of each suite")
-    p.add_argument("--repeats", type=_positive_int, default=1)
-    p.add_argument("--concurrency", type=_positive_int, default=None, help="requests in flight per endpoint")
+    p.add_argument("--limit", type=whole_number(1), default=None, help="only the first N cases of each suite")
+    p.add_argument("--repeats", type=whole_number(1), default=1)
+    p.add_argument("--concurrency", type=whole_number(1), default=None, help="requests in flight per endpoint")
     p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--max-tokens", type=_positive_int, default=512)
+    p.add_argument("--max-tokens", type=whole_number(1), default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     p.add_argument("--retries", type=int, default=2, help="retries on connection errors, timeouts, 429 and 5xx")
     p.add_argument("--no-stream", action="store_true", help="ask for whole replies instead of streaming")
     p.add_argument("--no-cache", action="store_true", help="never answer from the response cache")
     p.add_argument("--cache", action="store_true", help="use the response cache even at temperature > 0")
-    p.add_argument("--max-parallel-tool-calls", type=_positive_int, default=1,
+    p.add_argument("--max-parallel-tool-calls", type=whole_number(1), default=1,
                    help="agent cases: run up to N requested tools at once")
     p.add_argument("--shard", help="run only shard i of n (i/n), for splitting a run across machines")
     p.add_argument("--out", type=Path, default=Path("reports/runs"), help="parent directory of run directories")
     p.add_argument("--resume", type=Path, help="finish an interrupted run directory")
-    p.add_argument("--ctx", type=_positive_int, default=4096, help="embedded engine: context tokens per slot")
+    p.add_argument("--ctx", type=whole_number(1), default=4096, help="embedded engine: context tokens per slot")
     p.add_argument("--no-report", action="store_true", help="skip report.md / report.html")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)

@@ -168,10 +168,10 @@ def find_suite(name_or_path: str) -> LoadedSuite:
     as_path = Path(name_or_path)
     if as_path.suffix in SUITE_SUFFIXES or as_path.exists():
         return read_suite(as_path)
-    for path in suite_paths():
+    # Top-level built-in suites win over imported ones of the same file name (suites/bfcl/parallel.jsonl).
+    for path in sorted(suite_paths(), key=lambda p: (len(p.parts), str(p))):
         if path.stem == name_or_path:
-            loaded = read_suite(path)
-            return loaded
+            return read_suite(path)
     for path in suite_paths():
         loaded = read_suite(path)
         if loaded.suite.name == name_or_path:

@@ -175,3 +175,22 @@ def test_cli_bad_yaml_is_one_line(tmp_path, capsys):
     assert code == 2
     line = _one_error_line(capsys.readouterr().err)
     assert str(path) in line and "YAML" in line
+
+
+def test_builtin_suite_name_wins_over_an_imported_one(tmp_path, monkeypatch):
+    """`--suite parallel` is the built-in suite even when suites/bfcl/parallel.jsonl exists."""
+    import evalkit.suites as suites_module
+
+    root = tmp_path / "suites"
+    (root / "bfcl").mkdir(parents=True)
+    top = root / "parallel.yaml"
+    top.write_text(
+        "name: parallel\ntools: []\ncases:\n"
+        "  - {id: a, messages: [{role: user, content: hi}], expect: {calls: []}}\n"
+    )
+    (root / "bfcl" / "parallel.jsonl").write_text(
+        '{"name": "bfcl_parallel"}\n{"id": "b", "messages": [{"role": "user", "content": "x"}], "expect": {"calls": []}}\n'
+    )
+    monkeypatch.setattr(suites_module, "builtin_dir", lambda: root)
+    assert suites_module.find_suite("parallel").path == top
+    assert suites_module.find_suite("bfcl_parallel").suite.name == "bfcl_parallel"

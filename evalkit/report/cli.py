@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cliargs import whole_number
+
 
 def _fraction(text: str) -> float:
     """0.9, 90 or 90% all mean ninety per cent."""
@@ -31,16 +33,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "report", help="write report.md / report.html for a run, or a comparison report for several",
@@ -60,7 +52,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-latency-p95", type=_seconds, help="highest acceptable latency p95 in seconds")
     p.add_argument("--suite", action="append", default=[], dest="suites",
                    help="judge on these suites only (repeatable; default: all in the runs)")
-    p.add_argument("--min-samples", type=_count, default=None,
+    p.add_argument("--min-samples", type=whole_number(0), default=None,
                    help="fewest scored samples an option needs (default 10)")
     p.add_argument("--max-error-rate", type=_fraction, default=None,
                    help="largest share of server errors an option may have (default 0.1)")
