@@ -44,6 +44,8 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("reports/runs"), help="parent directory of run directories")
     p.add_argument("--resume", type=Path, help="finish an interrupted run directory")
     p.add_argument("--ctx", type=whole_number(1), default=4096, help="embedded engine: context tokens per slot")
+    p.add_argument("--threads", type=whole_number(1), default=None,
+                   help="embedded engine: CPU threads (default: all; fewer keeps a shared machine responsive)")
     p.add_argument("--no-report", action="store_true", help="skip report.md / report.html")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
@@ -88,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_parallel_tool_calls=args.max_parallel_tool_calls,
         report=not args.no_report,
         engine_ctx=args.ctx,
+        engine_threads=args.threads,
         quiet=args.quiet,
     )
     run_dir = execute(options)

@@ -41,6 +41,7 @@ class RunOptions:
     max_parallel_tool_calls: int = 1
     report: bool = True
     engine_ctx: int = 4096
+    engine_threads: int | None = None
     quiet: bool = False
 
 
@@ -204,7 +205,9 @@ def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
 
     path = ensure_model(name, progress=not options.quiet)
     slots = max(1, options.settings.concurrency)
-    engine = stack.enter_context(EmbeddedEngine(path, n_ctx=options.engine_ctx, n_parallel=slots))
+    engine = stack.enter_context(
+        EmbeddedEngine(path, n_ctx=options.engine_ctx, n_parallel=slots, n_threads=options.engine_threads)
+    )
     _say(options, f"embedded engine: {name} at {engine.base_url} ({slots} slots)")
     return engine.base_url
 
