@@ -53,9 +53,9 @@ def jobs_for(samples: int):
     return plan([loaded], ["native"], repeats)[:samples]
 
 
-def evalkit_run(base_url: str, jobs, concurrency: int, cache=None) -> tuple[float, float]:
+def evalkit_run(base_url: str, jobs, concurrency: int, cache=None, stream: bool = True) -> tuple[float, float]:
     """(wall seconds, CPU seconds) for evalkit to run the jobs."""
-    settings = Settings(concurrency=concurrency, stream=True, retries=0)
+    settings = Settings(concurrency=concurrency, stream=stream, retries=0)
     ctx = RunContext(model="bench", settings=settings, cache=cache)
     sink: list = []
     wall, cpu = time.perf_counter(), time.process_time()
@@ -118,6 +118,7 @@ def main() -> int:
     with server_process(0.05) as url:
         loop_wall = naive_loop(url, cjobs)
         ek_wall, _ = evalkit_run(url, cjobs, 8)
+        ek_wall_nostream, _ = evalkit_run(url, cjobs, 8, stream=False)
         from evalkit.cache import ResponseCache
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -128,6 +129,8 @@ def main() -> int:
     results["naive_loop_samples_per_s"] = len(cjobs) / loop_wall
     results["evalkit_c8_samples_per_s"] = len(cjobs) / ek_wall
     results["speedup_vs_naive_loop"] = loop_wall / ek_wall
+    results["evalkit_c8_no_stream_samples_per_s"] = len(cjobs) / ek_wall_nostream
+    results["speedup_no_stream_vs_naive_loop"] = loop_wall / ek_wall_nostream
     results["cache_first_run_s"] = first
     results["cache_second_run_s"] = second
     results["cache_second_over_first"] = second / first

@@ -107,8 +107,13 @@ async def _complete_once(
     client: openai.AsyncOpenAI, params: dict[str, Any], stream: bool, clock: Clock
 ) -> Completion:
     start = clock()
+    # The request body goes in `extra_body`, which the client sends as it is: its per-request
+    # type transform of messages and tools otherwise costs about a third of evalkit's CPU.
+    body = dict(params)
+    typed = {"model": body.pop("model"), "messages": body.pop("messages")[:0], "extra_body": body}
+    body["messages"] = params["messages"]
     if not stream:
-        response = await client.chat.completions.create(**params)
+        response = await client.chat.completions.create(**typed)
         latency = clock() - start
         if not getattr(response, "choices", None):
             raise TransportError("the server answered with no choices", False)
@@ -125,16 +130,13 @@ async def _complete_once(
     # Streamed events are read as plain JSON rather than as the client's pydantic chunk objects:
     # that halves evalkit's CPU per sample, which is what limits throughput on a small machine.
     stream_state = _StreamState(start, clock)
-    async with client.chat.completions.with_streaming_response.create(
-        **params, stream=True, stream_options={"include_usage": True}
-    ) as response:
+    body["stream"] = True
+    body["stream_options"] = {"include_usage": True}
+    async with client.chat.completions.with_streaming_response.create(**typed) as response:
+        # Read to the very end (not just to [DONE]) so the connection goes back to the pool.
         async for line in response.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                break
-            stream_state.feed(data)
+            if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                stream_state.feed(line[5:].strip())
     return stream_state.completion(clock() - start)
 
 
