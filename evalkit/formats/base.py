@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from ..schema import ToolCall
 
@@ -59,3 +59,30 @@ def call_from_wire(name: Any, raw_arguments: Any, call_id: str | None = None) ->
 
 def result_text(result: Any) -> str:
     return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+
+
+def prompt_history(
+    messages: list[dict[str, Any]],
+    render_calls: Callable[[str, list[ToolCall]], str],
+    system_prompt: str | None,
+    separator: str = "\n\n",
+) -> list[dict[str, Any]]:
+    """History for a prompt format (no `tools` field), the way LM Studio's fallback does it:
+    `tool` results become `user` turns, assistant tool calls become the format's call text, and
+    the format's system prompt goes first (ahead of the case's own system message)."""
+    converted: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        if role == "tool":
+            converted.append({"role": "user", "content": message.get("content") or ""})
+        elif role == "assistant" and message.get("tool_calls"):
+            calls = [call_from_wire(tc["function"]["name"], tc["function"].get("arguments")) for tc in message["tool_calls"]]
+            converted.append({"role": "assistant", "content": render_calls(message.get("content") or "", calls)})
+        else:
+            converted.append({k: v for k, v in message.items() if k in ("role", "content")})
+    if system_prompt:
+        if converted and converted[0]["role"] == "system":
+            converted[0] = {"role": "system", "content": f"{system_prompt}{separator}{converted[0]['content']}"}
+        else:
+            converted.insert(0, {"role": "system", "content": system_prompt})
+    return converted

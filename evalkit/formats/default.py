@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from ..schema import ToolCall
-from .base import ParsedReply, call_from_wire
+from .base import ParsedReply, call_from_wire, prompt_history
 
 # The prompt LM Studio's docs show (`lms log stream`), kept word for word.
 SYSTEM_PROMPT = """You are a tool-calling AI. You can request calls to available tools with this EXACT format:
@@ -65,27 +65,12 @@ class DefaultFormat:
     name = "default"
 
     def build_request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
-        converted: list[dict[str, Any]] = []
-        for message in messages:
-            role = message.get("role")
-            if role == "tool":
-                converted.append({"role": "user", "content": message.get("content") or ""})
-            elif role == "assistant" and message.get("tool_calls"):
-                blocks = [
-                    request_block(call_from_wire(tc["function"]["name"], tc["function"].get("arguments")))
-                    for tc in message["tool_calls"]
-                ]
-                text = "\n".join(filter(None, [message.get("content") or "", *blocks]))
-                converted.append({"role": "assistant", "content": text})
-            else:
-                converted.append({k: v for k, v in message.items() if k in ("role", "content")})
-        if tools:
-            prompt = render_system_prompt(tools)
-            if converted and converted[0]["role"] == "system":
-                converted[0] = {"role": "system", "content": f"{prompt}\n\n{converted[0]['content']}"}
-            else:
-                converted.insert(0, {"role": "system", "content": prompt})
-        return {"messages": converted}
+        prompt = render_system_prompt(tools) if tools else None
+        return {"messages": prompt_history(messages, self._render_calls, prompt)}
+
+    @staticmethod
+    def _render_calls(text: str, calls: list[ToolCall]) -> str:
+        return "\n".join(filter(None, [text, *(request_block(c) for c in calls)]))
 
     def parse_reply(self, content: str | None, tool_calls: list[dict[str, Any]]) -> ParsedReply:
         text = content or ""
@@ -102,9 +87,7 @@ class DefaultFormat:
         return ParsedReply(calls=calls, text=BLOCK.sub("", text).strip())
 
     def assistant_message(self, content: str | None, calls: list[ToolCall]) -> dict[str, Any]:
-        text = (content or "").strip()
-        blocks = "\n".join(request_block(c) for c in calls)
-        return {"role": "assistant", "content": "\n".join(filter(None, [text, blocks]))}
+        return {"role": "assistant", "content": self._render_calls((content or "").strip(), calls)}
 
     def tool_messages(self, calls: list[ToolCall], results: list[str]) -> list[dict[str, Any]]:
         return [

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..schema import ToolCall
-from .base import ParsedReply, call_from_wire
+from .base import ParsedReply, call_from_wire, prompt_history
 
 # BFCL's default prompt-mode system prompt (bfcl_eval/constants/default_prompts.py).
 SYSTEM_PROMPT = """You are an expert in composing functions. You are given a question and a set of possible functions. Based on the question, you will need to make one or more function/tool calls to achieve the purpose.
@@ -98,30 +98,17 @@ def render_call(call: ToolCall) -> str:
     return f"{call.name}({args})"
 
 
+def render_list(calls: list[ToolCall]) -> str:
+    return f"[{', '.join(render_call(c) for c in calls)}]"
+
+
 class PythonicFormat:
     name = "pythonic"
 
     def build_request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
         functions = json.dumps([t["function"] for t in tools], indent=4, ensure_ascii=False)
-        converted: list[dict[str, Any]] = []
-        for message in messages:
-            if message.get("role") == "tool":
-                converted.append({"role": "user", "content": message.get("content") or ""})
-            elif message.get("role") == "assistant" and message.get("tool_calls"):
-                rendered = [
-                    render_call(call_from_wire(tc["function"]["name"], tc["function"].get("arguments")))
-                    for tc in message["tool_calls"]
-                ]
-                converted.append({"role": "assistant", "content": f"[{', '.join(rendered)}]"})
-            else:
-                converted.append({k: v for k, v in message.items() if k in ("role", "content")})
-        if tools:
-            prompt = SYSTEM_PROMPT.format(functions=functions)
-            if converted and converted[0]["role"] == "system":
-                converted[0] = {"role": "system", "content": f"{prompt}\n{converted[0]['content']}"}
-            else:
-                converted.insert(0, {"role": "system", "content": prompt})
-        return {"messages": converted}
+        prompt = SYSTEM_PROMPT.format(functions=functions) if tools else None
+        return {"messages": prompt_history(messages, lambda _text, calls: render_list(calls), prompt, "\n")}
 
     def parse_reply(self, content: str | None, tool_calls: list[dict[str, Any]]) -> ParsedReply:
         text = (content or "").strip()
@@ -134,9 +121,7 @@ class PythonicFormat:
         return ParsedReply(calls=server_calls + calls, text="")
 
     def assistant_message(self, content: str | None, calls: list[ToolCall]) -> dict[str, Any]:
-        if not calls:
-            return {"role": "assistant", "content": content or ""}
-        return {"role": "assistant", "content": f"[{', '.join(render_call(c) for c in calls)}]"}
+        return {"role": "assistant", "content": render_list(calls) if calls else content or ""}
 
     def tool_messages(self, calls: list[ToolCall], results: list[str]) -> list[dict[str, Any]]:
         return [{"role": "user", "content": f"Result of {c.name}: {r}"} for c, r in zip(calls, results)]
