@@ -129,17 +129,17 @@ async def run_agent(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
                 sample.ttft_s = round(completion.ttft_s, 4) if completion.ttft_s is not None else None
                 sample.prompt_tokens = completion.prompt_tokens
             parsed = fmt.parse_reply(completion.content, completion.tool_calls)
-            attempted = bool(parsed.calls) or bool(find_call_syntax(parsed.text, set(tools)))
+            leftover_syntax = find_call_syntax(parsed.text, set(tools))
             record = Round(request=round_params, raw=completion.raw(), calls=parsed.calls)
             sample.trajectory.append(record)
             sample.rounds = number
             if not parsed.calls:
                 # An answer — or an attempt the format could not parse, which ends the task too.
                 final_text = parsed.text
-                malformed_rounds += int(attempted)
+                malformed_rounds += int(bool(leftover_syntax))
                 ended_by = "answer"
                 break
-            if any(c.parse_error for c in parsed.calls) or find_call_syntax(parsed.text, set(tools)):
+            if any(c.parse_error for c in parsed.calls) or leftover_syntax:
                 malformed_rounds += 1
             results = await _execute_all(module, parsed.calls, tools, sandbox, ctx.max_parallel_tool_calls)
             record.tool_results = [{"name": c.name, "result": text, "ok": ok} for c, (text, ok) in zip(parsed.calls, results)]

@@ -96,7 +96,11 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
         for name, t in tools.items()
         if isinstance(original := (t.model_extra or {}).get("x-original-name"), str) and original not in tools
     }
-    calls = [c.model_copy(update={"name": aliases[c.name]}) if c.name in aliases else c for c in calls]
+
+    def by_tool_name(found: list[ToolCall]) -> list[ToolCall]:
+        return [c.model_copy(update={"name": aliases[c.name]}) if c.name in aliases else c for c in found]
+
+    calls = by_tool_name(calls)
     expect = case.expect
     extra_allowed = expect.extra_args == "allow"
 
@@ -134,7 +138,7 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
         intended = [c for c in (_lenient_repair(c) for c in calls) if not c.parse_error]
         if leftover_syntax:
             intended += recover_calls(text, names | set(aliases))
-        intended = [c.model_copy(update={"name": aliases[c.name]}) if c.name in aliases else c for c in intended]
+        intended = by_tool_name(intended)
     else:
         intended = parsed
     if not expect.calls:

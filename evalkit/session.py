@@ -72,11 +72,15 @@ def _get_json(url: str, timeout: float) -> Any:
         return json.loads(response.read().decode("utf-8"))
 
 
+def _server_root(base_url: str) -> str:
+    """llama.cpp's own endpoints (/props) sit beside /v1, not under it."""
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
 def _server_info(base_url: str) -> dict[str, Any]:
     """What the server says about itself, for the header. Never fatal: the run itself will tell."""
     info: dict[str, Any] = {}
-    root = base_url.rstrip("/").removesuffix("/v1")
-    for name, url in (("models", base_url.rstrip("/") + "/models"), ("props", root + "/props")):
+    for name, url in (("models", base_url.rstrip("/") + "/models"), ("props", _server_root(base_url) + "/props")):
         try:
             info[name] = _get_json(url, 5.0)
         except Exception as exc:  # noqa: BLE001
@@ -93,9 +97,8 @@ def _server_info(base_url: str) -> dict[str, Any]:
 def server_slots(base_url: str) -> int | None:
     """llama.cpp reports its parallel slots at /props; matching them keeps the server busy
     without queueing (capped, so a single local GPU is never flooded)."""
-    root = base_url.rstrip("/").removesuffix("/v1")
     try:
-        slots = _get_json(root + "/props", 2.0).get("total_slots")
+        slots = _get_json(_server_root(base_url) + "/props", 2.0).get("total_slots")
     except Exception:  # noqa: BLE001 - most servers have no /props; keep the default
         return None
     return min(int(slots), 16) if isinstance(slots, int) and slots > 0 else None
