@@ -13,7 +13,7 @@ categories its decode-or-abstain rule). Outputs come from:
   engine), one JSON object per line:
       {"category": "simple_python", "id": "simple_python_0", "format": "pythonic",
        "raw": "[calculate_triangle_area(base=10, height=5)]",
-       "names": "underscored", "model": "qwen2.5-0.5b-instruct"}
+       "names": "underscored", "model": "qwen2.5-coder-0.5b"}
   `format` is "pythonic" (default; `raw` is the message content) or "native" (`raw` is the
   content and `tool_calls` the server's parsed calls, [{"name": ..., "arguments": "<json>"}]).
   `names` says how dotted function names were shown to the model: "underscored" (default; what

@@ -21,7 +21,7 @@ OUT = ROOT / "benchmarks" / "data" / "bfcl_recorded_outputs.jsonl"
 
 
 def main(run_dirs: list[str]) -> int:
-    rows = []
+    rows: dict[tuple[str, str, str], dict] = {}  # a case run twice (overlapping runs) counts once
     for run_dir in run_dirs:
         for sample in read_samples(Path(run_dir)):
             if not sample.suite.startswith("bfcl_") or sample.error or sample.format not in ("pythonic", "native"):
@@ -36,9 +36,9 @@ def main(run_dirs: list[str]) -> int:
             }
             if sample.format == "native":
                 row["tool_calls"] = sample.raw.get("tool_calls") or []
-            rows.append(row)
+            rows[(sample.model, sample.format, sample.case_id)] = row
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.values()))
     print(f"{len(rows)} recorded outputs -> {OUT.relative_to(ROOT)}")
     return 0
 

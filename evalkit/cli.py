@@ -28,6 +28,8 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
                    help="tool-call format: native, default, pythonic (repeatable; default: native and default)")
     p.add_argument("--tag", action="append", default=[], dest="tags", help="only cases with this tag (repeatable)")
     p.add_argument("--limit", type=whole_number(1), default=None, help="only the first N cases of each suite")
+    p.add_argument("--sample", type=whole_number(1), default=None,
+                   help="N cases of each suite drawn at random (fixed by --seed): the same N for every model and format")
     p.add_argument("--repeats", type=whole_number(1), default=1)
     p.add_argument("--concurrency", type=whole_number(1), default=None, help="requests in flight per endpoint")
     p.add_argument("--temperature", type=float, default=0.0)
@@ -81,6 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         formats=args.formats or ["native", "default"],
         tags=args.tags,
         limit=args.limit,
+        sample=args.sample,
         settings=settings,
         concurrency_given=args.concurrency is not None,
         out=args.out,

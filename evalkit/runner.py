@@ -52,14 +52,14 @@ class RunContext:
 
 def plan(
     suites: Iterable[LoadedSuite], formats: list[str], repeats: int, tags: list[str] | None = None,
-    limit: int | None = None,
+    limit: int | None = None, sample: int | None = None, seed: int = 0,
 ) -> list[Job]:
-    from .suites import select_cases
+    from .suites import sample_cases, select_cases
 
     return [
         Job(loaded, case, fmt, repeat)
         for loaded in suites
-        for case in select_cases(loaded.suite, tags)[:limit]
+        for case in sample_cases(select_cases(loaded.suite, tags), sample, seed)[:limit]
         for fmt in formats
         for repeat in range(repeats)
     ]

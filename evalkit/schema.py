@@ -241,6 +241,7 @@ class Header(BaseModel):
     shard: str | None = None
     tags: list[str] | None = None
     limit: int | None = None  # first N cases per suite, for a quick look at a large suite
+    sample: int | None = None  # N cases per suite drawn by `sample_cases` with settings.seed
 
 
 class Interval(BaseModel):
@@ -264,6 +265,9 @@ class Aggregate(BaseModel):
     malformed_rate: float | None
     hallucination_rate: float | None
     no_call_accuracy: float | None
+    # BFCL's rule, for comparison with its leaderboard: an attempt that did not decode into any
+    # call (no call without a parse_error) counts as abstaining. no_call_accuracy counts it as wrong.
+    no_call_accuracy_bfcl: float | None = None
     latency_p50_s: float | None
     latency_p95_s: float | None
     ttft_p50_s: float | None

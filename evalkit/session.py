@@ -32,6 +32,7 @@ class RunOptions:
     formats: list[str] = field(default_factory=lambda: ["native", "default"])
     tags: list[str] = field(default_factory=list)
     limit: int | None = None
+    sample: int | None = None
     settings: Settings = field(default_factory=Settings)
     concurrency_given: bool = False
     out: Path = Path("reports/runs")
@@ -159,6 +160,7 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         shard=options.shard,
         tags=options.tags or None,
         limit=options.limit,
+        sample=options.sample,
     )
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -197,6 +199,7 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
     options.shard = header.shard
     options.tags = list(header.tags or [])
     options.limit = header.limit
+    options.sample = header.sample
     if header.backend == "embedded" and not options.base_urls:
         return header, suites, [_start_engine(options, stack, header.model)]
     return header, suites, options.base_urls or header.base_urls or [header.base_url]
@@ -218,7 +221,9 @@ def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
 def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_urls: list[str]) -> Path:
     run_dir = options.out / header.run_id
     settings = header.settings
-    jobs = plan(suites, header.formats, settings.repeats, options.tags or None, options.limit)
+    jobs = plan(
+        suites, header.formats, settings.repeats, options.tags or None, options.limit, options.sample, settings.seed
+    )
     shard = parse_shard(header.shard)
     if shard:
         index, total = shard

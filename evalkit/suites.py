@@ -186,6 +186,20 @@ def default_suites() -> list[LoadedSuite]:
     return [read_suite(p) for p in sorted(directory.glob("*")) if p.suffix in SUITE_SUFFIXES]
 
 
+def sample_cases(cases: list[Case], n: int | None, seed: int = 0) -> list[Case]:
+    """n of the cases drawn at random, in suite order; all of them when n is None.
+
+    Each case's rank is a hash of the seed and its id, not a random.Random stream, so the draw
+    does not depend on the order or number of the other cases: every model, format and shard
+    gets the same subset, and a case added to the suite later does not reshuffle the rest.
+    """
+    if n is None or n >= len(cases):
+        return list(cases)
+    rank = {id(c): hashlib.sha256(f"{seed}:{c.id}".encode()).digest() for c in cases}
+    chosen = {id(c) for c in sorted(cases, key=lambda c: rank[id(c)])[:n]}
+    return [c for c in cases if id(c) in chosen]
+
+
 def select_cases(suite: Suite, tags: list[str] | None = None) -> list[Case]:
     if not tags:
         return list(suite.cases)

@@ -297,17 +297,18 @@ def test_leaderboard_numbers_equal_results_json(runs, reports):
             assert row[6] == f"{agg.intent_accuracy * 100:.1f}%"
             assert row[8] == f"{agg.malformed_rate * 100:.1f}%"
             assert row[10] == f"{agg.no_call_accuracy * 100:.1f}%"
-            assert row[11] == f"{agg.latency_p50_s:.3f} s"
-            assert row[14] == f"{agg.tokens_per_s:.1f}"
-            assert row[15] == str(agg.errors)
+            assert row[11] == f"{agg.no_call_accuracy_bfcl * 100:.1f}%"
+            assert row[12] == f"{agg.latency_p50_s:.3f} s"
+            assert row[15] == f"{agg.tokens_per_s:.1f}"
+            assert row[16] == str(agg.errors)
         # leaderboard.csv carries the same numbers at full precision
         with open(run_dir / "leaderboard.csv", newline="", encoding="utf-8") as handle:
             for rec in csv.DictReader(handle):
                 agg = aggs[(rec["model"], rec["format"])]
                 assert rec["run_id"] == run_dir.name
                 assert int(rec["n"]) == agg.n and int(rec["errors"]) == agg.errors
-                for key in ("call_accuracy", "intent_accuracy", "malformed_rate", "latency_p50_s", "latency_p95_s",
-                            "ttft_p50_s", "tokens_per_s"):
+                for key in ("call_accuracy", "intent_accuracy", "malformed_rate", "no_call_accuracy_bfcl",
+                            "latency_p50_s", "latency_p95_s", "ttft_p50_s", "tokens_per_s"):
                     assert float(rec[key]) == getattr(agg, key), key
                 assert float(rec["call_accuracy_ci95_low"]) == agg.call_accuracy_ci95.low
 
@@ -320,8 +321,8 @@ def test_csv_columns(runs, reports):
     assert header == [
         "run_id", "model", "format", "n", "errors", "call_accuracy", "call_accuracy_ci95_low",
         "call_accuracy_ci95_high", "intent_accuracy", "args_validity", "malformed_rate", "hallucination_rate",
-        "no_call_accuracy", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "tokens_per_s", "pass_hat_k",
-        "pass_hat_k_k",
+        "no_call_accuracy", "no_call_accuracy_bfcl", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "tokens_per_s",
+        "pass_hat_k", "pass_hat_k_k",
     ]
     assert sorted(r[2] for r in rows) == ["default", "native"]
     assert all(len(r) == len(header) for r in rows)

@@ -22,7 +22,8 @@ import pytest
 import evalkit
 from conftest import TINY_CASES, case, reply_for_format, request_format, tiny_responder, write_suite
 from evalkit.cli import main
-from evalkit.suites import read_suite, suite_paths
+from evalkit.schema import Case
+from evalkit.suites import read_suite, sample_cases, suite_paths
 from evalkit.testing.scripted_server import Reply, ScriptedServer
 
 SAMPLE_FIELDS = {
@@ -415,3 +416,42 @@ def test_suites_lists_a_directory(tmp_path, capsys):
     (row,) = [line for line in out.splitlines() if line.startswith("tiny ")]
     assert row.split()[:2] == ["tiny", "3"]
     assert "1 suites, 3 cases" in out
+
+
+# ---------------------------------------------------------------- --sample
+
+
+def test_sample_draws_the_same_cases_for_every_format_and_resume_keeps_them(tiny_server, tiny_suite, tmp_path):
+    out = tmp_path / "runs"
+    assert evalkit_run(tiny_server.base_url, tiny_suite, out, "--sample", "2", "--seed", "7") == 0
+    run_dir = only_run_dir(out)
+    assert json.loads((run_dir / "header.json").read_text())["sample"] == 2
+    samples = read_lines(run_dir / "samples.jsonl")
+    drawn = [c.id for c in sample_cases(read_suite(tiny_suite).suite.cases, 2, 7)]
+    assert len(drawn) == 2
+    for fmt in ("native", "default"):
+        assert sorted(s["case_id"] for s in samples if s["format"] == fmt) == sorted(drawn)
+
+    # An interrupted run resumes with the same draw, not the whole suite.
+    lines = (run_dir / "samples.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "samples.jsonl").write_text(lines[0])
+    (run_dir / "results.json").unlink()
+    tiny_server.reset()
+    assert main(["run", "--resume", str(run_dir), "--quiet", "--no-report", "--no-cache"]) == 0
+    assert tiny_server.hits == 3
+    assert sorted((s["case_id"], s["format"]) for s in read_lines(run_dir / "samples.jsonl")) == sorted(
+        (c, f) for c in drawn for f in ("native", "default"))
+
+
+def test_sample_is_a_fixed_draw_by_case_id():
+    cases = [Case.model_validate(case(f"c{i}")) for i in range(60)]
+    ten = sample_cases(cases, 10, seed=0)
+    assert len(ten) == 10 and len({c.id for c in ten}) == 10
+    assert [c.id for c in ten] == [c.id for c in cases if c in ten]  # suite order kept
+    assert [c.id for c in sample_cases(list(reversed(cases)), 10, seed=0)] == [c.id for c in reversed(ten)]
+    assert {c.id for c in sample_cases(cases, 5, seed=0)} < {c.id for c in ten}  # a smaller draw is nested
+    assert {c.id for c in sample_cases(cases, 10, seed=1)} != {c.id for c in ten}
+    # Dropping a case that was not drawn does not reshuffle the draw.
+    others = [c for c in cases if c not in ten]
+    assert sample_cases([c for c in cases if c is not others[0]], 10, seed=0) == ten
+    assert sample_cases(cases, 100, seed=0) == cases and sample_cases(cases, None) == cases

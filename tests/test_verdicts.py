@@ -396,3 +396,20 @@ def test_dropped_connection_is_an_error_sample(server, tmp_path):
     server.set_responder(Reply(drop_connection=True))
     sample = run_one(server.base_url, _error_suite(tmp_path), "cmp", "native", retries=0)
     assert sample.error and "connect" in sample.error.lower()
+
+
+@pytest.mark.parametrize("spec_id, evalkit_rule, bfcl_rule", [
+    ("no-call-prose", 1.0, 1.0),
+    ("no-call-but-called", 0.0, 0.0),  # a clean call is a call under both rules
+    ("no-call-leaked-call", 0.0, 1.0),  # call syntax that did not decode: BFCL calls it an abstention
+    ("no-call-malformed-args", 0.0, 1.0),
+    ("no-call-unterminated", 0.0, 1.0),
+])
+def test_no_call_accuracy_by_bfcls_rule_is_reported_beside_evalkits(verdict_samples, spec_id, evalkit_rule, bfcl_rule):
+    """results.json carries both: evalkit's no-call accuracy and the leaderboard-comparable one."""
+    for fmt in SPEC_BY_ID[spec_id].replies:
+        if spec_id == "no-call-malformed-args" and fmt == "pythonic":
+            continue  # `x` is an expression: BFCL's decoder reads it as the string "x", a call
+        sample = verdict_samples[(spec_id, fmt, True)]
+        (agg,) = [a for a in aggregate([sample], "r", "m").aggregates if a.suite == "*" and a.tag is None]
+        assert (agg.no_call_accuracy, agg.no_call_accuracy_bfcl) == (evalkit_rule, bfcl_rule), fmt

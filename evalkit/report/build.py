@@ -106,6 +106,7 @@ LEADERBOARD: list[Column] = [
     Column("malformed_rate", "malformed", lambda e: pct(e.overall.malformed_rate)),
     Column("hallucination_rate", "halluc.", lambda e: pct(e.overall.hallucination_rate)),
     Column("no_call_accuracy", "no-call acc", lambda e: pct(e.overall.no_call_accuracy)),
+    Column("no_call_accuracy_bfcl", "no-call, BFCL rule", lambda e: pct(e.overall.no_call_accuracy_bfcl)),
     Column("latency_p50_s", "lat p50", lambda e: secs(e.overall.latency_p50_s)),
     Column("latency_p95_s", "lat p95", lambda e: secs(e.overall.latency_p95_s)),
     Column("ttft_p50_s", "TTFT p50", lambda e: secs(e.overall.ttft_p50_s)),
@@ -120,7 +121,9 @@ METRIC_NOTES = [
     ("args valid", "share of replies with calls whose arguments all validate against the tool's JSON Schema"),
     ("malformed", "share of replies with a call attempt that could not be parsed"),
     ("halluc.", "share of replies calling a tool that was not offered"),
-    ("no-call acc", "accuracy on cases where the right reply is plain text, no call"),
+    ("no-call acc", "accuracy on cases where the right reply is plain text, no call; a malformed attempt is wrong"),
+    ("no-call, BFCL rule", "the same, but a reply whose call attempt did not parse counts as abstaining, as the "
+                           "Berkeley Function Calling Leaderboard counts it on its irrelevance categories"),
     ("lat p50 / p95", "median and 95th percentile of the whole reply time (agent cases: all rounds)"),
     ("TTFT p50", "median time to the first streamed token"),
     ("tok/s", "median decode speed (the server's own figure when it reports one)"),
@@ -130,7 +133,7 @@ METRIC_NOTES = [
 CSV_COLUMNS = [
     "run_id", "model", "format", "n", "errors", "call_accuracy", "call_accuracy_ci95_low", "call_accuracy_ci95_high",
     "intent_accuracy", "args_validity", "malformed_rate", "hallucination_rate", "no_call_accuracy",
-    "latency_p50_s", "latency_p95_s", "ttft_p50_s", "tokens_per_s", "pass_hat_k", "pass_hat_k_k",
+    "no_call_accuracy_bfcl", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "tokens_per_s", "pass_hat_k", "pass_hat_k_k",
 ]
 
 
@@ -584,7 +587,7 @@ def leaderboard_csv(entries: Sequence[Entry]) -> str:
             agg.call_accuracy_ci95.low if agg.call_accuracy_ci95 else None,
             agg.call_accuracy_ci95.high if agg.call_accuracy_ci95 else None,
             agg.intent_accuracy, agg.args_validity, agg.malformed_rate, agg.hallucination_rate, agg.no_call_accuracy,
-            agg.latency_p50_s, agg.latency_p95_s, agg.ttft_p50_s, agg.tokens_per_s,
+            agg.no_call_accuracy_bfcl, agg.latency_p50_s, agg.latency_p95_s, agg.ttft_p50_s, agg.tokens_per_s,
             agg.pass_hat_k[k] if k else None, k,
         ]
         writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
