@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from evalkit.aggregate import ALL, aggregate  # noqa: E402
 from evalkit.bfcl import CATEGORIES  # noqa: E402
-from evalkit.rundir import read_header, read_samples  # noqa: E402
+from evalkit.rundir import latest_samples, read_header  # noqa: E402
 from evalkit.schema import Aggregate  # noqa: E402
 
 IRRELEVANCE = ("irrelevance", "live_irrelevance")
@@ -54,7 +54,7 @@ def run_aggregates(run_dir: Path) -> list[Aggregate]:
     # Recomputed from samples.jsonl, so runs made before a metric existed (e.g. the BFCL-rule
     # no-call figure) get it too; for newer runs this equals results.json.
     header = read_header(run_dir)
-    return [a for a in aggregate(read_samples(run_dir), header.run_id, header.model).aggregates if a.tag is None]
+    return [a for a in aggregate(latest_samples(run_dir), header.run_id, header.model).aggregates if a.tag is None]
 
 
 def pct(value: float | None) -> str:

@@ -55,7 +55,7 @@ if str(ROOT) not in sys.path:
 from evalkit import bfcl  # noqa: E402
 from evalkit.formats import get_format  # noqa: E402
 from evalkit.schema import Case, ToolDef  # noqa: E402
-from evalkit.scoring import score  # noqa: E402
+from evalkit.scoring import abstains_by_bfcl_rule, score  # noqa: E402
 
 RECORDED = ROOT / "benchmarks" / "data" / "bfcl_recorded_outputs.jsonl"
 
@@ -226,8 +226,9 @@ def judge(checker: BFCLChecker, data: Data, output: Output) -> Judgement:
     parsed = fmt.parse_reply(output.raw, tool_calls)
     verdict = score(entry.case, entry.offered, parsed.calls, parsed.text)
     bfcl_ok, bfcl_detail = checker.verdict(output.category, entry.functions, entry.truth, output)
-    decoded_calls = [c for c in parsed.calls if not c.parse_error]
-    bfcl_style = verdict.call_correct or (not entry.case.expect.calls and verdict.malformed and not decoded_calls)
+    bfcl_style = verdict.call_correct or (
+        not entry.case.expect.calls and abstains_by_bfcl_rule(verdict.malformed, parsed.calls)
+    )
     return Judgement(
         output=output,
         bfcl=bfcl_ok,

@@ -9,6 +9,7 @@ from typing import Iterable
 import pandas as pd
 
 from .schema import Aggregate, Interval, Results, Sample
+from .scoring import abstains_by_bfcl_rule
 
 ALL = "*"
 
@@ -69,8 +70,7 @@ def _aggregate(frame: pd.DataFrame, model: str, fmt: str, suite: str, tag: str |
         malformed_rate=_mean(ok["malformed"]),
         hallucination_rate=_mean(ok["hallucinated_tool"]),
         no_call_accuracy=_mean(no_call["call_correct"]) if len(no_call) else None,
-        no_call_accuracy_bfcl=_mean(no_call["call_correct"] | (no_call["malformed"] & (no_call["parsed_calls"] == 0)))
-        if len(no_call) else None,
+        no_call_accuracy_bfcl=_mean(no_call["call_correct"] | no_call["bfcl_abstained"]) if len(no_call) else None,
         latency_p50_s=_quantile(ok["latency_s"], 0.5),
         latency_p95_s=_quantile(ok["latency_s"], 0.95),
         ttft_p50_s=_quantile(ok["ttft_s"], 0.5),
@@ -86,8 +86,11 @@ COLUMNS = [
 
 
 def samples_frame(samples: Iterable[Sample]) -> pd.DataFrame:
-    rows = [{c: getattr(s, c, None) for c in COLUMNS} | {"parsed_calls": sum(c.parse_error is None for c in s.calls)} for s in samples]
-    frame = pd.DataFrame(rows, columns=COLUMNS + ["parsed_calls"])
+    rows = [
+        {c: getattr(s, c, None) for c in COLUMNS} | {"bfcl_abstained": abstains_by_bfcl_rule(s.malformed, s.calls)}
+        for s in samples
+    ]
+    frame = pd.DataFrame(rows, columns=COLUMNS + ["bfcl_abstained"])
     # Object dtype keeps None as None (not NaN) for the boolean verdicts until we take means.
     return frame.astype({"args_valid": "object", "error": "object"})
 

@@ -97,6 +97,16 @@ def read_samples(run_dir: Path) -> Iterator[Sample]:
                 raise EvalkitError(f"{path}:{number}: not a valid sample ({exc.errors()[0]['msg']})") from None
 
 
+def latest_samples(*run_dirs: Path) -> list[Sample]:
+    """The samples of one run (or of shards, in order); a later sample of the same key wins, as
+    a resumed run appends the redone samples after the failed ones."""
+    latest: dict[tuple[str, str, str, int], Sample] = {}
+    for run_dir in run_dirs:
+        for sample in read_samples(run_dir):
+            latest[sample.key()] = sample
+    return list(latest.values())
+
+
 def read_header(run_dir: Path) -> Header:
     path = Path(run_dir) / HEADER
     if not path.is_file():

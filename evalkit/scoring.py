@@ -85,6 +85,12 @@ def final_answer_holds(spec: FinalAnswer | None, answer: str | None) -> bool | N
     return True
 
 
+def abstains_by_bfcl_rule(malformed: bool, calls: list[ToolCall]) -> bool:
+    """BFCL's irrelevance rule: a call attempt that decoded into no call counts as abstaining.
+    evalkit's own verdict counts it as wrong; both are reported (`no_call_accuracy_bfcl`)."""
+    return malformed and not any(c.parse_error is None for c in calls)
+
+
 def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) -> Verdict:
     """Verdicts for one reply: `calls` as the format parsed them, `text` the prose left over."""
     tools = {t.function.name: t for t in offered}

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from . import __version__
 from .aggregate import aggregate, format_table, summary_table
 from .errors import EvalkitError
-from .rundir import HEADER, RESULTS, SampleLog, new_run_id, now_iso, read_header, read_samples, write_model
+from .rundir import HEADER, RESULTS, SampleLog, latest_samples, new_run_id, now_iso, read_header, read_samples, write_model
 from .runner import Endpoint, RunContext, done_keys, plan, run_jobs
 from .schema import Header, Sample, Settings, SuiteRef
 from .suites import LoadedSuite, default_suites, find_suite, read_suite
@@ -275,10 +275,7 @@ def _engine_version() -> str:
 def finalize(run_dir: Path) -> None:
     """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume)."""
     header = read_header(run_dir)
-    latest: dict[tuple[str, str, str, int], Sample] = {}
-    for sample in read_samples(run_dir):
-        latest[sample.key()] = sample
-    results = aggregate(latest.values(), header.run_id, header.model)
+    results = aggregate(latest_samples(run_dir), header.run_id, header.model)
     write_model(run_dir / RESULTS, results)
 
 

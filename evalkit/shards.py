@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from .errors import EvalkitError
-from .rundir import HEADER, SampleLog, new_run_id, read_header, read_samples, write_model
-from .schema import Sample
+from .rundir import HEADER, SampleLog, latest_samples, new_run_id, read_header, write_model
 
 
 def merge(shard_dirs: list[Path], out_parent: Path) -> Path:
@@ -24,10 +23,7 @@ def merge(shard_dirs: list[Path], out_parent: Path) -> Path:
             raise EvalkitError(f"{directory}: suite files differ from {shard_dirs[0]}")
         if header.settings.model_dump(exclude={"concurrency"}) != first.settings.model_dump(exclude={"concurrency"}):
             raise EvalkitError(f"{directory}: settings differ from {shard_dirs[0]}")
-    latest: dict[tuple[str, str, str, int], Sample] = {}
-    for directory in shard_dirs:
-        for sample in read_samples(directory):
-            latest[sample.key()] = sample
+    samples = latest_samples(*shard_dirs)
     merged = first.model_copy(deep=True)
     merged.run_id = new_run_id(first.model)
     merged.shard = None
@@ -37,7 +33,7 @@ def merge(shard_dirs: list[Path], out_parent: Path) -> Path:
     run_dir.mkdir(parents=True)
     write_model(run_dir / HEADER, merged)
     log = SampleLog(run_dir)
-    for sample in sorted(latest.values(), key=lambda s: s.key()):
+    for sample in sorted(samples, key=lambda s: s.key()):
         log.append(sample)
     log.close()
     from .session import finalize

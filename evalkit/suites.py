@@ -195,8 +195,8 @@ def sample_cases(cases: list[Case], n: int | None, seed: int = 0) -> list[Case]:
     """
     if n is None or n >= len(cases):
         return list(cases)
-    rank = {id(c): hashlib.sha256(f"{seed}:{c.id}".encode()).digest() for c in cases}
-    chosen = {id(c) for c in sorted(cases, key=lambda c: rank[id(c)])[:n]}
+    drawn = sorted(cases, key=lambda c: hashlib.sha256(f"{seed}:{c.id}".encode()).digest())[:n]
+    chosen = {id(c) for c in drawn}
     return [c for c in cases if id(c) in chosen]
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..aggregate import ALL, aggregate
 from ..errors import EvalkitError
-from ..rundir import HEADER, read_header, read_results, read_samples, write_atomic
+from ..rundir import HEADER, latest_samples, read_header, read_results, write_atomic
 from ..schema import Aggregate, Case, Header, Results, Sample
 from .compare import Difference, FlipSet, difference, flips
 
@@ -181,10 +181,7 @@ def _suite_cases(name: str, path: str, sha256: str) -> tuple[Case, ...]:
 def load_run(run_dir: Path | str) -> Run:
     run_dir = Path(run_dir)
     header = read_header(run_dir)
-    latest: dict[tuple[str, str, str, int], Sample] = {}
-    for sample in read_samples(run_dir):
-        latest[sample.key()] = sample
-    samples = list(latest.values())
+    samples = latest_samples(run_dir)
     results = read_results(run_dir)
     if results is None:  # an interrupted run: aggregate what is there
         results = aggregate(samples, header.run_id, header.model)
