@@ -18,7 +18,7 @@ from evalkit.probe.result import Exchange, Status
 from evalkit.recovery import MARKERS, find_call_syntax
 
 SEED = 7
-MAX_TOKENS = 96  # two short calls fit; a chatty reply is cut early (the probe judges no prose)
+MAX_TOKENS = 64  # two short calls fit (about 20 tokens each); a chatty reply is cut early: no prose is judged
 
 
 def _tool(name: str, description: str) -> dict[str, Any]:
@@ -54,9 +54,11 @@ def _ask(user: str, **options: Any) -> Callable[[Exchanges], dict[str, Any]]:
 
 
 def _tool_turn(done: Exchanges) -> dict[str, Any]:
-    """The follow-up after a call: the server's own call (id and all) when one came back, else a
-    stand-in; then a `tool` message answering it by its tool_call_id."""
-    calls = [c for ex in done.values() for c in ex.calls if c.get("id") and c.get("name") == "get_weather"
+    """The follow-up after a call: the server's own call (id and all) from the non-streamed
+    weather request when one came back, else a stand-in; then a `tool` message answering it by
+    its tool_call_id."""
+    earlier = done.get(PARITY_PLAIN.name)
+    calls = [c for c in (earlier.calls if earlier else []) if c.get("id") and c.get("name") == "get_weather"
              and isinstance(c.get("arguments"), str)]
     call = calls[0] if calls else {"id": "call_probe_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}
     return {"messages": [
@@ -148,7 +150,7 @@ def judge_none(ex: Exchanges, facts: dict) -> Verdict:
         return "fail", f'tool_choice "none" ignored: the reply called {", ".join(_names(reply))} (server)'
     note = ""
     if find_call_syntax(reply.content, TOOL_NAMES):
-        note = "; the model still wrote a call as text (the tools stay in its prompt), which the server rightly left unparsed"
+        note = "; the model still wrote a call as text, which the server rightly left unparsed"
     return "pass", "no call came back" + note
 
 
