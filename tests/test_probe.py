@@ -317,3 +317,8 @@ def test_facts_are_never_fatal_and_stay_on_loopback():
     assert down["kind"] == "unknown" and "GET /v1/models" in down["errors"]
     remote = server_facts("http://192.0.2.1:8080/v1", "m")  # TEST-NET-1: never contacted
     assert remote["asked"] == [] and "loopback" in remote["errors"]["*"]
+
+
+def test_an_unknown_break_mode_is_refused():
+    with pytest.raises(ValueError, match="unknown break modes"):
+        ContractResponder(breaks={"ignore_tool_choise"})

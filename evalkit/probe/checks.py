@@ -223,49 +223,65 @@ def judge_parity(ex: Exchanges, facts: dict) -> Verdict:
     return "fail", f"streamed content {_quote(s_text)} differs from non-streamed {_quote(w_text)} (server)"
 
 
-def judge_ids(ex: Exchanges, facts: dict) -> Verdict:
+def _each_reply_with_calls(ex: Exchanges, problem: Callable[[Exchange], str | None],
+                           passed: Callable[[list[Exchange]], str]) -> Verdict:
+    """The per-call checks: judge every reply that carried calls; the first problem fails."""
     replies = _with_calls(ex)
     if not replies:
         return "unsupported", "not tested: no reply carried a parsed call"
     for reply in replies:
-        ids = _ids(reply)
-        if any(not i for i in ids):
-            return "fail", f"{reply.name}: a call came without an id ({ids}): the next turn cannot answer it (server)"
-        if len(set(ids)) < len(ids):
-            return "fail", f"{reply.name}: call ids repeat within the reply: {ids} (server)"
-    total = sum(len(_ids(r)) for r in replies)
-    return "pass", f"{total} call(s) in {len(replies)} repl{'y' if len(replies) == 1 else 'ies'}, each with a unique non-empty id"
+        if (detail := problem(reply)) is not None:
+            return "fail", f"{reply.name}: {detail} (server)"
+    return "pass", passed(replies)
+
+
+def _replies(replies: list[Exchange]) -> str:
+    return f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'}"
+
+
+def _id_problem(reply: Exchange) -> str | None:
+    ids = _ids(reply)
+    if any(not i for i in ids):
+        return f"a call came without an id ({ids}): the next turn cannot answer it"
+    if len(set(ids)) < len(ids):
+        return f"call ids repeat within the reply: {ids}"
+    return None
+
+
+def judge_ids(ex: Exchanges, facts: dict) -> Verdict:
+    return _each_reply_with_calls(ex, _id_problem, lambda replies: (
+        f"{sum(len(_ids(r)) for r in replies)} call(s) in {_replies(replies)}, each with a unique non-empty id"))
+
+
+def _finish_problem(reply: Exchange) -> str | None:
+    if reply.finish_reason == "tool_calls":
+        return None
+    return f"calls came back with finish_reason {reply.finish_reason!r}, not 'tool_calls'"
 
 
 def judge_finish(ex: Exchanges, facts: dict) -> Verdict:
-    replies = _with_calls(ex)
-    if not replies:
-        return "unsupported", "not tested: no reply carried a parsed call"
-    for reply in replies:
-        if reply.finish_reason != "tool_calls":
-            return "fail", f"{reply.name}: calls came back with finish_reason {reply.finish_reason!r}, not 'tool_calls' (server)"
-    return "pass", f"'tool_calls' in all {len(replies)} repl{'y' if len(replies) == 1 else 'ies'} with calls"
+    return _each_reply_with_calls(ex, _finish_problem, lambda replies: f"'tool_calls' in all {_replies(replies)} with calls")
+
+
+def _arguments_problem(reply: Exchange) -> str | None:
+    pieces = [(f.get("function") or {}).get("arguments") for f in reply.fragments] if reply.stream else []
+    odd = [p for p in pieces if p is not None and not isinstance(p, str)]
+    if odd:
+        return f"a streamed arguments fragment is a {type(odd[0]).__name__}, not a string"
+    if reply.read_error:
+        return f"the streamed calls cannot be joined: {reply.read_error}"
+    for call in reply.calls:
+        value = call.get("arguments")
+        if not isinstance(value, str):
+            return f"{call.get('name')} arguments arrived as a {type(value).__name__}, not a JSON string"
+        if not isinstance(_args(value), dict):
+            return f"{call.get('name')} arguments are not a JSON object: {_quote(value)}"
+    return None
 
 
 def judge_arguments(ex: Exchanges, facts: dict) -> Verdict:
-    replies = _with_calls(ex)
-    if not replies:
-        return "unsupported", "not tested: no reply carried a parsed call"
-    for reply in replies:
-        pieces = [(f.get("function") or {}).get("arguments") for f in reply.fragments] if reply.stream else []
-        odd = [p for p in pieces if p is not None and not isinstance(p, str)]
-        if odd:
-            return "fail", f"{reply.name}: a streamed arguments fragment is a {type(odd[0]).__name__}, not a string (server)"
-        if reply.read_error:
-            return "fail", f"{reply.name}: the streamed calls cannot be joined: {reply.read_error} (server)"
-        for call in reply.calls:
-            value = call.get("arguments")
-            if not isinstance(value, str):
-                return "fail", f"{reply.name}: {call.get('name')} arguments arrived as a {type(value).__name__}, not a JSON string (server)"
-            if not isinstance(_args(value), dict):
-                return "fail", f"{reply.name}: {call.get('name')} arguments are not a JSON object: {_quote(value)} (server)"
-    total = sum(len(r.calls) for r in replies)
-    return "pass", f"all {total} call(s) carry arguments as a JSON object string"
+    return _each_reply_with_calls(ex, _arguments_problem, lambda replies: (
+        f"all {sum(len(r.calls) for r in replies)} call(s) carry arguments as a JSON object string"))
 
 
 def judge_tool_turn(ex: Exchanges, facts: dict) -> Verdict:

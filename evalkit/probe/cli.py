@@ -17,7 +17,8 @@ from evalkit.probe.result import Exchange, ProbeResult
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("probe", help="check that a server keeps its side of the tool-calling contract")
     p.add_argument("--model", help="model name (a bundled one starts the embedded engine; default qwen2.5-coder-0.5b)")
-    p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (default: as `run`)")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (default: the embedded engine "
+                        "for a bundled --model, else the local server that serves it)")
     p.add_argument("--json", action="store_true", help='print {"server": {...}, "checks": [...]} with the evidence')
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--threads", type=whole_number(1), default=None,
