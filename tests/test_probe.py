@@ -322,3 +322,16 @@ def test_facts_are_never_fatal_and_stay_on_loopback():
 def test_an_unknown_break_mode_is_refused():
     with pytest.raises(ValueError, match="unknown break modes"):
         ContractResponder(breaks={"ignore_tool_choise"})
+
+
+def test_a_stream_that_is_not_a_stream_is_named_as_unreadable():
+    good = ContractResponder()
+
+    def responder(request):
+        if request.get("stream"):  # a whole JSON reply where server-sent events were asked for
+            return Reply(raw_body=b'{"choices": [{"message": {"content": "hi"}}]}', content_type="text/event-stream")
+        return good(request)
+
+    result, _ = probe(responder, LLAMACPP)
+    detail = by_name(result)["tool_choice_required"].detail
+    assert "the reply could not be read" in detail and "without a single event" in detail

@@ -108,6 +108,8 @@ def _lost_call(ex: Exchange) -> str:
     """Why a call the model meant is not in tool_calls, from what the content holds."""
     syntax = find_call_syntax(ex.content, TOOL_NAMES)
     if not syntax:
+        if ex.read_error and not ex.content:
+            return f"the reply could not be read: {ex.read_error} (server)"
         return f"the model answered in text: {_quote(ex.content)}" if ex.content else "the reply is empty"
     own = [s for s in syntax if s in MARKERS]
     if own:
