@@ -335,3 +335,21 @@ def test_a_stream_that_is_not_a_stream_is_named_as_unreadable():
     result, _ = probe(responder, LLAMACPP)
     detail = by_name(result)["tool_choice_required"].detail
     assert "the reply could not be read" in detail and "without a single event" in detail
+
+
+def test_a_connection_dropped_before_any_answer_is_sent_once_more_and_counted():
+    # llama.cpp's server may close a kept-alive connection after a streamed reply (seen on the
+    # embedded engine): the next request gets no answer at all. That is transport, not contract.
+    good, dropped = ContractResponder(), []
+
+    def responder(request):
+        if not request.get("stream") and request.get("tool_choice") is None and not dropped:
+            dropped.append(True)
+            return Reply(drop_connection=True)
+        return good(request)
+
+    result, srv = probe(responder, LLAMACPP)
+    assert {c.status for c in result.checks} == {"pass"}
+    parity = by_name(result)["stream_parity"].evidence[1]
+    assert parity.attempts == 2 and parity.retried_after.startswith("cannot connect")
+    assert srv.hits == result.chat_requests == 8 <= MAX_REQUESTS

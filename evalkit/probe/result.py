@@ -34,6 +34,8 @@ class Exchange(BaseModel):
     finish_reason: str | None = None
     fragments: list[dict[str, Any]] = Field(default_factory=list)  # stream: every raw tool_calls delta item
     read_error: str | None = None  # evalkit's own stream reader could not join the fragments
+    attempts: int = 1  # 2 when the connection dropped before any answer and it was sent again
+    retried_after: str | None = None  # the first attempt's transport error
 
     @property
     def ok(self) -> bool:

@@ -15,7 +15,7 @@ from evalkit.probe.checks import CHECKS, MAX_TOKENS, SEED, Exchanges, planned_re
 from evalkit.probe.result import CheckResult, Exchange, ProbeResult
 from evalkit.probe.wire import send
 
-MAX_REQUESTS = 20  # chat completions plus the facts' GETs (issue 14: "at most 20")
+MAX_REQUESTS = 20  # chat completions (retries included) plus the facts' GETs (issue 14: "at most 20")
 TIMEOUT_S = 60.0
 
 
@@ -28,6 +28,7 @@ def run_probe(base_url: str, model: str, *, timeout_s: float = TIMEOUT_S, api_ke
     # request with tools has run.
     facts = server_facts(base_url, model, keep_raw=True)
     raw = facts.pop("raw", {})
+    chat = sum(e.attempts for e in exchanges.values())
     checks = []
     for check in CHECKS:
         mine: Exchanges = {r.name: exchanges[r.name] for r in check.requests}
@@ -40,7 +41,7 @@ def run_probe(base_url: str, model: str, *, timeout_s: float = TIMEOUT_S, api_ke
     return ProbeResult(
         evalkit_version=__version__, base_url=base_url, model=model, started_at=started,
         elapsed_s=round(time.perf_counter() - t0, 2),
-        requests=len(exchanges) + len(facts.get("asked", [])), chat_requests=len(exchanges),
+        requests=chat + len(facts.get("asked", [])), chat_requests=chat,
         server=facts, checks=checks,
     )
 

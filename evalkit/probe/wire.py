@@ -18,13 +18,29 @@ from evalkit.probe.result import Exchange
 
 
 async def send(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]) -> Exchange:
-    """POST one chat completion (streamed when `body["stream"]`); never raises."""
+    """POST one chat completion (streamed when `body["stream"]`); never raises.
+
+    A connection dropped before any answer is tried once more, as client.py would: llama.cpp's
+    server may close a kept-alive connection after a streamed reply, and that is transport, not
+    the tool-calling contract. The evidence says so (`attempts`, `retried_after`).
+    """
+    exchange, dropped = await _send_once(client, name, body)
+    if dropped:
+        first = exchange.error
+        exchange, _ = await _send_once(client, name, body)
+        exchange.attempts, exchange.retried_after = 2, first
+    return exchange
+
+
+async def _send_once(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]) -> tuple[Exchange, bool]:
+    """The exchange, and whether the connection failed before any answer (not a timeout)."""
     stream = bool(body.get("stream"))
     exchange = Exchange(name=name, stream=stream, request=body)
     # As in client.py: the body goes as it is (extra_body); the typed parameters stay empty.
     extra = {k: v for k, v in body.items() if k not in ("model", "messages")}
     typed = {"model": body["model"], "messages": [], "extra_body": {**extra, "messages": body["messages"]}}
     start = time.perf_counter()
+    dropped = False
     try:
         async with client.chat.completions.with_streaming_response.create(**typed) as response:
             exchange.http_status = response.status_code
@@ -37,16 +53,15 @@ async def send(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]) -> E
             else:
                 exchange.raw = _json_or_text((await response.read()).decode("utf-8", "replace"))
     except Exception as exc:  # noqa: BLE001 - every failure is evidence, not a crash
-        error = classify(exc)
-        exchange.error = str(error)
+        dropped = isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)
+        exchange.error = str(classify(exc))
         exchange.http_status = getattr(exc, "status_code", None)
-        body_text = getattr(exc, "body", None)
-        if body_text is not None:
-            exchange.raw = body_text
+        if getattr(exc, "body", None) is not None:
+            exchange.raw = exc.body
     exchange.elapsed_s = round(time.perf_counter() - start, 3)
     if exchange.ok:
         (_read_stream if stream else _read_whole)(exchange)
-    return exchange
+    return exchange, dropped
 
 
 def _json_or_text(text: str) -> Any:
