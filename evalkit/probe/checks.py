@@ -11,7 +11,7 @@ placed, the detail ends with whose it is: "(server)" or "(model)".
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from evalkit.probe.result import Exchange, Status
@@ -329,7 +329,7 @@ class Check:
     requests: tuple[ProbeRequest, ...]
     judge: Callable[[Exchanges, dict], Verdict]
     meaning: str
-    facts_evidence: bool = field(default=False)  # the server's self-description is the evidence
+    facts_evidence: bool = False  # the server's self-description is the evidence
 
 
 CHECKS: list[Check] = [
