@@ -14,7 +14,8 @@ from .errors import EvalkitError
 from .schema import Settings
 
 # Modules that add their own subcommands with `add_commands(subparsers)`.
-COMMAND_MODULES = ["evalkit.engine.cli", "evalkit.report.cli", "evalkit.bfcl", "evalkit.shards", "evalkit.cache"]
+COMMAND_MODULES = ["evalkit.engine.cli", "evalkit.report.cli", "evalkit.bfcl", "evalkit.shards", "evalkit.cache",
+                   "evalkit.probe.cli"]
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:

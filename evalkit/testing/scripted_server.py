@@ -21,6 +21,14 @@ Example::
         client.chat.completions.create(model="m", messages=[...])
         assert srv.requests[0]["model"] == "m"
 
+Contract breaks (what ``evalkit probe`` must catch): ``Reply`` carries wire-level distortions
+(``call_ids``, ``stream_call_index``, ``stream_drop_arguments``, ``arguments_as_object``,
+``null_finish_reason``), and :class:`ContractResponder` is a server that keeps the tool-calling
+contract, scripted from the request (it honours ``tool_choice`` and ``parallel_tool_calls``),
+unless told to break one part of it (``ContractResponder(breaks={"ignore_tool_choice"})``).
+``ScriptedServer(endpoints={"GET /props": {...}, "POST /api/show": fn})`` answers other JSON
+endpoints, so a test can play llama.cpp, Ollama, LM Studio or vLLM to ``server_facts``.
+
 Command line (for benchmarks run by hand)::
 
     python -m evalkit.testing.scripted_server --port 0 --delay 0.05 --content hello
@@ -41,7 +49,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
-__all__ = ["Reply", "ResponderLike", "ScriptedServer", "by_last_user", "last_user_text", "main"]
+__all__ = ["BREAKS", "ContractResponder", "Reply", "ResponderLike", "ScriptedServer", "by_last_user",
+           "last_user_text", "main"]
 
 DEFAULT_CONTENT_CHUNK_CHARS = 4
 """Streamed content is cut into pieces of this many characters unless ``stream_content_chunks``."""
@@ -94,12 +103,29 @@ class Reply:
     drop_after_chunks: int | None = None
     headers: dict[str, str] | None = None
     content_type: str | None = None
+    # Contract breaks, one part of the tool-calling wire format each (see ContractResponder).
+    call_ids: str = "unique"  # "unique" | "repeat" (all calls share the first id) | "empty" ("")
+    stream_call_index: str = "distinct"  # "distinct" | "zero": every streamed call says index 0
+    stream_drop_arguments: bool = False  # streamed calls carry no argument fragments at all
+    arguments_as_object: bool = False  # `arguments` sent as a JSON object instead of a string
+    null_finish_reason: bool = False  # finish_reason null, even when calls are returned
 
     @property
-    def effective_finish_reason(self) -> str:
+    def effective_finish_reason(self) -> str | None:
+        if self.null_finish_reason:
+            return None
         if self.finish_reason is not None:
             return self.finish_reason
         return "tool_calls" if self.tool_calls else "stop"
+
+    def wire_arguments(self, args: str) -> Any:
+        """What goes in `function.arguments`: the string, or (broken) the object it encodes."""
+        if not self.arguments_as_object:
+            return args
+        try:
+            return json.loads(args)
+        except ValueError:
+            return args
 
     def normalized_calls(self) -> list[tuple[str, str, str]]:
         """``(id, name, arguments_string)`` per tool call, with ids filled in."""
@@ -111,6 +137,10 @@ class Reply:
             if not isinstance(args, str):
                 args = json.dumps(args, ensure_ascii=False)
             call_id = call.get("id") or f"call_{uuid.uuid4().hex[:24]}"
+            if self.call_ids == "empty":
+                call_id = ""
+            elif self.call_ids == "repeat" and out:
+                call_id = out[0][0]
             out.append((str(call_id), str(call["name"]), args))
         return out
 
@@ -333,9 +363,28 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._guarded(self._post)
 
+    def _endpoint(self, method: str, body: bytes | None = None) -> bool:
+        """Answer a JSON endpoint the test scripted (``endpoints``); False when there is none."""
+        owner = self.server.owner
+        answer = owner.endpoints.get(f"{method} {self._route}")
+        if answer is None:
+            return False
+        owner._count_endpoint()
+        if callable(answer):
+            try:
+                request = json.loads(body) if body else None
+            except ValueError:
+                request = None
+            answer = answer(request)
+        status, obj = answer if isinstance(answer, tuple) else (200, answer)
+        self._send_json(status, obj)
+        return True
+
     def _get(self) -> None:
         route = self._route
         owner = self.server.owner
+        if self._endpoint("GET"):
+            return
         if route in ("/v1/models", "/models"):
             self._send_json(200, {"object": "list", "data": [
                 {"id": owner.model_id, "object": "model", "created": 0, "owned_by": "scripted"}]})
@@ -346,6 +395,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> None:
         body = self._read_body()
+        if self._endpoint("POST", body):
+            return
         if self._route not in ("/v1/chat/completions", "/chat/completions"):
             self._send_json(404, _error_obj(f"unknown path {self.path}", 404, "not_found_error"))
             return
@@ -428,7 +479,7 @@ def _completion(reply: Reply, model: str) -> dict[str, Any]:
         message["reasoning_content"] = reply.reasoning_content
     if calls:
         message["tool_calls"] = [
-            {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+            {"id": cid, "type": "function", "function": {"name": name, "arguments": reply.wire_arguments(args)}}
             for cid, name, args in calls
         ]
     body: dict[str, Any] = {
@@ -459,10 +510,15 @@ def _chunks(reply: Reply, model: str, include_usage: bool) -> list[dict[str, Any
         out.append(chunk({"reasoning_content": piece}))
     for piece in _content_pieces(reply.content, reply.stream_content_chunks):
         out.append(chunk({"content": piece}))
-    for index, (cid, name, args) in enumerate(calls):
+    for position, (cid, name, args) in enumerate(calls):
+        index = 0 if reply.stream_call_index == "zero" else position
         out.append(chunk({"tool_calls": [{"index": index, "id": cid, "type": "function",
                                           "function": {"name": name, "arguments": ""}}]}))
-        for frag in _split(args, reply.split_arguments):
+        if reply.stream_drop_arguments:
+            continue
+        # An object cannot be cut into fragments: a server that sends objects sends it whole.
+        pieces = [reply.wire_arguments(args)] if reply.arguments_as_object else _split(args, reply.split_arguments)
+        for frag in pieces:
             out.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": frag}}]}))
     final = chunk({}, reply.effective_finish_reason)
     if reply.timings is not None:
@@ -476,6 +532,116 @@ def _chunks(reply: Reply, model: str, include_usage: bool) -> list[dict[str, Any
     return out
 
 
+# -- a server that keeps (or breaks) the tool-calling contract -------------------------------
+
+BREAKS: dict[str, str] = {
+    "ignore_tool_choice": "treats every tool_choice as auto (Ollama #11171, llama.cpp #27217)",
+    "drop_stream_arguments": "streamed calls carry a name but no arguments",
+    "stream_index_zero": "every streamed call says index 0 (llama.cpp #18591)",
+    "repeat_ids": "all calls in a reply share one id",
+    "empty_ids": "calls come with an empty id (llama.cpp #12279)",
+    "null_finish_reason": "finish_reason is null even when calls are returned",
+    "reject_tool_turns": "answers HTTP 400 to any request holding a `tool` message",
+    "arguments_object": "arguments arrive as a JSON object instead of a string",
+    "stream_disagrees": "the streamed reply differs from the non-streamed one (Ollama #5796, vLLM #19056)",
+    "calls_in_content": "calls are left as <tool_call> text in content, unparsed (llama.cpp #20260)",
+}
+"""Break modes of :class:`ContractResponder`: name -> what the server then does wrong."""
+
+DEFAULT_CITIES = ("Paris", "Tokyo", "London", "Berlin", "New York")
+
+
+class ContractResponder:
+    """A responder for a server whose model always does what it is asked, and whose server keeps
+    the tool-calling contract, deterministically from the request alone:
+
+    * a last message from a ``tool`` answers in text, quoting the result;
+    * ``tool_choice: "none"`` (or no tools) answers in text;
+    * a named ``tool_choice`` calls that function; ``"required"`` calls a tool even for a greeting;
+    * otherwise (``auto``) it calls one tool per city named in the last user message (the tool
+      whose name's last word, e.g. ``weather``, the message mentions, else the first tool), or
+      answers in text when no city is named; ``parallel_tool_calls: false`` keeps the first call.
+
+    ``breaks`` names modes from :data:`BREAKS`; each one breaks exactly one part of the contract.
+    """
+
+    def __init__(self, breaks: Iterable[str] = (), cities: Iterable[str] = DEFAULT_CITIES):
+        self.breaks = frozenset(breaks)
+        unknown = self.breaks - set(BREAKS)
+        if unknown:
+            raise ValueError(f"unknown break modes {sorted(unknown)}; known: {sorted(BREAKS)}")
+        self.cities = tuple(cities)
+
+    def __call__(self, request: dict[str, Any]) -> Reply:
+        messages = request.get("messages") or []
+        has_tool_turn = any(isinstance(m, Mapping) and m.get("role") == "tool" for m in messages)
+        if "reject_tool_turns" in self.breaks and has_tool_turn:
+            return Reply(status=400, error_body="unexpected message role 'tool'")
+        if messages and isinstance(messages[-1], Mapping) and messages[-1].get("role") == "tool":
+            reply = Reply(content=f"The tool says: {messages[-1].get('content')}")
+        else:
+            reply = self._answer(request)
+        if "stream_disagrees" in self.breaks and request.get("stream"):
+            reply = self._disagree(reply)
+        return self._wire(reply)
+
+    def _answer(self, request: dict[str, Any]) -> Reply:
+        tools = [t["function"] for t in request.get("tools") or [] if isinstance(t, Mapping) and "function" in t]
+        choice = request.get("tool_choice", "auto")
+        if "ignore_tool_choice" in self.breaks:
+            choice = "auto"
+        text = last_user_text(request)
+        cities = sorted((c for c in self.cities if c in text), key=text.index)
+        if not tools or choice == "none":
+            return Reply(content=f"I cannot look anything up right now{' about ' + cities[0] if cities else ''}.")
+        if isinstance(choice, Mapping):
+            wanted = (choice.get("function") or {}).get("name")
+            tool = next((t for t in tools if t.get("name") == wanted), tools[0])
+            return self._calls([tool], cities[:1] or [self.cities[0]])
+        if not cities:
+            if choice == "required":
+                return self._calls([tools[0]], [self.cities[0]])
+            return Reply(content="Hello! How can I help you today?")
+        lowered = text.lower()
+        tool = next((t for t in tools if str(t.get("name", "")).split("_")[-1].lower() in lowered), tools[0])
+        if request.get("parallel_tool_calls") is False:
+            cities = cities[:1]
+        return self._calls([tool], cities)
+
+    @staticmethod
+    def _calls(tools: list[Mapping[str, Any]], cities: list[str]) -> Reply:
+        calls = []
+        for city in cities:
+            for tool in tools:
+                params = tool.get("parameters") or {}
+                names = params.get("required") or list((params.get("properties") or {}))[:1]
+                calls.append({"name": tool["name"], "arguments": {name: city for name in names}})
+        return Reply(tool_calls=calls)
+
+    @staticmethod
+    def _disagree(reply: Reply) -> Reply:
+        if reply.tool_calls:
+            calls = [{**c, "arguments": {k: "Berlin" for k in c["arguments"]}} for c in reply.tool_calls]
+            return Reply(content=reply.content, tool_calls=calls)
+        return Reply(content=(reply.content or "") + " (streamed)")
+
+    def _wire(self, reply: Reply) -> Reply:
+        b = self.breaks
+        if "calls_in_content" in b and reply.tool_calls:
+            # Qwen2.5's call syntax, as its chat template asks for it: "<tool_call>\n{"name":
+            # <function-name>, "arguments": <args-json-object>}\n</tool_call>" (tokenizer_config.json
+            # of https://huggingface.co/Qwen/Qwen2.5-Coder-0.5B-Instruct, served in /props).
+            blocks = [f"<tool_call>\n{json.dumps({'name': c['name'], 'arguments': c['arguments']})}\n</tool_call>"
+                      for c in reply.tool_calls]
+            return Reply(content="\n".join(blocks))
+        reply.call_ids = "repeat" if "repeat_ids" in b else "empty" if "empty_ids" in b else "unique"
+        reply.stream_call_index = "zero" if "stream_index_zero" in b else "distinct"
+        reply.stream_drop_arguments = "drop_stream_arguments" in b
+        reply.arguments_as_object = "arguments_object" in b
+        reply.null_finish_reason = "null_finish_reason" in b
+        return reply
+
+
 class ScriptedServer:
     """A scripted OpenAI-compatible server on a background thread.
 
@@ -485,8 +651,13 @@ class ScriptedServer:
     """
 
     def __init__(self, model_id: str = "scripted-model", responder: ResponderLike = None,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0,
+                 endpoints: Mapping[str, Any] | None = None):
         self.model_id = model_id
+        # "GET /props" or "POST /api/show" -> a JSON body, a (status, body) pair, or a callable
+        # taking the request's JSON (None for GET) and returning either; it wins over built-ins.
+        self.endpoints: dict[str, Any] = dict(endpoints or {})
+        self.endpoint_hits = 0
         self.host = host
         self._want_port = port
         self._lock = threading.Lock()
@@ -561,6 +732,10 @@ class ScriptedServer:
     def _count_hit(self) -> None:
         with self._lock:
             self._hits += 1
+
+    def _count_endpoint(self) -> None:
+        with self._lock:
+            self.endpoint_hits += 1
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
