@@ -61,8 +61,8 @@ FAMILIES: tuple[Family, ...] = (
         "hermes", (("<tool_call>", r.json_block("</tool_call>")),),
         "Hermes / Qwen 2.5 / Qwen 3 / QwQ / Granite 4: <tool_call>{json}</tool_call>",
         closer="</tool_call>", reasoning=(THINK,), noise=(r"<\|im_end\|>",),
-        models=(r"qwen2(\.5)?", r"qwen3", r"qwq", r"hermes", r"granite-?4"),
-        template=(r'<tool_call>(\\n|\n)\{\\?"name\\?"|<tool_call>\\n\{\\"name\\"',),
+        models=(r"qwen2(\.5)?", r"qwen3", r"qwq", r"hermes", r"hermes-[23](-pro)?-llama-?3(\.1)?", r"granite-?4"),
+        template=(r'<tool_call>(?:\\n|\s)*\{\\?"name\\?"|<tool_call></tool_call> XML tags',),
     ),
     Family(
         "qwen3_xml", (("<tool_call>", r.xml_block("</tool_call>", True)), ("<function=", r.xml_block("", True))),
@@ -77,14 +77,14 @@ FAMILIES: tuple[Family, ...] = (
         "GLM-4.5/4.6/4.7: <tool_call>NAME<arg_key>K</arg_key><arg_value>V</arg_value>...</tool_call>",
         closer="</tool_call>", reasoning=(THINK,),
         models=(r"glm-?4\.[5-9]", r"glm-?4[-_.]?moe", r"glm-?[5-9]\b"),
-        template=(r"<arg_key>",),
+        template=(r"<arg_key>", r"<tool_call>"),
     ),
     Family(
         "llama3", (("<|python_tag|>", _llama_python_tag),),
         "Llama 3.1-3.3: bare {\"name\": ..., \"parameters\": {...}} or <|python_tag|>...",
         noise=(r"<\|eot_id\|>", r"<\|eom_id\|>"),
         models=(r"llama-?3\.[123]", r"llama-?3-", r"llama3\b"),
-        template=(r"<\|python_tag\|>", r'\\?"parameters\\?": '),
+        template=(r"<\|python_tag\|>|\"parameters\": dictionary", r'\\?"parameters\\?": '),
     ),
     Family(
         "pythonic", (("<|python_start|>", r.python_block("<|python_end|>")),
@@ -137,10 +137,10 @@ FAMILIES: tuple[Family, ...] = (
         reasoning=(("<|channel|>analysis<|message|>", "<|end|>"),),
         noise=(r"<\|start\|>assistant", r"<\|channel\|>(?:final|commentary)(?:\s*<\|constrain\|>\s*\w+)?<\|message\|>",
                r"<\|end\|>", r"<\|return\|>", r"<\|call\|>"),
-        models=(r"gpt-oss",), template=(r"<\|channel\|>", r"to="),
+        models=(r"gpt-oss",), template=(r"<\|channel\|>", r"assistant to="),
     ),
     Family(
-        "granite", (("<|tool_call|>", r.json_block("<|/tool_call|>", required=False)),),
+        "granite", (("<|tool_call|>", r.json_block(None)),),
         "Granite 3.x: <|tool_call|>[{\"name\": ..., \"arguments\": {...}}]",
         reasoning=(THINK,), noise=(r"<\|end_of_text\|>",),
         models=(r"granite-?3",), template=(r"<\|tool_call\|>",),
@@ -153,7 +153,7 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         "functionary", (("<function=", r.functionary_tag), (">>>", r.functionary_recipient)),
         "Functionary v3.1 <function=NAME>{json}</function> and v3.2 >>>NAME\\n{json}",
-        models=(r"functionary",), template=(r">>>\$\{recipient\}|<function=\\?[\"']?|<function=",),
+        models=(r"functionary",), template=(r">>>|<function=", r">>>\$\{recipient\}|start with <function="),
     ),
     Family(
         "command_r7b", (("<|START_ACTION|>", r.json_block("<|END_ACTION|>")),),
@@ -177,7 +177,7 @@ FAMILIES: tuple[Family, ...] = (
         "seed_oss", (("<seed:tool_call>", r.xml_block("</seed:tool_call>", False)),),
         "Seed-OSS: <seed:tool_call><function=NAME><parameter=K>V</parameter></function></seed:tool_call>",
         closer="</seed:tool_call>", reasoning=(("<seed:think>", "</seed:think>"),), noise=(r"<seed:eos>",),
-        models=(r"seed-?oss",), template=(r"<seed:tool_call>",),
+        models=(r"seed-?oss",), template=(r"<seed:tool_call>", r"<function=", r"<parameter="),
     ),
     Family(
         "json", (("```", r.fence),),
@@ -194,12 +194,12 @@ def own_family(model: str | None = None, chat_template: str | None = None) -> st
     """The family a model writes natively: from its chat template when given (the strongest evidence),
     else from its name (`qwen2.5-coder-0.5b` -> hermes). None when nothing fits."""
     if chat_template:
-        best, score = None, 0
+        best, score = None, (0, 0)
         for family in FAMILIES:
             if family.template:
                 found = [re.search(p, chat_template) for p in family.template]
-                if all(found):
-                    size = sum(m.end() - m.start() for m in found if m)
+                if all(found):  # more fingerprints matched = more specific; then more text matched
+                    size = (len(found), sum(m.end() - m.start() for m in found if m))
                     if size > score:
                         best, score = family.name, size
         if best:

@@ -23,6 +23,7 @@ _NAME = re.compile(r"[A-Za-z_][\w.\-]*")
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
 # The start of a JSON call object (or a list of them): `{"name":`, `[{"function":`, `{"tool_name":`...
 CALL_HEAD = re.compile(r'\s*(?:\[\s*)?\{\s*"(?:name|function|tool_name)"\s*:')
+ARGS_KEY = re.compile(r'"(?:arguments|parameters|args)"\s*:')
 PYTHONIC_HEAD = re.compile(r"\s*\[\s*[A-Za-z_][\w.]*\(")
 ARG_KEYS = ("arguments", "parameters", "args")
 
@@ -33,6 +34,7 @@ class Ctx:
     end: int  # readers stay before this (the end of the answer or reasoning segment)
     tools: Tools
     find: Finder
+    start: int = 0  # where the segment begins (a bare call at the very start is surely a call)
 
     def schema(self, tool: str | None, key: str) -> Any:
         params = (self.tools or {}).get(tool or "") if self.tools else None
@@ -206,7 +208,7 @@ def mistral(ctx: Ctx, at: int, marker: str) -> Read | None:
     while True:
         name = _NAME.match(ctx.text, pos, ctx.end)
         if not name:
-            return None if not calls else Read(pos, calls, "unreadable text after [TOOL_CALLS]")
+            return Read(pos, calls, "unreadable text after [TOOL_CALLS]")
         pos, call_id = name.end(), None
         if ctx.at(pos, "[CALL_ID]"):
             stop, _ = ctx.find.first(("[ARGS]", "{"), pos, ctx.end)
@@ -217,8 +219,8 @@ def mistral(ctx: Ctx, at: int, marker: str) -> Read | None:
             pos += 6
         elif pos >= ctx.end:
             return Read(ctx.end, calls, "cut off after the function name")
-        elif ctx.text[pos] != "{" and not calls:
-            return None  # `[TOOL_CALLS] is the token...`: prose
+        elif ctx.text[pos] != "{":
+            return Read(pos, calls, "no arguments after the function name")
         end, call, reason = json_arguments(ctx, name.group(), pos, call_id=call_id)
         if call is None:
             return Read(end, calls, reason)
@@ -388,11 +390,11 @@ def invoke_xml(close_block: str, invoke: str, invoke_end: str, param: str, param
                     broken = "cut off in a parameter tag"
                     break
                 pattrs = dict(_ATTR.findall(text, pos, ptag))
-                value_end = ctx.find.find(param_end, ptag + 1, ctx.end)
-                if value_end < 0:
+                stop, which = value_end(ctx, ptag + 1, param_end, (param,), (invoke_end, close_block))
+                if stop < 0:
                     broken = f"cut off before {param_end}"
                     break
-                raw = text[ptag + 1:value_end]
+                raw = text[ptag + 1:stop]
                 key = pattrs.get("name", "")
                 if pattrs.get("string") == "true":
                     args[key] = raw
@@ -401,12 +403,28 @@ def invoke_xml(close_block: str, invoke: str, invoke_end: str, param: str, param
                     args[key] = raw if value is None and raw.strip() not in ("null",) else value
                 else:
                     args[key] = typed_value(raw, ctx.schema(name, key))
-                pos = value_end + len(param_end)
+                if which != param_end:
+                    broken = f"no {param_end} before {which}"
+                pos = stop + len(which)
             calls.append(make_call(name, args, json.dumps(args, ensure_ascii=False)))
             if broken:
                 return Read(min(pos, ctx.end), calls, broken)
 
     return read
+
+
+def value_end(ctx: Ctx, start: int, close: str, opens: tuple[str, ...], closes: tuple[str, ...]) -> tuple[int, str]:
+    """Where a raw XML-style value ends: at its close tag, so a value may hold other markup (a code
+    argument with `</tool_call>` in it). When the next parameter opens first, or the block closes with
+    no close tag of the value before the next parameter, the close tag is missing: the value ends
+    there and the caller reports it. Returns (index, the tag found), or (-1, "")."""
+    at, which = ctx.find.first((close,) + opens + closes, start, ctx.end)
+    if at < 0 or which == close or which in opens:
+        return at, which
+    own = ctx.find.find(close, at, ctx.end)
+    if own < 0 or ctx.find.first(opens, at, own)[0] >= 0:
+        return at, which
+    return own, close
 
 
 def xml_function(ctx: Ctx, pos: int, strip_newlines: bool) -> tuple[int, ToolCall | None, str | None]:
@@ -430,7 +448,7 @@ def xml_function(ctx: Ctx, pos: int, strip_newlines: bool) -> tuple[int, ToolCal
         if kgt < 0:
             return ctx.end, make_call(name, args, ""), "cut off in <parameter=...>"
         key = text[pos + len("<parameter="):kgt].strip()
-        stop, which = ctx.find.first(("</parameter>", "<parameter=", "</function>", "</tool_call>"), kgt + 1, ctx.end)
+        stop, which = value_end(ctx, kgt + 1, "</parameter>", ("<parameter=",), ("</function>", "</tool_call>"))
         raw = text[kgt + 1:stop if stop >= 0 else ctx.end]
         if strip_newlines:
             raw = raw[1:] if raw.startswith("\n") else raw
@@ -505,7 +523,7 @@ def glm(ctx: Ctx, at: int, marker: str) -> Read | None:
         if not ctx.at(pos, "<arg_value>"):
             return Read(pos, [make_call(fn, args, "")], "cut off before <arg_value>" if pos >= ctx.end
                         else "no <arg_value> after an <arg_key>")
-        stop, which = ctx.find.first(("</arg_value>", "<arg_key>", "</tool_call>"), pos, ctx.end)
+        stop, which = value_end(ctx, pos, "</arg_value>", ("<arg_key>",), ("</tool_call>",))
         raw = text[pos + len("<arg_value>"):stop if stop >= 0 else ctx.end]
         args[key] = typed_value(raw, ctx.schema(fn, key))
         if which != "</arg_value>":
@@ -593,6 +611,36 @@ def gemma4(ctx: Ctx, at: int, marker: str) -> Read | None:
     return Read(end, [call], missing)
 
 
+# ------------------------------------------------------------------------------ bare JSON
+_LLAMA_FORM = re.compile(r'\s*\{\s*"name"\s*:\s*"[^"]*"\s*,\s*"parameters"\s*:')
+
+
+def bare_json(ctx: Ctx, at: int, marker: str) -> Read | None:
+    """A JSON call with no envelope: `{"name": ..., "parameters": {...}}` is Llama 3.x's own form
+    (family `llama3`), anything else call-shaped is `json`. JSON that is not a call is prose."""
+    text = ctx.text
+    end, reason = json_extent(text, at, ctx.end)
+    raw = text[at:end]
+    family = "llama3" if _LLAMA_FORM.match(raw) else "json"
+    if reason:
+        at_start = not text[ctx.start:at].strip()
+        if not (ARGS_KEY.search(raw) or at_start):
+            return None  # `{"name": "x"` in prose that never closes: nothing to say it is a call
+        value, _ = loads_lenient(raw) if not reason.startswith("cut off") else (None, None)
+        calls = calls_from_value(value, raw) if value is not None else None
+        return Read(end, calls or [], reason, family=family)
+    value, why = loads_lenient(raw)
+    calls = calls_from_value(value, raw) if value is not None else None
+    if calls is None:
+        if value is None and ARGS_KEY.search(raw):
+            return Read(end, [], why, family=family)
+        return Read(end, [], None, family="")  # `{"name": "evalkit", "version": "1.0"}`: not a call
+    before = text[max(ctx.start, at - 20):at].rstrip()
+    if before.endswith("{"):
+        return Read(end, calls, "stray braces around the call", family=family, start=len(before) + max(ctx.start, at - 20) - 1)
+    return Read(end, calls, f"not valid JSON ({why})" if why else None, family=family)
+
+
 # ------------------------------------------------------------------------- pythonic and fences
 def pythonic_calls(source: str, tools: Tools) -> tuple[list[ToolCall], str | None]:
     """`[f(a=1), g(b="x")]` via formats.pythonic; never raises."""
@@ -674,7 +722,10 @@ def fence(ctx: Ctx, at: int, marker: str) -> Read | None:
         if calls:
             return Read(end, calls, reason if close >= 0 else "cut off before the closing ```",
                         family=family or "json")
-        return Read(end, [], reason or "the JSON is not a call", family=family or "json")
+        if value is None and ARGS_KEY.search(source):  # a call whose JSON is broken
+            return Read(end, [], reason, family=family or "json")
+        if not family:
+            return Read(end, [], None, family="")  # JSON that is not a call (`{"name": "evalkit", ...}`)
     if PYTHONIC_HEAD.match(source) or (family and _NAME.match(source.strip())):
         calls, error = pythonic_calls(source, ctx.tools)
         if family or (calls and (ctx.tools is None or all(c.name in ctx.tools for c in calls))):

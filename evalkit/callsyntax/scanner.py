@@ -31,7 +31,11 @@ for _family in FAMILIES:
     for _marker, _reader in _family.markers:
         _READERS.setdefault(_marker, []).append((_family, _reader))
 # Longest first, so ```tool_code wins over ``` and <|tool_call_begin|> over shorter prefixes.
-_MARKERS = re.compile("|".join(re.escape(m) for m in sorted(_READERS, key=len, reverse=True)))
+# Bare JSON calls are found in the same pass (so markers inside their strings are never seen).
+_BARE = "bare JSON"
+_READERS[_BARE] = [(BY_NAME["json"], r.bare_json)]
+_MARKERS = re.compile("|".join(re.escape(m) for m in sorted(_READERS, key=len, reverse=True) if m != _BARE)
+                      + r'|(?P<bare>\[?\{\s*"(?:name|function|tool_name)"\s*:)')
 
 _REASONING: dict[str, str] = {}
 for _family in FAMILIES:
@@ -134,13 +138,13 @@ class _Scanner:
 
     # -------------------------------------------------------------------------------- markers
     def _markers(self, lo: int, hi: int, location: Location) -> None:
-        ctx = r.Ctx(self.text, hi, self.tools, self.find)
-        pos = lo
+        ctx = r.Ctx(self.text, hi, self.tools, self.find, lo)
+        pos = self._functionary_start(ctx, lo, hi, location)
         while pos < hi:
             m = _MARKERS.search(self.text, pos, hi)
             if m is None:
                 break
-            at, marker = m.start(), m.group()
+            at, marker = m.start(), (_BARE if m.lastgroup == "bare" else m.group())
             if self._backticked(at):
                 self.gaps.append((pos, m.end(), location))
                 pos = m.end()
@@ -160,6 +164,17 @@ class _Scanner:
             pos = end
         self.gaps.append((pos, hi, location))
 
+    def _functionary_start(self, ctx: r.Ctx, lo: int, hi: int, location: Location) -> int:
+        """Functionary v3.2's prompt ends with `>>>`, so a reply may start `NAME\\n{json}`: a call when
+        NAME is an offered tool."""
+        m = _FUNCTIONARY_START.match(self.text, lo, hi)
+        if not (m and self.tools and m.group(1) in self.tools and not self.text[:lo].strip()):
+            return lo
+        end, call, reason = r.json_arguments(ctx, m.group(1), m.end())
+        self.gaps.append((lo, m.start(1), location))
+        self._add("functionary", m.start(1), end, location, [call] if call else [], reason)
+        return end
+
     def _read(self, ctx: r.Ctx, at: int, marker: str) -> tuple[Family, r.Read | None]:
         candidates = _READERS[marker]
         for family, reader in candidates:
@@ -170,7 +185,8 @@ class _Scanner:
             if read is not None:
                 return family, read
         closer = next((f for f, _ in candidates if f.closer), None)
-        if closer is not None:
+        # A marker right after a quote sits inside some string literal: not an envelope.
+        if closer is not None and (at == 0 or self.text[at - 1] not in "\"'\\"):
             return closer, r.unreadable(closer.closer)(ctx, at, marker)  # type: ignore[arg-type]
         return candidates[0][0], None
 
@@ -182,21 +198,11 @@ class _Scanner:
 
     # ------------------------------------------------------------------------------- unmarked
     def _unmarked(self, lo: int, hi: int, location: Location) -> list[tuple[int, int]]:
-        """Unmarked calls in [lo, hi): bare JSON objects or lists, bare Python call lists, and
-        Functionary v3.2's leading `NAME\\n{json}`. Returns the pieces of [lo, hi) left as prose."""
+        """Bare Python call lists in [lo, hi) (bare JSON was read with the markers). Returns the
+        pieces of [lo, hi) left as prose."""
         if lo >= hi:
             return []
-        text = self.text
         found: list[tuple[int, int]] = []
-        if lo == 0 or not text[:lo].strip():
-            m = _FUNCTIONARY_START.match(text, lo, hi)
-            if m and self.tools and m.group(1) in self.tools:
-                ctx = r.Ctx(text, hi, self.tools, self.find)
-                end, call, reason = r.json_arguments(ctx, m.group(1), m.end())
-                if call is not None or reason:
-                    self._add("functionary", m.start(1), end, location, [call] if call else [], reason)
-                    found.append((m.start(1), end))
-                    lo = end
         for start, end in self._brackets(lo, hi):
             if self._bare(start, end, hi, location):
                 found.append((start, end if end is not None else hi))
@@ -226,6 +232,8 @@ class _Scanner:
                         stack.append("}" if ch == "{" else "]")
                         start = m.start()
                     continue
+                if ch == '"' and text[m.start() - 1] == "\\":
+                    continue  # `\\"` in a Python string literal: not a JSON string
                 if ch == '"':
                     tail = _STRING_TAIL.match(text, pos, hi)
                     if tail is None:
@@ -249,22 +257,6 @@ class _Scanner:
         """Is the bracketed span a call? Records the attempt and says so."""
         text, tools = self.text, self.tools
         stop = end if end is not None else hi
-        if r.CALL_HEAD.match(text, start, stop):
-            raw = text[start:stop]
-            value, reason = loads_lenient(raw) if end is not None else (None, "cut off: the JSON never closes")
-            calls = r.calls_from_value(value, raw) if value is not None else None
-            if value is not None and calls is None:
-                # `{"name": "evalkit", "version": "1.0"}`: JSON with a name, not a call.
-                if not (isinstance(value, dict) and value.get("name") in (tools or {})):
-                    return False
-                calls = [r.make_call(value["name"], {}, raw)]
-            family = "llama3" if isinstance(value, dict) and "parameters" in value and "arguments" not in value \
-                else "json"
-            if calls is None and re.match(r'\s*\{\s*"name"\s*:\s*"[^"]*"?\s*,?\s*"?parameters', raw):
-                family = "llama3"
-            self._add(family, start, stop, location, calls or [], reason if calls is None or end is None else
-                      (f"not valid JSON ({reason})" if reason else None))
-            return True
         if r.PYTHONIC_HEAD.match(text, start, stop):
             calls, error = r.pythonic_calls(text[start:stop], tools) if end is not None else ([], "cut off")
             names = [c.name for c in calls]

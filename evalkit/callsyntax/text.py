@@ -166,7 +166,8 @@ def typed_value(raw: str, schema: Any) -> Any:
         return None
     value, reason = loads(text)
     if reason is not None and text[:1] in "{[" and types & {"object", "array"}:
-        value, reason = loads_lenient(text)
+        value, _ = loads_lenient(text)  # Seed-OSS's template writes dicts as Python reprs
+        reason = None if value is not None else reason
     if reason is not None:
         return raw
     if types and "string" in types and isinstance(value, (dict, list)) and not types & {"object", "array"}:
