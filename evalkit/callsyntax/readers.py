@@ -61,8 +61,9 @@ Reader = Callable[[Ctx, int, str], "Read | None"]
 
 
 # ---------------------------------------------------------------------------------------- calls
-def make_call(name: Any, args: Any, raw: str, call_id: Any = None) -> ToolCall:
-    """A ToolCall from a name and decoded arguments; what is wrong goes in parse_error."""
+def make_call(name: Any, args: Any, raw: str, call_id: Any = None, raw_args: str | None = None) -> ToolCall:
+    """A ToolCall from a name and decoded arguments; what is wrong goes in parse_error. `raw_args`:
+    the arguments exactly as written, when they were a JSON object of their own."""
     cid = call_id if isinstance(call_id, str) else None
     if not isinstance(name, str) or not name.strip():
         return ToolCall(raw_arguments=raw, parse_error="the call has no function name", id=cid)
@@ -80,7 +81,8 @@ def make_call(name: Any, args: Any, raw: str, call_id: Any = None) -> ToolCall:
     if not isinstance(args, dict):
         return ToolCall(name=name, raw_arguments=raw,
                         parse_error=f"arguments are a JSON {type(args).__name__}, not an object", id=cid)
-    return ToolCall(name=name, arguments=args, raw_arguments=json.dumps(args, ensure_ascii=False), id=cid)
+    return ToolCall(name=name, arguments=args, id=cid,
+                    raw_arguments=raw_args if raw_args is not None else "")
 
 
 def call_from_object(obj: Any, raw: str) -> ToolCall | None:
@@ -142,7 +144,7 @@ def json_arguments(ctx: Ctx, name: str, start: int, limit: int | None = None,
     value, why = loads_lenient(raw)
     if value is None:
         return end, None, reason or why
-    return end, make_call(name, value, raw, call_id), reason or why
+    return end, make_call(name, value, raw, call_id, raw_args=raw if isinstance(value, dict) else None), reason or why
 
 
 def closed(ctx: Ctx, pos: int, token: str, required: bool = True) -> tuple[int, str | None]:
@@ -406,7 +408,7 @@ def invoke_xml(close_block: str, invoke: str, invoke_end: str, param: str, param
                 if which != param_end:
                     broken = f"no {param_end} before {which}"
                 pos = stop + len(which)
-            calls.append(make_call(name, args, json.dumps(args, ensure_ascii=False)))
+            calls.append(make_call(name, args, ""))
             if broken:
                 return Read(min(pos, ctx.end), calls, broken)
 
@@ -440,10 +442,10 @@ def xml_function(ctx: Ctx, pos: int, strip_newlines: bool) -> tuple[int, ToolCal
     while True:
         pos = ctx.skip_ws(pos)
         if ctx.at(pos, "</function>"):
-            return pos + len("</function>"), make_call(name, args, json.dumps(args, ensure_ascii=False)), None
+            return pos + len("</function>"), make_call(name, args, ""), None
         if not ctx.at(pos, "<parameter="):
             reason = "cut off before </function>" if pos >= ctx.end else "no </function>"
-            return pos, make_call(name, args, json.dumps(args, ensure_ascii=False)), reason
+            return pos, make_call(name, args, ""), reason
         kgt = ctx.find.find(">", pos, min(ctx.end, pos + 200))
         if kgt < 0:
             return ctx.end, make_call(name, args, ""), "cut off in <parameter=...>"
@@ -455,7 +457,7 @@ def xml_function(ctx: Ctx, pos: int, strip_newlines: bool) -> tuple[int, ToolCal
             raw = raw[:-1] if raw.endswith("\n") else raw
         args[key] = typed_value(raw, ctx.schema(name, key))
         if which != "</parameter>":
-            call = make_call(name, args, json.dumps(args, ensure_ascii=False))
+            call = make_call(name, args, "")
             return (stop if stop >= 0 else ctx.end), call, ("cut off inside a parameter value" if stop < 0
                                                             else f"no </parameter> before {which}")
         pos = stop + len("</parameter>")
@@ -511,10 +513,10 @@ def glm(ctx: Ctx, at: int, marker: str) -> Read | None:
     while True:
         pos = ctx.skip_ws(pos)
         if ctx.at(pos, "</tool_call>"):
-            return Read(pos + len("</tool_call>"), [make_call(fn, args, json.dumps(args, ensure_ascii=False))])
+            return Read(pos + len("</tool_call>"), [make_call(fn, args, "")])
         if not ctx.at(pos, "<arg_key>"):
             reason = "cut off before </tool_call>" if pos >= ctx.end else "no </tool_call> after the call"
-            return Read(pos, [make_call(fn, args, json.dumps(args, ensure_ascii=False))], reason)
+            return Read(pos, [make_call(fn, args, "")], reason)
         kend = ctx.find.find("</arg_key>", pos, min(ctx.end, pos + 300))
         if kend < 0:
             return Read(ctx.end, [make_call(fn, args, "")], "cut off in an <arg_key>")
@@ -527,7 +529,7 @@ def glm(ctx: Ctx, at: int, marker: str) -> Read | None:
         raw = text[pos + len("<arg_value>"):stop if stop >= 0 else ctx.end]
         args[key] = typed_value(raw, ctx.schema(fn, key))
         if which != "</arg_value>":
-            call = make_call(fn, args, json.dumps(args, ensure_ascii=False))
+            call = make_call(fn, args, "")
             return Read(stop if stop >= 0 else ctx.end, [call],
                         "cut off inside an argument value" if stop < 0 else f"no </arg_value> before {which}")
         pos = stop + len("</arg_value>")

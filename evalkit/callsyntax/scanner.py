@@ -26,6 +26,34 @@ from .families import BY_NAME, FAMILIES, Family
 from .model import Attempt, Location, Scan, Tools
 from .text import Finder, loads_lenient
 
+class _Alternatives:
+    """Search for any of many literals (plus a few regex tails) in linear time and fast: one regex per
+    first character, each starting with that literal character so the engine skips ahead to it at C
+    speed (a single big alternation tries every alternative at every position: ~150 ms per MB of
+    prose). Each group remembers its next hit, so repeated searches never rescan text."""
+
+    def __init__(self, literals: list[str], tails: dict[str, str] | None = None):
+        groups: dict[str, list[str]] = {}
+        for lit in sorted(literals, key=len, reverse=True):
+            groups.setdefault(lit[0], []).append(re.escape(lit[1:]))
+        for first, tail in (tails or {}).items():
+            groups.setdefault(first, []).append(tail)
+        self.patterns = [re.compile(re.escape(c) + "(?:" + "|".join(alts) + ")") for c, alts in groups.items()]
+
+    def search(self, text: str, pos: int, end: int, memo: dict[int, tuple[int, re.Match[str] | None]]) -> re.Match[str] | None:
+        best = None
+        for i, pattern in enumerate(self.patterns):
+            known = memo.get(i)
+            if known is not None and known[0] <= pos and (known[1] is None or known[1].start() >= pos):
+                m = known[1]
+            else:
+                m = pattern.search(text, pos)
+                memo[i] = (pos, m)
+            if m is not None and m.end() <= end and (best is None or m.start() < best.start()):
+                best = m
+        return best
+
+
 _READERS: dict[str, list[tuple[Family, r.Reader]]] = {}
 for _family in FAMILIES:
     for _marker, _reader in _family.markers:
@@ -34,22 +62,21 @@ for _family in FAMILIES:
 # Bare JSON calls are found in the same pass (so markers inside their strings are never seen).
 _BARE = "bare JSON"
 _READERS[_BARE] = [(BY_NAME["json"], r.bare_json)]
-_MARKERS = re.compile("|".join(re.escape(m) for m in sorted(_READERS, key=len, reverse=True) if m != _BARE)
-                      + r'|(?P<bare>\[?\{\s*"(?:name|function|tool_name)"\s*:)')
+_BARE_TAIL = r'\s*"(?:name|function|tool_name)"\s*:'
+_MARKERS = _Alternatives([m for m in _READERS if m != _BARE],
+                         {"{": f"(?P<bare>{_BARE_TAIL})", "[": rf"(?P<bare_list>\s*\{{{_BARE_TAIL})"})
 
 _REASONING: dict[str, str] = {}
 for _family in FAMILIES:
     for _open, _close in _family.reasoning:
         _REASONING.setdefault(_open, _close)
-_OPENS = re.compile("|".join(re.escape(o) for o in sorted(_REASONING, key=len, reverse=True)))
+_OPENS = _Alternatives(list(_REASONING))
 _CLOSES = tuple(sorted({c for c in _REASONING.values()} - {"<|end|>"}))
 _HARMONY_ANALYSIS = "<|channel|>analysis<|message|>"
-_NOISE = re.compile("|".join(p for f in FAMILIES for p in f.noise))
+assert all(p.startswith("<") for f in FAMILIES for p in f.noise), "noise patterns start with <: see _NOISE"
+_NOISE = re.compile("<(?:" + "|".join(p[1:] for f in FAMILIES for p in f.noise) + ")")
 
 _FUNCTIONARY_START = re.compile(r"\s*([A-Za-z_][\w.\-]*)\n(?=\s*\{)")
-_STRUCT = re.compile(r'[{}\[\]"]')
-_STRING_TAIL = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_UNMARKED_RETRIES = 8  # restarts after an unclosed bracket swallowed the rest (bounded: stays linear)
 
 
 def scan(text: Any, tools: Tools = None) -> Scan:
@@ -73,6 +100,8 @@ class _Scanner:
         self.attempts: list[Attempt] = []
         self.gaps: list[tuple[int, int, Location]] = []  # text between attempts, by part
         self.reasoning: list[str] = []
+        self.memo_markers: dict[int, tuple[int, re.Match[str] | None]] = {}
+        self.memo_opens: dict[int, tuple[int, re.Match[str] | None]] = {}
 
     def run(self) -> Scan:
         for lo, hi, location in self._parts():
@@ -99,9 +128,9 @@ class _Scanner:
             self.reasoning.append(text[:close_at].strip())
             pos = close_at + len(close)
         while pos < n:
-            m = _OPENS.search(text, pos)
+            m = _OPENS.search(text, pos, n, self.memo_opens)
             while m and (self._backticked(m.start()) or (m.group() == _HARMONY_ANALYSIS and self._has_recipient(m.start()))):
-                m = _OPENS.search(text, m.end())
+                m = _OPENS.search(text, m.end(), n, self.memo_opens)
             if m is None:
                 parts.append((pos, n, "answer"))
                 break
@@ -124,7 +153,7 @@ class _Scanner:
         at, close = self.find.first(_CLOSES, 0)
         if at < 0:
             return None
-        opened = _OPENS.search(self.text, 0, at)
+        opened = _OPENS.search(self.text, 0, at, self.memo_opens)
         return None if opened else (at, close)
 
     def _has_recipient(self, at: int) -> bool:
@@ -141,10 +170,10 @@ class _Scanner:
         ctx = r.Ctx(self.text, hi, self.tools, self.find, lo)
         pos = self._functionary_start(ctx, lo, hi, location)
         while pos < hi:
-            m = _MARKERS.search(self.text, pos, hi)
+            m = _MARKERS.search(self.text, pos, hi, self.memo_markers)
             if m is None:
                 break
-            at, marker = m.start(), (_BARE if m.lastgroup == "bare" else m.group())
+            at, marker = m.start(), (_BARE if m.lastgroup in ("bare", "bare_list") else m.group())
             if self._backticked(at):
                 self.gaps.append((pos, m.end(), location))
                 pos = m.end()
@@ -198,77 +227,73 @@ class _Scanner:
 
     # ------------------------------------------------------------------------------- unmarked
     def _unmarked(self, lo: int, hi: int, location: Location) -> list[tuple[int, int]]:
-        """Bare Python call lists in [lo, hi) (bare JSON was read with the markers). Returns the
-        pieces of [lo, hi) left as prose."""
-        if lo >= hi:
-            return []
-        found: list[tuple[int, int]] = []
-        for start, end in self._brackets(lo, hi):
-            if self._bare(start, end, hi, location):
-                found.append((start, end if end is not None else hi))
+        """Bare Python call lists `[f(a=1), ...]` in [lo, hi) (bare JSON was read with the markers).
+        Returns the pieces of [lo, hi) left as prose. Only `[name(` starts are examined, and each
+        examined span is skipped whole, so the pass stays linear."""
+        text, found, pos = self.text, [], lo
+        while pos < hi:
+            m = _PY_HEAD.search(text, pos, hi)
+            if m is None:
+                break
+            end = _python_extent(text, m.start(), hi)
+            if self._pythonic(m.start(), end, hi, location, m.group(1)):
+                found.append((m.start(), end if end is not None else hi))
+            if end is None:
+                break
+            pos = end
         pieces, pos = [], lo
         for start, end in found:
-            if start > pos:
-                pieces.append((pos, start))
-            pos = max(pos, end)
-        if pos < hi:
-            pieces.append((pos, hi))
-        return pieces
+            pieces.append((pos, start))
+            pos = end
+        pieces.append((pos, hi))
+        return [(a, b) for a, b in pieces if b > a]
 
-    def _brackets(self, lo: int, hi: int):
-        """Top-level bracketed spans in prose: (start, end) when closed, (start, None) when not.
-        Quotes count only inside brackets; a mismatch resets; bounded restarts after an unclosed one."""
-        text, retries, pos = self.text, 0, lo
-        while pos < hi:
-            stack: list[str] = []
-            start = -1
-            while True:
-                m = _STRUCT.search(text, pos, hi)
-                if m is None:
-                    break
-                ch, pos = m.group(), m.end()
-                if not stack:
-                    if ch in "{[":
-                        stack.append("}" if ch == "{" else "]")
-                        start = m.start()
-                    continue
-                if ch == '"' and text[m.start() - 1] == "\\":
-                    continue  # `\\"` in a Python string literal: not a JSON string
-                if ch == '"':
-                    tail = _STRING_TAIL.match(text, pos, hi)
-                    if tail is None:
-                        break
-                    pos = tail.end()
-                elif ch in "{[":
-                    stack.append("}" if ch == "{" else "]")
-                elif stack.pop() != ch:
-                    stack = []
-                elif not stack:
-                    yield start, pos
-            if not stack:
-                return
-            yield start, None
-            retries += 1
-            if retries > _UNMARKED_RETRIES:
-                return
-            pos = start + 1
-
-    def _bare(self, start: int, end: int | None, hi: int, location: Location) -> bool:
-        """Is the bracketed span a call? Records the attempt and says so."""
-        text, tools = self.text, self.tools
-        stop = end if end is not None else hi
-        if r.PYTHONIC_HEAD.match(text, start, stop):
-            calls, error = r.pythonic_calls(text[start:stop], tools) if end is not None else ([], "cut off")
-            names = [c.name for c in calls]
-            first = re.match(r"\s*\[\s*([A-Za-z_][\w.]*)\(", text[start:stop])
-            offered = tools is None or (first is not None and first.group(1) in tools)
-            if calls and (tools is None or all(n in tools for n in names)):
-                self._add("pythonic", start, stop, location, calls, None)
-                return True
-            if (error or not calls) and offered and tools is not None:
-                self._add("pythonic", start, stop, location, calls, error or "cut off")
-                return True
+    def _pythonic(self, start: int, end: int | None, hi: int, location: Location, name: str) -> bool:
+        """Is `[name(...` a call list? Records the attempt and says so. An unoffered name in a list that
+        does not parse is prose (`[see(above)]`); an offered one is a broken call."""
+        tools = self.tools
+        offered = tools is not None and name in tools
+        if end is None:
+            if offered:
+                self._add("pythonic", start, hi, location, [], "cut off: the list never closes")
+            return offered
+        calls, error = r.pythonic_calls(self.text[start:end], tools)
+        good = bool(calls) and not error and all(c.parse_error is None for c in calls)
+        if good and (tools is None or all(c.name in tools for c in calls)):
+            self._add("pythonic", start, end, location, calls, None)
+            return True
+        if offered:
+            self._add("pythonic", start, end, location, calls, error or next(
+                (c.parse_error for c in calls if c.parse_error), "a call to a tool that was not offered"))
+            return True
         return False
+
+
+_PY_HEAD = re.compile(r"\[\s*([A-Za-z_][\w.]*)\(")
+_PY_STRUCT = re.compile(r"[\[\](){}\"']")
+_PY_STRINGS = {'"': re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*"'), "'": re.compile(r"[^'\\\n]*(?:\\.[^'\\\n]*)*'")}
+_PY_CLOSE = {"[": "]", "(": ")", "{": "}"}
+
+
+def _python_extent(text: str, start: int, hi: int) -> int | None:
+    """End of the Python list opening at `start` (after its `]`), or None when it never closes.
+    Brackets of all kinds nest; quoted strings are skipped; a mismatch ends the span there."""
+    stack: list[str] = []
+    pos = start
+    while True:
+        m = _PY_STRUCT.search(text, pos, hi)
+        if m is None:
+            return None
+        ch, pos = m.group(), m.end()
+        if ch in _PY_STRINGS:
+            tail = _PY_STRINGS[ch].match(text, pos, hi)
+            if tail is None:
+                return None
+            pos = tail.end()
+        elif ch in _PY_CLOSE:
+            stack.append(_PY_CLOSE[ch])
+        elif not stack or stack.pop() != ch or not stack:
+            return pos
 
 
 def family(name: str) -> Family:
