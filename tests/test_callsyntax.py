@@ -143,6 +143,21 @@ def test_never_raises(text):
             json.dumps(call.model_dump(), ensure_ascii=False).encode("utf-8")  # storable as is
 
 
+def test_values_no_json_tool_can_take_are_broken():
+    for text in ('<tool_call>{"name": "x", "arguments": {"a": 1e999}}</tool_call>',
+                 '<tool_call>{"name": "x", "arguments": {"a": NaN}}</tool_call>',
+                 "<tool_call>{'name': 'x', 'arguments': {'a': b'z'}}</tool_call>"):
+        s = scan(text)
+        assert s.attempted and not s.recovered and s.broken, text
+
+
+def test_raw_arguments_are_the_arguments_as_written_or_as_json():
+    s = scan('<tool_call>{"name": "x", "arguments": {"a": 1}}</tool_call>[TOOL_CALLS]y[ARGS]{"b":  2}')
+    assert [c.raw_arguments for c in s.recovered] == ['{"a": 1}', '{"b":  2}']
+    s = scan("<tool_call>get_time<arg_key>city</arg_key><arg_value>Paris</arg_value></tool_call>")
+    assert json.loads(s.recovered[0].raw_arguments) == {"city": "Paris"}
+
+
 def test_never_raises_on_non_text():
     for value in (None, 42, b"<tool_call>", ["x"]):
         assert scan(value).attempts == ()

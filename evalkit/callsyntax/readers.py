@@ -82,7 +82,7 @@ def make_call(name: Any, args: Any, raw: str, call_id: Any = None, raw_args: str
         return ToolCall(name=name, raw_arguments=raw,
                         parse_error=f"arguments are a JSON {type(args).__name__}, not an object", id=cid)
     return ToolCall(name=name, arguments=args, id=cid,
-                    raw_arguments=raw_args if raw_args is not None else "")
+                    raw_arguments=raw_args if raw_args is not None else json.dumps(args, ensure_ascii=False))
 
 
 def call_from_object(obj: Any, raw: str) -> ToolCall | None:

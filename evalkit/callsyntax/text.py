@@ -12,6 +12,8 @@ import re
 from json.decoder import scanstring
 from typing import Any
 
+from ..formats.pythonic import _jsonable  # tuples and sets as lists, as a JSON round trip would
+
 # One structural character of JSON, or a string opening; strings are skipped whole with _STRING_TAIL.
 _STRUCTURAL = re.compile(r'[{}\[\]"]')
 # The rest of a JSON string after its opening quote (unrolled loop: no backtracking).
@@ -91,11 +93,22 @@ def _string_end(text: str, pos: int, limit: int) -> int:
     return tail.end() if tail else -1
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number out of range: {text[:20]}")  # 1e999 is no JSON number a tool can take
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def loads(raw: str) -> tuple[Any, str | None]:
     """Strict JSON -> (value, None) or (None, reason). Never raises (deep nesting, huge numbers and
     lone surrogates included)."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} at char {exc.pos}"
     except (ValueError, RecursionError, MemoryError) as exc:  # 5000-digit ints, 10k-deep nesting
@@ -110,10 +123,10 @@ def loads(raw: str) -> tuple[Any, str | None]:
 def _unencodable(value: Any) -> str | None:
     # A `\ud800` escape decodes to a lone surrogate, which no UTF-8 file can hold later on.
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
         return "invalid unicode escape (a lone surrogate)"
-    except (ValueError, RecursionError, MemoryError) as exc:
+    except (TypeError, ValueError, RecursionError, MemoryError) as exc:  # bytes, sets, inf, deep nesting
         return f"unusable value: {type(exc).__name__}"
     return None
 
@@ -139,16 +152,6 @@ def _literal(raw: str) -> Any:
     if not stripped or stripped[0] not in "{[" or len(stripped) > 1_000_000:
         return None
     return _jsonable(ast.literal_eval(stripped))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bytes, complex)):
-        raise ValueError("not a JSON value")
-    return value
 
 
 def schema_types(schema: Any) -> set[str]:
