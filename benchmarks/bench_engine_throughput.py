@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from evalkit.engine.pull import ensure_model  # noqa: E402
 from evalkit.engine.server import EmbeddedEngine  # noqa: E402
 from evalkit.formats import get_format  # noqa: E402
-from evalkit.runner import Endpoint, RunContext, plan, request_params, run_jobs  # noqa: E402
+from evalkit.dispatch import run_jobs  # noqa: E402
+from evalkit.jobs import Endpoint, RunContext, plan, request_params  # noqa: E402
 from evalkit.schema import Settings  # noqa: E402
 from evalkit.suites import read_suite  # noqa: E402
 

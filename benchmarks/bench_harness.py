@@ -25,7 +25,8 @@ import openai
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evalkit.runner import Endpoint, RunContext, plan, run_jobs  # noqa: E402
+from evalkit.dispatch import run_jobs  # noqa: E402
+from evalkit.jobs import Endpoint, RunContext, plan  # noqa: E402
 from evalkit.schema import Settings  # noqa: E402
 from evalkit.suites import read_suite  # noqa: E402
 
@@ -67,7 +68,7 @@ def evalkit_run(base_url: str, jobs, concurrency: int, cache=None, stream: bool 
 def client_only(base_url: str, jobs) -> tuple[float, float]:
     """The openai client's own cost for the same streamed requests, one after another."""
     from evalkit.formats import get_format
-    from evalkit.runner import tool_payload
+    from evalkit.jobs import tool_payload
 
     fmt = get_format("native")
 

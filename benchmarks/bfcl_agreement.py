@@ -53,6 +53,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from evalkit import bfcl  # noqa: E402
+from evalkit.bfcl import conversion as bfcl_conversion  # noqa: E402
 from evalkit.formats import get_format  # noqa: E402
 from evalkit.schema import Case, ToolDef  # noqa: E402
 from evalkit.scoring import abstains_by_bfcl_rule, score  # noqa: E402
@@ -197,7 +198,7 @@ class Data:
 
     def category(self, category: str) -> dict[str, Entry]:
         if category not in self._cache:
-            prompts, answers = bfcl._paths(category, self.directory)  # noqa: SLF001
+            prompts, answers = bfcl_conversion._paths(category, self.directory)  # noqa: SLF001
             entries = bfcl.read_jsonl(prompts)
             truth = {row["id"]: row["ground_truth"] for row in bfcl.read_jsonl(answers)} if answers else {}
             cases = {c["id"]: c for c in bfcl.convert(category, self.directory)}
@@ -234,8 +235,8 @@ def judge(checker: BFCLChecker, data: Data, output: Output) -> Judgement:
         bfcl=bfcl_ok,
         bfcl_detail=bfcl_detail,
         evalkit=verdict.call_correct,
-        evalkit_failure=verdict.failure,
-        evalkit_detail=verdict.detail,
+        evalkit_failure=verdict.failure_kind,
+        evalkit_detail=verdict.failure_detail,
         malformed=verdict.malformed,
         evalkit_bfcl_style=bfcl_style,
     )
@@ -245,7 +246,9 @@ def judge(checker: BFCLChecker, data: Data, output: Output) -> Judgement:
 
 
 def _has_loose() -> bool:
-    return bfcl.loose_supported()
+    from evalkit.matchers import MATCHERS
+
+    return "loose" in MATCHERS
 
 
 def _has_nested_optional() -> bool:
@@ -548,7 +551,7 @@ def summarize(judgements: list[Judgement]) -> dict[str, dict[str, Any]]:
 
 
 def _has_nested_matcher(value: Any, inside: bool = False) -> bool:
-    from evalkit.schema import is_matcher
+    from evalkit.matchers import is_matcher
 
     if is_matcher(value):
         return any(_has_nested_matcher(v, inside) for v in value.get("one_of", [])) or (inside and bool(value.get("optional")))
@@ -579,7 +582,7 @@ def classify(j: Judgement, data: Data | None = None) -> str:
         return "intended:enum"
     if not j.bfcl and j.evalkit and "cannot_find_match" in j.bfcl_detail:
         return "intended:greedy"
-    if j.bfcl and j.evalkit_failure == "wrong_tool" and o.names == "original" and not core_has("aliases"):
+    if j.bfcl and j.evalkit_failure in ("wrong_tool", "hallucinated_tool") and o.names == "original" and not core_has("aliases"):
         return "needs:aliases"
     if j.bfcl and j.evalkit_failure == "wrong_value":
         if data is not None and not core_has("nested_optional"):

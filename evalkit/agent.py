@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
-import json
 import threading
 from pathlib import Path
 from types import ModuleType
 
+from .client import decode_rate
 from .errors import EvalkitError
 from .formats import get_format
-from .formats.base import result_text
-from .recovery import find_call_syntax
-from .runner import Endpoint, Job, RunContext, _base_sample, apply_verdict, fetch, request_params
+from .formats.base import ParsedReply, result_text
+from .jobs import Endpoint, Job, RunContext, apply_verdict, fetch, new_sample, request_params
 from .sandbox import sandbox_dir
 from .schema import Round, Sample, ToolCall, ToolDef
-from .scoring import argument_errors, final_answer_holds, score
+from .scoring import argument_errors, score_agent
 from .suites import resolve_implementations
 
 _modules: dict[Path, ModuleType] = {}
@@ -75,18 +74,6 @@ def execute_call(module: ModuleType, call: ToolCall, tools: dict[str, ToolDef], 
         return f"Error: {call.name} failed: {type(exc).__name__}: {exc}", False
 
 
-def dedupe(calls: list[ToolCall]) -> list[ToolCall]:
-    """Identical repeated calls (a retry after an error) count once for scoring."""
-    seen: set[str] = set()
-    unique = []
-    for call in calls:
-        key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
-        if key not in seen:
-            seen.add(key)
-            unique.append(call)
-    return unique
-
-
 async def _execute_all(
     module: ModuleType, calls: list[ToolCall], tools: dict[str, ToolDef], sandbox: Path, parallel: int
 ) -> list[tuple[str, bool]]:
@@ -108,16 +95,12 @@ async def run_agent(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
     tools = {t.function.name: t for t in offered}
     module = load_implementations(job)
     params = request_params(ctx, fmt, [m.model_dump(exclude_none=True) for m in case.messages], offered)
-    sample = _base_sample(job, ctx)
+    sample = new_sample(job, ctx, endpoint)
     sample.request = {k: v for k, v in params.items()}
-    sample.endpoint = endpoint.base_url
 
-    executed: list[ToolCall] = []
-    malformed_rounds = 0
-    final_text = ""
+    replies: list[ParsedReply] = []
     latency = 0.0
     completion_tokens = 0
-    ended_by = "round_limit"
     with sandbox_dir(fixtures_dir(job, module)) as sandbox:
         for number in range(1, case.max_rounds + 1):
             round_params = {**params, "messages": list(params["messages"])}
@@ -129,49 +112,31 @@ async def run_agent(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
                 sample.ttft_s = round(completion.ttft_s, 4) if completion.ttft_s is not None else None
                 sample.prompt_tokens = completion.prompt_tokens
             parsed = fmt.parse_reply(completion.content, completion.tool_calls)
-            leftover_syntax = find_call_syntax(parsed.text, set(tools))
+            replies.append(parsed)
             record = Round(request=round_params, raw=completion.raw(), calls=parsed.calls)
             sample.trajectory.append(record)
             sample.rounds = number
             if not parsed.calls:
-                # An answer — or an attempt the format could not parse, which ends the task too.
-                final_text = parsed.text
-                malformed_rounds += int(bool(leftover_syntax))
-                ended_by = "answer"
-                break
-            if any(c.parse_error for c in parsed.calls) or leftover_syntax:
-                malformed_rounds += 1
+                break  # an answer, or an attempt the format could not parse: either ends the task
             results = await _execute_all(module, parsed.calls, tools, sandbox, ctx.max_parallel_tool_calls)
             record.tool_results = [{"name": c.name, "result": text, "ok": ok} for c, (text, ok) in zip(parsed.calls, results)]
             sample.tool_errors += sum(1 for _, ok in results if not ok)
             good = [(c, text) for c, (text, _ok) in zip(parsed.calls, results) if not c.parse_error]
             broken = [text for c, (text, _ok) in zip(parsed.calls, results) if c.parse_error]
-            executed += [c for c, _ in good]
             # Unparseable calls cannot be echoed back as calls; the model hears about them as a user turn.
             history = [fmt.assistant_message(parsed.text, [c for c, _ in good])]
             history += fmt.tool_messages([c for c, _ in good], [text for _, text in good])
             history += [{"role": "user", "content": text} for text in broken]
             params["messages"] = list(params["messages"]) + history
 
-    verdict = score(case, offered, dedupe(executed), "")
-    sample.calls = executed
-    sample.final_answer = final_text or None
-    sample.ended_by = ended_by
-    sample.final_answer_ok = final_answer_holds(case.expect.final_answer, final_text) if ended_by == "answer" else False
+    verdict, path = score_agent(case, offered, replies)
     apply_verdict(sample, verdict)
-    if malformed_rounds:
-        sample.malformed = True
-        sample.call_correct = False
-        if sample.failure is None or sample.failure.startswith(("did_not_call", "wrong_count")):
-            sample.failure = f"malformed: {malformed_rounds} round(s) held a tool call that could not be parsed"
-    if sample.call_correct and ended_by != "answer":
-        sample.call_correct = sample.intent_correct = False
-        sample.failure = f"round_limit: no answer after {case.max_rounds} rounds"
-    elif sample.call_correct and sample.final_answer_ok is False:
-        sample.call_correct = sample.intent_correct = False
-        sample.failure = f"final_answer: {final_text[:120]!r} does not satisfy the expected answer"
+    sample.calls = path.executed
+    sample.final_answer = path.final_text or None
+    sample.ended_by = path.ended_by
+    sample.final_answer_ok = verdict.final_answer_ok
     sample.latency_s = round(latency, 4)
     sample.completion_tokens = completion_tokens or None
-    generation = latency - (sample.ttft_s or 0.0)
-    sample.tokens_per_s = round(completion_tokens / generation, 2) if completion_tokens and generation > 0 else None
+    tps = decode_rate(completion_tokens, latency, sample.ttft_s)
+    sample.tokens_per_s = round(tps, 2) if tps is not None else None
     return sample

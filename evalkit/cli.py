@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cache, shards
+from .bfcl import cli as bfcl_cli
 from .cliargs import whole_number
+from .engine import cli as engine_cli
 from .errors import EvalkitError
+from .probe import cli as probe_cli
+from .report import cli as report_cli
 from .schema import Settings
 
 # Modules that add their own subcommands with `add_commands(subparsers)`.
-COMMAND_MODULES = ["evalkit.engine.cli", "evalkit.report.cli", "evalkit.bfcl", "evalkit.shards", "evalkit.cache",
-                   "evalkit.probe.cli"]
+COMMAND_MODULES = [engine_cli, report_cli, shards, cache, probe_cli]
+# Importers of public benchmarks: each adds its source to `evalkit import` with
+# `add_import_command(sources)`, `sources` being the sub-parsers of the one `import` command.
+IMPORT_MODULES = [bfcl_cli]
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
@@ -61,7 +65,8 @@ def _read_url_file(path: Path) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .session import RunOptions, execute, print_summary
+    from .rundir import print_summary
+    from .session import RunOptions, execute
 
     base_urls = list(args.base_urls) + (_read_url_file(args.base_url_file) if args.base_url_file else [])
     concurrency = args.concurrency
@@ -99,18 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     run_dir = execute(options)
     if options.report:
-        _write_reports([run_dir])
+        from .report.write import write_run_report
+
+        write_run_report(run_dir)
     print_summary(run_dir)
     return 0
-
-
-def _write_reports(run_dirs: list[Path]) -> None:
-    try:
-        from .report.build import write_run_report
-    except ImportError:
-        return
-    for run_dir in run_dirs:
-        write_run_report(run_dir)
 
 
 def cmd_suites(args: argparse.Namespace) -> int:
@@ -143,14 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = subparsers.add_parser("suites", help="list suites with their case counts")
     p.add_argument("--dir", type=Path, default=None, help="a folder of suites (default: the built-in ones)")
     p.set_defaults(func=cmd_suites)
-    for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue  # a module not written yet: its commands simply do not exist
-        module = importlib.import_module(name)
-        add = getattr(module, "add_commands", None)
-        if add is not None:
-            add(subparsers)
+    for module in COMMAND_MODULES:
+        module.add_commands(subparsers)
+    add_import_commands(subparsers)
     return parser
+
+
+def add_import_commands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """`evalkit import SOURCE ...`: one sub-command, a sub-parser per importer module."""
+    p = subparsers.add_parser("import", help="convert a public benchmark into evalkit suites")
+    sources = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    for module in IMPORT_MODULES:
+        module.add_import_command(sources)
+    return sources
 
 
 def main(argv: list[str] | None = None) -> int:

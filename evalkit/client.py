@@ -26,6 +26,17 @@ class TransportError(Exception):
         self.retryable = retryable
 
 
+def decode_rate(tokens: int | None, latency_s: float, ttft_s: float | None) -> float | None:
+    """Tokens per second of decoding: the time after the first token (the whole time when no
+    first token was timed, e.g. a reply that was not streamed)."""
+    if not tokens:
+        return None
+    generation = latency_s - (ttft_s or 0.0)
+    if generation <= 0:
+        generation = latency_s
+    return tokens / generation if generation > 0 else None
+
+
 @dataclass
 class Completion:
     content: str | None
@@ -50,13 +61,7 @@ class Completion:
         """The server's own decode speed when it reports one (llama.cpp `timings`), else ours."""
         if self.timings and self.timings.get("predicted_per_second"):
             return float(self.timings["predicted_per_second"])
-        tokens = self.completion_tokens
-        if not tokens:
-            return None
-        generation = self.latency_s - (self.ttft_s or 0.0)
-        if generation <= 0:
-            generation = self.latency_s
-        return tokens / generation if generation > 0 else None
+        return decode_rate(self.completion_tokens, self.latency_s, self.ttft_s)
 
     def raw(self) -> dict[str, Any]:
         return {

@@ -1,73 +1,31 @@
-"""Argument matchers and one-to-one call matching, as CONTRACT.md section 1 defines them."""
+"""One-to-one call matching (CONTRACT.md section 1); argument values compare by evalkit/matchers.py."""
 
 from __future__ import annotations
 
-import math
-import re
+import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .schema import ExpectedCall, ToolCall, is_matcher
+from .matchers import MISSING, describe_value, match_value
+from .schema import ExpectedCall, FailureKind, ToolCall
 
-_MISSING = object()
-_LOOSE_IGNORED = re.compile(r"[ \,\.\/\-\_\*\^]")  # BFCL's standardize_string
-
-
-def loose_key(text: str) -> str:
-    """How `loose` compares strings (BFCL's rule): no spaces or `,./-_*^`, lower case, ' as "."""
-    return _LOOSE_IGNORED.sub("", text).lower().replace("'", '"')
+__all__ = ["CallMatch", "args_mismatch", "match_calls", "match_value", "names_text"]
 
 
-def _is_number(value: Any) -> bool:
-    # bool is an int subclass, but True is not the number 1 to a tool schema.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def match_value(expected: Any, actual: Any) -> bool:
-    """Does one argument value satisfy the expected literal or matcher object?"""
-    if is_matcher(expected):
-        if actual is _MISSING:
-            return bool(expected.get("optional"))
-        if "one_of" in expected:
-            return any(match_value(option, actual) for option in expected["one_of"])
-        if "exact" in expected:
-            return type(actual) is type(expected["exact"]) and actual == expected["exact"]
-        if "loose" in expected:
-            return isinstance(actual, str) and loose_key(actual) == loose_key(str(expected["loose"]))
-        if "regex" in expected:
-            return isinstance(actual, str) and re.fullmatch(expected["regex"], actual) is not None
-        if "approx" in expected:
-            tol = float(expected.get("tol", 1e-6))
-            return _is_number(actual) and abs(float(actual) - float(expected["approx"])) <= tol
-        return True  # {optional: true} alone accepts any value
-    if actual is _MISSING:
-        return False
-    if _is_number(expected):
-        return _is_number(actual) and math.isclose(float(actual), float(expected), rel_tol=1e-9, abs_tol=1e-12)
-    if isinstance(expected, str):
-        return isinstance(actual, str) and actual.strip().casefold() == expected.strip().casefold()
-    if isinstance(expected, bool) or expected is None:
-        return actual is expected or (isinstance(actual, bool) and actual == expected)
-    if isinstance(expected, list):
-        return isinstance(actual, list) and len(actual) == len(expected) and all(
-            match_value(e, a) for e, a in zip(expected, actual)
-        )
-    if isinstance(expected, dict):
-        # Keys whose matcher is `optional` may be left out, as arguments at the top level may.
-        return isinstance(actual, dict) and set(actual) <= set(expected) and all(
-            match_value(v, actual.get(k, _MISSING)) for k, v in expected.items()
-        )
-    return bool(expected == actual)
+def names_text(calls: Sequence[ToolCall]) -> str:
+    """The tools a reply called, for a detail line: "get_weather, get_time" (or "none")."""
+    return ", ".join(c.name or "?" for c in calls) or "none"
 
 
 def args_mismatch(expected: ExpectedCall, arguments: dict[str, Any], extra_allowed: bool) -> str | None:
     """None when the arguments match; else a short reason a person can read."""
     for key, want in expected.args.items():
-        got = arguments.get(key, _MISSING)
+        got = arguments.get(key, MISSING)
         if not match_value(want, got):
-            if got is _MISSING:
+            if got is MISSING:
                 return f"{expected.name}: missing argument {key!r}"
-            return f"{expected.name}: {key}={got!r}, expected {want!r}"
+            sent = json.dumps(got, ensure_ascii=False, default=str)
+            return f"{expected.name}: {key}={sent}, expected {describe_value(want)}"
     if not (extra_allowed or expected.extra_args == "allow"):
         extra = sorted(set(arguments) - set(expected.args))
         if extra:
@@ -78,11 +36,11 @@ def args_mismatch(expected: ExpectedCall, arguments: dict[str, Any], extra_allow
 @dataclass
 class CallMatch:
     ok: bool
-    reason: str | None = None  # "wrong_count" | "wrong_tool" | "wrong_value"
+    kind: FailureKind | None = None  # wrong_count | wrong_tool | wrong_value
     detail: str | None = None
 
 
-def _pair_reason(expected: ExpectedCall, call: ToolCall, extra_allowed: bool) -> tuple[str, str] | None:
+def _pair_reason(expected: ExpectedCall, call: ToolCall, extra_allowed: bool) -> tuple[FailureKind, str] | None:
     if call.name != expected.name:
         return "wrong_tool", f"called {call.name!r}, expected {expected.name!r}"
     detail = args_mismatch(expected, call.arguments or {}, extra_allowed)
@@ -94,8 +52,7 @@ def match_calls(
 ) -> CallMatch:
     """Expected and actual calls must pair one to one (in order when `order` is strict)."""
     if len(calls) != len(expected):
-        names = [c.name for c in calls]
-        return CallMatch(False, "wrong_count", f"made {len(calls)} call(s) {names}, expected {len(expected)}")
+        return CallMatch(False, "wrong_count", f"made {len(calls)} call(s) ({names_text(calls)}), expected {len(expected)}")
     if order == "strict":
         for want, call in zip(expected, calls):
             problem = _pair_reason(want, call, extra_allowed)
@@ -122,5 +79,5 @@ def match_calls(
             same_name = [c for c in calls if c.name == want.name]
             if same_name:
                 return CallMatch(False, *(_pair_reason(want, same_name[0], extra_allowed) or ("wrong_value", None)))
-            return CallMatch(False, "wrong_tool", f"no call to {want.name!r} (called {[c.name for c in calls]})")
+            return CallMatch(False, "wrong_tool", f"no call to {want.name!r} (called {names_text(calls)})")
     return CallMatch(True)

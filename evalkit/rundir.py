@@ -7,14 +7,13 @@ file first and are then renamed over the old one (`os.replace` is atomic on POSI
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import tempfile
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from pydantic import BaseModel, ValidationError
 
@@ -32,12 +31,14 @@ def new_run_id(model: str) -> str:
     return f"{stamp}-{safe}-{secrets.token_hex(2)}"
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """evalkit's one way to write a whole file: a reader sees the old file or the new one, never
+    a torn one. Text is written as UTF-8."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -128,5 +129,21 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def dump_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+def finalize(run_dir: Path) -> None:
+    """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume)."""
+    from .aggregate import aggregate  # here, not at the top: pandas only when a run is summed up
+
+    header = read_header(run_dir)
+    results = aggregate(latest_samples(run_dir), header.run_id, header.model)
+    write_model(run_dir / RESULTS, results)
+
+
+def print_summary(run_dir: Path) -> None:
+    """The summary table of results.json and where the run is: what `run` and `merge` print."""
+    from .aggregate import format_table, summary_table  # pandas only when a run is summed up
+
+    results = read_results(run_dir)
+    if results is None:
+        return
+    print(format_table(summary_table(results)))
+    print(f"\nrun directory: {run_dir}")

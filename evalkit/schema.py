@@ -9,18 +9,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-MATCHER_KEYS = {"one_of", "exact", "loose", "regex", "approx", "tol", "optional"}
-MATCHER_OPERATORS = {"one_of", "exact", "loose", "regex", "approx"}
+from . import failures
+from .matchers import is_matcher, problem
 
-
-def is_matcher(value: Any) -> bool:
-    """An object counts as a matcher (not a literal dict) when all its keys are matcher keys."""
-    return (
-        isinstance(value, dict)
-        and bool(value)
-        and set(value) <= MATCHER_KEYS
-        and bool(set(value) & (MATCHER_OPERATORS | {"optional"}))
-    )
+# Why `call_correct` is false: a key of the failure table (evalkit/failures.py).
+FailureKind = Literal[failures.KEYS]  # type: ignore[valid-type]
 
 
 class Strict(BaseModel):
@@ -53,21 +46,8 @@ class ExpectedCall(Strict):
     @classmethod
     def _matchers_well_formed(cls, args: dict[str, Any]) -> dict[str, Any]:
         for key, value in args.items():
-            if is_matcher(value):
-                ops = set(value) & MATCHER_OPERATORS
-                if len(ops) > 1:
-                    raise ValueError(f"argument {key!r}: use one of {sorted(MATCHER_OPERATORS)}, not {sorted(ops)}")
-                if "tol" in value and "approx" not in value:
-                    raise ValueError(f"argument {key!r}: 'tol' goes with 'approx'")
-                if "one_of" in value and not isinstance(value["one_of"], list):
-                    raise ValueError(f"argument {key!r}: 'one_of' must be a list")
-                if "regex" in value:
-                    import re
-
-                    try:
-                        re.compile(value["regex"])
-                    except re.error as exc:
-                        raise ValueError(f"argument {key!r}: bad regex: {exc}") from None
+            if is_matcher(value) and (why := problem(value)):
+                raise ValueError(f"argument {key!r}: {why}")
         return args
 
 
@@ -181,7 +161,9 @@ class Sample(BaseModel):
     call_correct: bool = False
     intent_correct: bool = False
     error: str | None = None
-    failure: str | None = None  # why call_correct is false, in words a person reads
+    failure_kind: FailureKind | None = None  # why call_correct is false (evalkit/failures.py)
+    failure_detail: str | None = None  # the specifics, in words a person reads
+    syntax: str | None = None  # which family's call syntax the reply used (not recorded yet)
     # agent cases
     final_answer: str | None = None
     final_answer_ok: bool | None = None
@@ -197,6 +179,17 @@ class Sample(BaseModel):
     tokens_per_s: float | None = None
     endpoint: str | None = None
     cached: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_failure(cls, data: Any) -> Any:
+        # Older runs stored one string, "kind: detail"; read it into the two fields.
+        if isinstance(data, dict) and "failure" in data:
+            data = dict(data)
+            text = data.pop("failure")
+            if text and data.get("failure_kind") is None:
+                data["failure_kind"], data["failure_detail"] = failures.from_legacy(text)
+        return data
 
     def key(self) -> tuple[str, str, str, int]:
         return (self.suite, self.case_id, self.format, self.repeat)

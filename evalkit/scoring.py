@@ -1,17 +1,20 @@
-"""Per-sample verdicts, exactly as CONTRACT.md section 3 defines them."""
+"""Per-sample verdicts, exactly as CONTRACT.md section 3 defines them: single-turn replies
+(`score`) and agent cases' whole trajectories (`score_agent`)."""
 
 from __future__ import annotations
 
-import re
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal, Sequence
 
 import jsonschema
 
-from .matching import match_calls
+from .formats.base import ParsedReply
+from .matching import match_calls, names_text
 from .recovery import _to_calls, find_call_syntax, loads_lenient, recover_calls
-from .schema import Case, FinalAnswer, ToolCall, ToolDef
+from .schema import Case, FailureKind, FinalAnswer, ToolCall, ToolDef
 
 
 @dataclass
@@ -21,9 +24,9 @@ class Verdict:
     args_valid: bool | None
     call_correct: bool
     intent_correct: bool
-    failure: str | None  # malformed | wrong_tool | wrong_value | wrong_count | invalid_args |
-    #                      called_when_should_not | did_not_call | final_answer
-    detail: str | None = None
+    failure_kind: FailureKind | None  # why call_correct is false: a key of evalkit/failures.py
+    failure_detail: str | None = None  # the specifics, in words
+    final_answer_ok: bool | None = None  # agent cases: does the final answer hold (None: nothing to check)
 
 
 @lru_cache(maxsize=1024)
@@ -120,12 +123,13 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
     args_valid = None if not parsed else all(p is None for p in arg_problems)
 
     # Strict verdict.
-    failure, detail = None, None
+    failure: FailureKind | None = None
+    detail: str | None = None
     if not expect.calls:
         correct = not calls and not malformed
         if not correct:
             failure = "malformed" if malformed and not parsed else "called_when_should_not"
-            detail = f"called {[c.name for c in calls]}" if calls else f"call syntax in the text: {leftover_syntax}"
+            detail = f"called {names_text(calls)}" if calls else f"call syntax in the text: {', '.join(leftover_syntax)}"
     elif malformed:
         correct, failure = False, "malformed"
         detail = broken[0].parse_error if broken else f"unparsed call syntax in the reply: {', '.join(leftover_syntax)}"
@@ -134,8 +138,12 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
     else:
         match = match_calls(expect.calls, parsed, expect.order, extra_allowed)
         correct = match.ok and bool(args_valid)
-        if not match.ok:
-            failure, detail = match.reason, match.detail
+        if hallucinated:
+            # Before wrong_tool or wrong_count: a tool that does not exist is the more telling failure.
+            failure = "hallucinated_tool"
+            detail = f"called {names_text([c for c in parsed if c.name not in names])}, which was not offered"
+        elif not match.ok:
+            failure, detail = match.kind, match.detail
         elif not args_valid:
             failure, detail = "invalid_args", next(p for p in arg_problems if p)
 
@@ -159,6 +167,79 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
         args_valid=args_valid,
         call_correct=correct,
         intent_correct=intent_correct or correct,
-        failure=failure,
-        detail=detail,
+        failure_kind=failure,
+        failure_detail=detail,
     )
+
+
+# ---------------------------------------------------------------- agent cases
+
+
+def round_malformed(reply: ParsedReply, tool_names: set[str]) -> bool:
+    """An agent round held a call attempt that could not be parsed (in a call or left in the text)."""
+    return any(c.parse_error for c in reply.calls) or bool(find_call_syntax(reply.text, tool_names))
+
+
+def dedupe(calls: list[ToolCall]) -> list[ToolCall]:
+    """Identical repeated calls (a retry after an error) count once for scoring."""
+    seen: set[str] = set()
+    unique = []
+    for call in calls:
+        key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            unique.append(call)
+    return unique
+
+
+@dataclass
+class Trajectory:
+    """What an agent case's rounds add up to, read from the parsed reply of each round."""
+
+    executed: list[ToolCall]  # the parsed calls of every round, in order (what was run)
+    final_text: str  # the prose of the round that ended the case ("" at the round limit)
+    ended_by: Literal["answer", "round_limit"]
+    malformed_rounds: int
+
+
+def trajectory(replies: Sequence[ParsedReply], tool_names: set[str]) -> Trajectory:
+    """A reply without calls ends the case (an answer, or an attempt the format could not
+    parse); the case ran out of rounds when every reply asked for tools."""
+    executed: list[ToolCall] = []
+    for reply in replies:
+        if not reply.calls:
+            break
+        executed += [c for c in reply.calls if not c.parse_error]
+    last = replies[-1] if replies else ParsedReply()
+    ended_by: Literal["answer", "round_limit"] = "answer" if replies and not last.calls else "round_limit"
+    return Trajectory(
+        executed=executed,
+        final_text=last.text if ended_by == "answer" else "",
+        ended_by=ended_by,
+        malformed_rounds=sum(round_malformed(r, tool_names) for r in replies),
+    )
+
+
+def score_agent(case: Case, offered: list[ToolDef], replies: Sequence[ParsedReply]) -> tuple[Verdict, Trajectory]:
+    """Verdicts for an agent case from the parsed reply of each round: the executed calls (each
+    distinct call once) against the expected ones, then the rounds and the final answer."""
+    path = trajectory(replies, {t.function.name for t in offered})
+    verdict = score(case, offered, dedupe(path.executed), "")
+    if path.ended_by == "answer":
+        verdict.final_answer_ok = final_answer_holds(case.expect.final_answer, path.final_text)
+    else:
+        verdict.final_answer_ok = False
+    if path.malformed_rounds:
+        verdict.malformed = True
+        verdict.call_correct = False
+        if verdict.failure_kind in (None, "did_not_call", "wrong_count"):
+            verdict.failure_kind = "malformed"
+            verdict.failure_detail = f"{path.malformed_rounds} round(s) held a tool call that could not be parsed"
+    if verdict.call_correct and path.ended_by != "answer":
+        verdict.call_correct = verdict.intent_correct = False
+        verdict.failure_kind, verdict.failure_detail = "round_limit", f"no answer after {case.max_rounds} rounds"
+    elif verdict.call_correct and verdict.final_answer_ok is False:
+        verdict.call_correct = verdict.intent_correct = False
+        verdict.failure_kind = "final_answer"
+        verdict.failure_detail = f"{json.dumps(path.final_text[:120], ensure_ascii=False)} does not satisfy the expected answer"
+    return verdict, path

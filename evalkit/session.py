@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
 from . import __version__
-from .aggregate import aggregate, format_table, summary_table
+from .cache import ResponseCache
+from .dispatch import run_jobs
+from .engine.discover import check_server, resolve, server_info, server_slots
 from .errors import EvalkitError
-from .rundir import HEADER, RESULTS, SampleLog, latest_samples, new_run_id, now_iso, read_header, read_samples, write_model
-from .runner import Endpoint, RunContext, done_keys, plan, run_jobs
+from .formats import get_format
+from .jobs import Endpoint, RunContext, done_keys, plan
+from .rundir import HEADER, SampleLog, finalize, new_run_id, now_iso, read_header, read_samples, write_model
 from .schema import Header, Sample, Settings, SuiteRef
+from .shards import shard_of
 from .suites import LoadedSuite, default_suites, find_suite, read_suite
 
 
@@ -55,70 +54,6 @@ def load_suites(names: list[str]) -> list[LoadedSuite]:
     return [find_suite(name) for name in names]
 
 
-def parse_shard(shard: str | None) -> tuple[int, int] | None:
-    if not shard:
-        return None
-    try:
-        index, total = (int(x) for x in shard.split("/"))
-    except ValueError:
-        raise EvalkitError(f"--shard {shard!r}: expected i/n, e.g. 1/4") from None
-    if not 1 <= index <= total:
-        raise EvalkitError(f"--shard {shard!r}: i must be between 1 and n")
-    return index, total
-
-
-def _get_json(url: str, timeout: float) -> Any:
-    """A plain GET on loopback servers; stdlib, since this is all evalkit asks outside the client."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) URLs only
-        return json.loads(response.read().decode("utf-8"))
-
-
-def _server_root(base_url: str) -> str:
-    """llama.cpp's own endpoints (/props) sit beside /v1, not under it."""
-    return base_url.rstrip("/").removesuffix("/v1")
-
-
-def _server_info(base_url: str) -> dict[str, Any]:
-    """What the server says about itself, for the header. Never fatal: the run itself will tell."""
-    info: dict[str, Any] = {}
-    for name, url in (("models", base_url.rstrip("/") + "/models"), ("props", _server_root(base_url) + "/props")):
-        try:
-            info[name] = _get_json(url, 5.0)
-        except Exception as exc:  # noqa: BLE001
-            info[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
-    props = info.get("props")
-    if isinstance(props, dict):
-        # llama.cpp's /props also holds the whole chat template; keep the useful facts only.
-        info["props"] = {k: props[k] for k in ("total_slots", "model_path", "build_info", "n_ctx") if k in props}
-        if "default_generation_settings" in props:
-            info["props"]["n_ctx"] = props["default_generation_settings"].get("n_ctx")
-    return info
-
-
-def server_slots(base_url: str) -> int | None:
-    """llama.cpp reports its parallel slots at /props; matching them keeps the server busy
-    without queueing (capped, so a single local GPU is never flooded)."""
-    try:
-        slots = _get_json(_server_root(base_url) + "/props", 2.0).get("total_slots")
-    except Exception:  # noqa: BLE001 - most servers have no /props; keep the default
-        return None
-    return min(int(slots), 16) if isinstance(slots, int) and slots > 0 else None
-
-
-def _check_server(base_url: str) -> None:
-    url = base_url.rstrip("/") + "/models"
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise EvalkitError(f"--base-url {base_url!r}: expected an http:// or https:// URL")
-    try:
-        with urllib.request.urlopen(url, timeout=5.0):  # noqa: S310
-            pass
-    except urllib.error.HTTPError:
-        return  # it answers; whether /models exists is not our business
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise EvalkitError(f"cannot reach {base_url}: {reason}; is the server running?") from None
-
-
 def execute(options: RunOptions) -> Path:
     """Run and return the run directory. Ctrl-C leaves a valid partial run that --resume completes."""
     with ExitStack() as stack:
@@ -130,14 +65,12 @@ def execute(options: RunOptions) -> Path:
 
 
 def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[LoadedSuite], list[str]]:
-    from .formats import get_format
-
     suites = load_suites(options.suites)
     for fmt in options.formats:
         get_format(fmt)  # fail early on a typo
     base_urls, model_id, backend, requested = _resolve_target(options, stack)
     for url in base_urls:
-        _check_server(url)
+        check_server(url)
     settings = options.settings
     if not options.concurrency_given and backend != "embedded":
         settings.concurrency = server_slots(base_urls[0]) or settings.concurrency
@@ -156,7 +89,7 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
             SuiteRef(name=s.suite.name, path=str(s.path), sha256=s.sha256, cases=len(s.suite.cases)) for s in suites
         ],
         settings=settings,
-        server=_server_info(base_urls[0]),
+        server=server_info(base_urls[0]),
         shard=options.shard,
         tags=options.tags or None,
         limit=options.limit,
@@ -170,8 +103,6 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
 
 def _resolve_target(options: RunOptions, stack: ExitStack) -> tuple[list[str], str, str, str | None]:
     """(base URLs, model id, backend, name the user typed). Starts the embedded engine if needed."""
-    from .engine.discover import resolve
-
     if len(options.base_urls) > 1:
         if not options.model:
             raise EvalkitError("--model is required with several --base-url")
@@ -224,10 +155,7 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
     jobs = plan(
         suites, header.formats, settings.repeats, options.tags or None, options.limit, options.sample, settings.seed
     )
-    shard = parse_shard(header.shard)
-    if shard:
-        index, total = shard
-        jobs = [job for i, job in enumerate(jobs) if i % total == index - 1]
+    jobs = shard_of(jobs, header.shard)
     already = done_keys(read_samples(run_dir))
     jobs = [job for job in jobs if job.key() not in already]
 
@@ -272,32 +200,9 @@ def _engine_version() -> str:
         return "unknown"
 
 
-def finalize(run_dir: Path) -> None:
-    """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume)."""
-    header = read_header(run_dir)
-    results = aggregate(latest_samples(run_dir), header.run_id, header.model)
-    write_model(run_dir / RESULTS, results)
-
-
-def _open_cache(options: RunOptions, settings: Settings) -> Any:
+def _open_cache(options: RunOptions, settings: Settings) -> ResponseCache | None:
     enabled = options.cache if options.cache is not None else settings.temperature == 0
-    if not enabled:
-        return None
-    try:
-        from .cache import ResponseCache
-    except ImportError:
-        return None
-    return ResponseCache.open_default()
-
-
-def print_summary(run_dir: Path) -> None:
-    from .rundir import read_results
-
-    results = read_results(run_dir)
-    if results is None:
-        return
-    print(format_table(summary_table(results)))
-    print(f"\nrun directory: {run_dir}")
+    return ResponseCache.open_default() if enabled else None
 
 
 def _say(options: RunOptions, message: str) -> None:

@@ -1,12 +1,38 @@
-"""`evalkit merge`: join the run directories of `--shard i/n` runs into one."""
+"""Sharding a run across machines: `--shard i/n` picks every n-th job, `evalkit merge` joins
+the shards' run directories into one."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Sequence, TypeVar
 
 from .errors import EvalkitError
-from .rundir import HEADER, SampleLog, latest_samples, new_run_id, read_header, write_model
+from .rundir import HEADER, SampleLog, finalize, latest_samples, new_run_id, print_summary, read_header, write_model
+
+T = TypeVar("T")
+
+
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """`--shard i/n` as (i, n); None when the run is not sharded."""
+    if not shard:
+        return None
+    try:
+        index, total = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise EvalkitError(f"--shard {shard!r}: expected i/n, e.g. 1/4") from None
+    if not 1 <= index <= total:
+        raise EvalkitError(f"--shard {shard!r}: i must be between 1 and n")
+    return index, total
+
+
+def shard_of(jobs: Sequence[T], shard: str | None) -> list[T]:
+    """Shard i of n takes jobs i-1, i-1+n, ...: every shard gets a mix of suites and formats."""
+    parsed = parse_shard(shard)
+    if parsed is None:
+        return list(jobs)
+    index, total = parsed
+    return [job for i, job in enumerate(jobs) if i % total == index - 1]
 
 
 def merge(shard_dirs: list[Path], out_parent: Path) -> Path:
@@ -36,15 +62,11 @@ def merge(shard_dirs: list[Path], out_parent: Path) -> Path:
     for sample in sorted(samples, key=lambda s: s.key()):
         log.append(sample)
     log.close()
-    from .session import finalize
-
     finalize(run_dir)
     return run_dir
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from .session import print_summary
-
     run_dir = merge(args.run_dirs, args.out)
     print_summary(run_dir)
     return 0

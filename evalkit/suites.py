@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from .errors import EvalkitError, SuiteError
 from .schema import Case, Suite
 
+# The checkout's top-level suites/; an installed wheel has them as evalkit/builtin_suites/ (setup.py).
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "suites"
+PACKAGED_DIR = Path(__file__).resolve().parent / "builtin_suites"
 SUITE_SUFFIXES = (".yaml", ".yml", ".jsonl")
 
 
@@ -27,9 +29,8 @@ class LoadedSuite:
 
 
 def builtin_dir() -> Path:
-    """Built-in suites live in the checkout's `suites/`; an installed wheel ships them in package data."""
-    packaged = Path(__file__).resolve().parent / "suites"
-    return packaged if packaged.is_dir() else BUILTIN_DIR
+    """Built-in suites live in the checkout's `suites/`; an installed wheel ships them as package data."""
+    return PACKAGED_DIR if PACKAGED_DIR.is_dir() else BUILTIN_DIR
 
 
 def suite_paths(directory: Path | None = None) -> list[Path]:

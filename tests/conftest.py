@@ -14,7 +14,8 @@ from typing import Any, Iterable
 import pytest
 import yaml
 
-from evalkit.runner import Endpoint, RunContext, plan, run_jobs
+from evalkit.dispatch import run_jobs
+from evalkit.jobs import Endpoint, RunContext, plan
 from evalkit.schema import Sample, Settings
 from evalkit.suites import LoadedSuite, read_suite
 from evalkit.testing.scripted_server import Reply, ScriptedServer

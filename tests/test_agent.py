@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.runner import Endpoint, RunContext, plan, run_jobs
+from evalkit.dispatch import run_jobs
+from evalkit.jobs import Endpoint, RunContext, plan
 from evalkit.schema import Sample, Settings
 from evalkit.suites import read_suite
 from evalkit.testing.scripted_server import Reply, ScriptedServer
@@ -84,7 +85,7 @@ def test_wrong_final_answer_fails():
 
     sample, _ = run_case(loaded, "agent-multiply-12345-54321-en", "native", model)
     assert not sample.call_correct and sample.final_answer_ok is False
-    assert sample.failure.startswith("final_answer")
+    assert sample.failure_kind == "final_answer"
 
 
 def test_round_limit():
@@ -94,7 +95,7 @@ def test_round_limit():
     sample, requests = run_case(loaded, case.id, "native", always_call)
     assert len(requests) == case.max_rounds == sample.rounds
     assert sample.ended_by == "round_limit"
-    assert not sample.call_correct and sample.failure.startswith("round_limit")
+    assert not sample.call_correct and sample.failure_kind == "round_limit"
 
 
 @pytest.mark.parametrize("fmt", ["native", "default"])

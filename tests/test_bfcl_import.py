@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 
 from evalkit import bfcl
+from evalkit.cli import add_import_commands
 from evalkit.errors import EvalkitError
 from evalkit.suites import read_suite
 
@@ -63,12 +64,12 @@ def _case(out: Path, category: str, case_id: str) -> dict:
     raise AssertionError(f"{case_id} not in {category}")
 
 
-def S(text: str):  # noqa: N802 - how a BFCL string answer is written, per the core's matchers
-    return {"loose": text} if bfcl.loose_supported() else text
+def S(text: str):  # noqa: N802 - how a BFCL string answer is written: BFCL's string rule
+    return {"loose": text}
 
 
 def S_OPT(text: str):  # noqa: N802 - the same, for a parameter that may be left out
-    return {"loose": text, "optional": True} if bfcl.loose_supported() else {"one_of": [text], "optional": True}
+    return {"loose": text, "optional": True}
 
 
 # ---------------------------------------------------------------- the wheel
@@ -311,7 +312,7 @@ def test_unknown_category_is_one_line_error(tmp_path):
 
 def test_cli_command(env, tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="evalkit")
-    bfcl.add_commands(parser.add_subparsers(dest="command"))
+    add_import_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["import", "bfcl", "--category", "parallel", "--category", "irrelevance", "--out", str(tmp_path)])
     assert args.func(args) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["irrelevance.jsonl", "parallel.jsonl"]

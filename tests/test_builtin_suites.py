@@ -21,7 +21,8 @@ from jsonschema import Draft202012Validator
 
 from evalkit import scoring
 from evalkit.sandbox import SandboxEscape, sandbox_dir
-from evalkit.schema import Case, ExpectedCall, FinalAnswer, Suite, is_matcher
+from evalkit.matchers import is_matcher
+from evalkit.schema import Case, ExpectedCall, FinalAnswer, Suite
 from evalkit.suites import LoadedSuite, read_suite, resolve_implementations, suite_paths
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"

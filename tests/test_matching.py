@@ -120,7 +120,7 @@ def test_order_any_pairs_one_to_one_in_any_order():
     assert match_calls(want, [_call("w", city="Rome"), _call("w", city="Paris")], "any").ok
     assert match_calls(want, [_call("w", city="Paris"), _call("w", city="Rome")], "strict").ok
     strict = match_calls(want, [_call("w", city="Rome"), _call("w", city="Paris")], "strict")
-    assert not strict.ok and strict.reason == "wrong_value"
+    assert not strict.ok and strict.kind == "wrong_value"
     # one to one: the same call twice does not satisfy two expectations
     twice = match_calls(want, [_call("w", city="Paris"), _call("w", city="Paris")], "any")
     assert not twice.ok
@@ -135,8 +135,8 @@ def test_order_any_finds_a_matching_when_greedy_pairing_would_fail():
 
 def test_count_and_tool_mismatches():
     want = [ExpectedCall(name="w", args={"city": "Paris"})]
-    assert match_calls(want, [], "any").reason == "wrong_count"
-    assert match_calls(want, [_call("w", city="Paris")] * 2, "any").reason == "wrong_count"
-    assert match_calls(want, [_call("x", city="Paris")], "any").reason == "wrong_tool"
-    assert match_calls(want, [_call("w", city="Rome")], "any").reason == "wrong_value"
+    assert match_calls(want, [], "any").kind == "wrong_count"
+    assert match_calls(want, [_call("w", city="Paris")] * 2, "any").kind == "wrong_count"
+    assert match_calls(want, [_call("x", city="Paris")], "any").kind == "wrong_tool"
+    assert match_calls(want, [_call("w", city="Rome")], "any").kind == "wrong_value"
     assert match_calls([], [], "any").ok

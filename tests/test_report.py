@@ -25,14 +25,16 @@ import pytest
 
 from evalkit import __version__
 from evalkit.cli import main
-from evalkit.report import recommend, write_comparison, write_run_report
-from evalkit.report.build import build_report, load_run
+from evalkit.report.recommend import recommend
+from evalkit.report.write import write_comparison, write_run_report
+from evalkit.report.build import build_report
+from evalkit.report.model import load_run
 from evalkit.report.compare import mcnemar_exact, two_proportion_z
 from evalkit.report.markdown import display_width, render_markdown
-from evalkit.rundir import HEADER, SampleLog, new_run_id, now_iso, read_results, write_model
-from evalkit.runner import Endpoint, RunContext, plan, run_jobs
+from evalkit.rundir import HEADER, SampleLog, finalize, new_run_id, now_iso, read_results, write_model
+from evalkit.dispatch import run_jobs
+from evalkit.jobs import Endpoint, RunContext, plan
 from evalkit.schema import Header, Settings, SuiteRef
-from evalkit.session import finalize
 from evalkit.suites import find_suite
 from evalkit.testing.scripted_server import Reply, ScriptedServer
 
@@ -292,15 +294,15 @@ def test_leaderboard_numbers_equal_results_json(runs, reports):
         for row in rows:
             agg = aggs[(row[1], row[2])]
             assert row[3] == str(agg.n)
-            assert row[4] == f"{agg.call_accuracy * 100:.1f}%"
-            assert row[5] == f"{agg.call_accuracy_ci95.low * 100:.1f}-{agg.call_accuracy_ci95.high * 100:.1f}%"
-            assert row[6] == f"{agg.intent_accuracy * 100:.1f}%"
-            assert row[8] == f"{agg.malformed_rate * 100:.1f}%"
-            assert row[10] == f"{agg.no_call_accuracy * 100:.1f}%"
-            assert row[11] == f"{agg.no_call_accuracy_bfcl * 100:.1f}%"
-            assert row[12] == f"{agg.latency_p50_s:.3f} s"
-            assert row[15] == f"{agg.tokens_per_s:.1f}"
-            assert row[16] == str(agg.errors)
+            assert row[4] == str(agg.errors)
+            assert row[5] == f"{agg.call_accuracy * 100:.1f}%"
+            assert row[6] == f"{agg.call_accuracy_ci95.low * 100:.1f}-{agg.call_accuracy_ci95.high * 100:.1f}%"
+            assert row[7] == f"{agg.intent_accuracy * 100:.1f}%"
+            assert row[9] == f"{agg.malformed_rate * 100:.1f}%"
+            assert row[11] == f"{agg.no_call_accuracy * 100:.1f}%"
+            assert row[12] == f"{agg.no_call_accuracy_bfcl * 100:.1f}%"
+            assert row[13] == f"{agg.latency_p50_s:.3f} s"
+            assert row[16] == f"{agg.tokens_per_s:.1f}"
         # leaderboard.csv carries the same numbers at full precision
         with open(run_dir / "leaderboard.csv", newline="", encoding="utf-8") as handle:
             for rec in csv.DictReader(handle):
@@ -363,7 +365,9 @@ def test_failure_kinds_in_words(reports):
     for words in ("wrong tool", "wrong value", "called when it should not", "did not call", "wrong final answer",
                   "wrong number of calls"):
         assert f": {words}\n" in failing, words
-    assert "It named a tool that was not offered." in failing
+    # a call to a tool that was not offered is its own kind, explained with the tool's name
+    assert ": hallucinated tool\n" in failing
+    assert "It called a tool that was not offered (called " in failing and ", which was not offered)." in failing
     kinds = {row[0]: row for row in table_rows(section(md, "Failure kinds"))}
     assert kinds["gamma-1b [native]"][2] == "11"
     beta = section(reports["beta"], "Failing cases")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.report import write_comparison
+from evalkit.report.write import write_comparison
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 pytestmark = pytest.mark.skipif(

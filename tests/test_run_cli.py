@@ -330,7 +330,8 @@ def test_cancelled_run_jobs_stops_promptly_and_takes_no_more_jobs(tmp_path):
     """What Ctrl-C does to the runner: cancelling `run_jobs` ends it at once; no worker keeps going."""
     import asyncio
 
-    from evalkit.runner import Endpoint, RunContext, plan, run_jobs
+    from evalkit.dispatch import run_jobs
+    from evalkit.jobs import Endpoint, RunContext, plan
     from evalkit.schema import Settings
 
     loaded = read_suite(write_suite(tmp_path, [case(f"c{i}", f"hi {i}", {"calls": []}) for i in range(60)]))

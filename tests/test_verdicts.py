@@ -44,7 +44,7 @@ class V:
     args_valid: bool | None
     call_correct: bool
     intent_correct: bool
-    failure: Any = ANY  # first word of Sample.failure, None when correct
+    failure: Any = ANY  # Sample.failure_kind, None when correct
 
 
 CORRECT = V(False, False, True, True, True, None)
@@ -147,9 +147,9 @@ SPECS: list[Spec] = [
         MALFORMED_UNRECOVERABLE),
     # ---------------------------------------------------------------- tools that were not offered
     Spec("hallucinated-tool", calls_in_all([("delete_everything", {"path": "/"})]),
-         V(False, True, False, False, False, "wrong_tool")),
+         V(False, True, False, False, False, "hallucinated_tool")),
     Spec("declared-but-not-offered", calls_in_all([("add_data", {"num1": 8.9, "num2": 8.11})]),
-         V(False, True, False, False, False, "wrong_tool"), extra={"tools": ["compare_data"]}),
+         V(False, True, False, False, False, "hallucinated_tool"), extra={"tools": ["compare_data"]}),
     # ---------------------------------------------------------------- parallel calls
     Spec("parallel-any-reversed", calls_in_all(WEATHER2[::-1]), CORRECT, expect=WEATHER2_EXPECT),
     Spec("parallel-strict-in-order", calls_in_all(WEATHER2), CORRECT, expect={**WEATHER2_EXPECT, "order": "strict"}),
@@ -277,11 +277,11 @@ def test_verdict(verdict_samples, spec: Spec, fmt: str, stream: bool):
         "intent_correct": sample.intent_correct,
     }
     want = {k: getattr(spec.want, k) for k in got}
-    assert got == want, f"{spec.id}/{fmt}: failure={sample.failure!r} calls={sample.calls!r} raw={sample.raw!r}"
+    assert got == want, (f"{spec.id}/{fmt}: failure={sample.failure_kind!r} ({sample.failure_detail}) "
+                         f"calls={sample.calls!r} raw={sample.raw!r}")
     assert sample.error is None
     if spec.want.failure is not ANY:
-        word = sample.failure.split(":")[0] if sample.failure else None
-        assert word == spec.want.failure, sample.failure
+        assert sample.failure_kind == spec.want.failure, sample.failure_detail
 
 
 def test_malformed_calls_keep_their_raw_arguments(verdict_samples):

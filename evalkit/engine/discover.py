@@ -13,6 +13,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from evalkit.engine.registry import BUNDLED, DEFAULT_MODEL, find
@@ -55,24 +56,99 @@ def guess_backend(base_url: str) -> str:
     return PORT_BACKENDS.get(urlsplit(normalise_base_url(base_url)).port or 0, "openai-compatible")
 
 
-def list_server_models(base_url: str, timeout: float = READ_TIMEOUT, api_key: str | None = None) -> list[str]:
-    """Model ids from GET <base_url>/models; raises OSError (or ValueError on a bad body)."""
-    parts = urlsplit(normalise_base_url(base_url))
+class HTTPStatusError(OSError):
+    """The server answered, with a status other than 200."""
+
+    def __init__(self, status: int):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def get_json(url: str, timeout: float = READ_TIMEOUT, *, connect_timeout: float | None = None,
+             api_key: str | None = None, body: Any = None) -> Any:
+    """GET a JSON document: evalkit's one HTTP probe outside the chat client (stdlib only);
+    with `body`, POST it as JSON instead (Ollama's /api/show is asked that way).
+
+    Raises OSError when the server cannot be reached (HTTPStatusError when it answers with an
+    error status) and ValueError when the body is not JSON. `connect_timeout` (default `timeout`)
+    bounds the connection alone: a closed loopback port refuses at once, a filtered one hangs.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
     conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = conn_cls(parts.hostname, parts.port, timeout=min(CONNECT_TIMEOUT, timeout))
+    conn = conn_cls(parts.hostname, parts.port, timeout=min(connect_timeout or timeout, timeout))
     try:
         conn.connect()
-        conn.sock.settimeout(timeout)  # the short timeout was for connecting only
+        conn.sock.settimeout(timeout)  # the connect timeout was for connecting only
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        conn.request("GET", parts.path + "/models", headers=headers)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if body is None:
+            conn.request("GET", target, headers=headers)
+        else:
+            headers["Content-Type"] = "application/json"
+            conn.request("POST", target, body=json.dumps(body).encode("utf-8"), headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
-            raise OSError(f"HTTP {resp.status}")
-        data = json.loads(body)
+            raise HTTPStatusError(resp.status)
     finally:
         conn.close()
+    return json.loads(body)
+
+
+def list_server_models(base_url: str, timeout: float = READ_TIMEOUT, api_key: str | None = None) -> list[str]:
+    """Model ids from GET <base_url>/models; raises OSError (or ValueError on a bad body)."""
+    url = normalise_base_url(base_url) + "/models"
+    data = get_json(url, timeout, connect_timeout=CONNECT_TIMEOUT, api_key=api_key)
+    if not isinstance(data, dict):
+        raise ValueError("the model list is not a JSON object")
     return [str(m["id"]) for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
+
+
+def server_root(base_url: str) -> str:
+    """llama.cpp's own endpoints (/props) sit beside /v1, not under it."""
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
+def check_server(base_url: str) -> None:
+    """One clear line when nothing answers at `base_url`; any answer at all is good enough."""
+    url = base_url.rstrip("/") + "/models"
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise EvalkitError(f"--base-url {base_url!r}: expected an http:// or https:// URL")
+    try:
+        get_json(url, 5.0)
+    except (HTTPStatusError, ValueError):
+        return  # it answers; whether /models exists (or is JSON) is not our business
+    except OSError as exc:
+        raise EvalkitError(f"cannot reach {base_url}: {exc}; is the server running?") from None
+
+
+def server_info(base_url: str) -> dict[str, Any]:
+    """What the server says about itself, for the run header. Never fatal: the run itself will tell."""
+    info: dict[str, Any] = {}
+    for name, url in (("models", base_url.rstrip("/") + "/models"), ("props", server_root(base_url) + "/props")):
+        try:
+            info[name] = get_json(url, 5.0)
+        except Exception as exc:  # noqa: BLE001
+            info[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+    props = info.get("props")
+    if isinstance(props, dict):
+        # llama.cpp's /props also holds the whole chat template; keep the useful facts only.
+        info["props"] = {k: props[k] for k in ("total_slots", "model_path", "build_info", "n_ctx") if k in props}
+        if "default_generation_settings" in props:
+            info["props"]["n_ctx"] = props["default_generation_settings"].get("n_ctx")
+    return info
+
+
+def server_slots(base_url: str) -> int | None:
+    """llama.cpp reports its parallel slots at /props; matching them keeps the server busy
+    without queueing (capped, so a single local GPU is never flooded)."""
+    try:
+        slots = get_json(server_root(base_url) + "/props", 2.0).get("total_slots")
+    except Exception:  # noqa: BLE001 - most servers have no /props; keep the default
+        return None
+    return min(int(slots), 16) if isinstance(slots, int) and slots > 0 else None
 
 
 # --- loose matching -----------------------------------------------------------------------

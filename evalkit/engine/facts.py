@@ -25,12 +25,11 @@ host about itself. Every field below is read from the servers' own documentation
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import urllib.request
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from evalkit.engine.discover import HTTPStatusError, get_json, server_root
 from evalkit.engine.server import LOOPBACK_HOSTS
 
 KINDS = ("llama.cpp", "ollama", "lmstudio", "vllm", "unknown")
@@ -40,23 +39,8 @@ Fetch = Callable[[str, "dict | None", float], Any]
 
 
 def fetch_json(url: str, body: dict | None = None, timeout: float = TIMEOUT_S) -> Any:
-    """The one HTTP helper of this module: GET (or POST `body`) and decode JSON.
-
-    GETs go through the run's own probe helper (session._get_json today; it moves to
-    engine/discover.py); only Ollama's /api/show needs a POST.
-    """
-    if body is None:
-        from evalkit.session import _get_json  # noqa: PLC0415 - see docstring: one GET helper
-
-        return _get_json(url, timeout)
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
-        return json.loads(response.read().decode("utf-8"))
-
-
-def server_root(base_url: str) -> str:
-    """Servers' own endpoints (/props, /api/show) sit beside /v1, not under it."""
-    return base_url.rstrip("/").removesuffix("/v1")
+    """GET (or POST `body`) and decode JSON, through evalkit's one HTTP probe helper."""
+    return get_json(url, timeout, body=body)
 
 
 def is_loopback(base_url: str) -> bool:
@@ -90,9 +74,8 @@ class _Asker:
 
 
 def _short_error(exc: Exception) -> str:
-    code = getattr(exc, "code", None)
-    if isinstance(code, int):
-        return f"HTTP {code}"
+    if isinstance(exc, HTTPStatusError):
+        return f"HTTP {exc.status}"
     reason = getattr(exc, "reason", None)
     return f"{type(exc).__name__}: {reason or exc}"[:200]
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from evalkit.engine.registry import BundledModel, lookup
 from evalkit.errors import EvalkitError
 from evalkit.paths import models_dir
+from evalkit.rundir import write_atomic
 
 _CHUNK = 1 << 20
 
@@ -101,9 +102,7 @@ def _verify_or_remove(dest: Path, model: BundledModel, progress: bool) -> bool:
 
 
 def _write_sidecar(dest: Path, sha256: str) -> None:
-    tmp = dest.with_name(dest.name + ".sha256.tmp")
-    tmp.write_text(json.dumps({**_stat_key(dest), "sha256": sha256}))
-    os.replace(tmp, _sidecar(dest))
+    write_atomic(_sidecar(dest), json.dumps({**_stat_key(dest), "sha256": sha256}))
 
 
 def _sha256_file(path: Path, model: BundledModel, progress: bool) -> str:

@@ -25,13 +25,11 @@ process) than one fewer (11 tok/s either way); pass n_threads on a shared machin
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+from evalkit.engine.discover import get_json
 from evalkit.errors import EvalkitError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -153,12 +151,11 @@ class EmbeddedEngine:
         last = "no answer"
         while True:
             try:
-                with urllib.request.urlopen(self.address + "/v1/models", timeout=2) as resp:
-                    data = json.load(resp).get("data") or []
+                data = get_json(self.address + "/v1/models", 2.0).get("data") or []
                 if data:
                     return data[0]["id"]
                 last = "empty model list"
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (OSError, ValueError, AttributeError) as exc:
                 last = str(exc)
             if time.monotonic() > deadline:
                 raise EvalkitError(

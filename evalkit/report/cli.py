@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..cliargs import whole_number
@@ -61,7 +60,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .build import expand_run_dirs, write_comparison, write_run_report
+    from .model import expand_run_dirs
+    from .write import write_comparison, write_run_report
 
     run_dirs = expand_run_dirs(args.run_dirs)
     if len(run_dirs) == 1:
@@ -89,9 +89,3 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     )
     print(rec.to_json() if args.json else rec.text())
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from ..cli import main
-
-    sys.exit(main(["report", *sys.argv[1:]]))

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..schema import Sample
+from ..schema import FailureKind, Sample
 
 ALPHA = 0.05
 # Paired when the shared cases make up at least this share of each side's scored samples.
@@ -147,9 +147,10 @@ def difference(samples_a: Sequence[Sample], samples_b: Sequence[Sample], label_a
 class Flip:
     suite: str
     case_id: str
-    before: str  # "pass" | "fail", with the failure reason when it failed
+    before: str  # "pass" | "fail"
     after: str
-    reason: str | None  # the failure that appeared (broken) or went away (fixed)
+    kind: FailureKind | None  # the failure that appeared (broken) or went away (fixed)
+    detail: str | None = None
 
 
 @dataclass
@@ -165,10 +166,10 @@ class FlipSet:
     suites_changed: list[str] = field(default_factory=list)  # same name, different SHA-256
 
 
-def _case_status(samples: Iterable[Sample]) -> dict[tuple[str, str], tuple[bool, str | None]]:
-    """Per case: passes when more than half its scored repeats are correct; the first failure seen."""
+def _case_status(samples: Iterable[Sample]) -> dict[tuple[str, str], tuple[bool, Sample | None]]:
+    """Per case: passes when more than half its scored repeats are correct; the first failing sample."""
     tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    reasons: dict[tuple[str, str], str | None] = {}
+    reasons: dict[tuple[str, str], Sample] = {}
     for s in samples:
         if s.error is not None:
             continue
@@ -176,7 +177,7 @@ def _case_status(samples: Iterable[Sample]) -> dict[tuple[str, str], tuple[bool,
         tally[key][0] += int(bool(s.call_correct))
         tally[key][1] += 1
         if not s.call_correct and key not in reasons:
-            reasons[key] = s.failure
+            reasons[key] = s
     return {k: (c * 2 > n, reasons.get(k)) for k, (c, n) in tally.items()}
 
 
@@ -189,8 +190,8 @@ def flips(
     result = FlipSet(label_before, label_after, fmt, len(common), suites_changed=list(suites_changed or []))
     for key in common:
         (was, why_before), (now, why_after) = old[key], new[key]
-        if was and not now:
-            result.broken.append(Flip(key[0], key[1], "pass", "fail", why_after))
-        elif now and not was:
-            result.fixed.append(Flip(key[0], key[1], "fail", "pass", why_before))
+        if was and not now and why_after is not None:
+            result.broken.append(Flip(key[0], key[1], "pass", "fail", why_after.failure_kind, why_after.failure_detail))
+        elif now and not was and why_before is not None:
+            result.fixed.append(Flip(key[0], key[1], "fail", "pass", why_before.failure_kind, why_before.failure_detail))
     return result

@@ -7,13 +7,13 @@ beside the report and embeds the same bytes in the HTML.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .build import Entry, Report, ranked
+from .build import FigureFile, Report
+from .model import Entry, ranked
 
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
            "#64B5CD"]
@@ -21,15 +21,6 @@ HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 DPI = 110
 FORMAT_ORDER = ["native", "default", "pythonic", "json"]
-
-
-@dataclass
-class FigureFile:
-    name: str
-    filename: str
-    title: str
-    caption: str
-    png: bytes
 
 
 class Style:

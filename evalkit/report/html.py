@@ -6,14 +6,16 @@ import base64
 from html import escape
 from typing import Sequence
 
-from .. import __version__
-from .build import (
-    FAILURE_KINDS, LEADERBOARD, MAX_FAILURES, METRIC_NOTES, STRICT_VS_LENIENT, Entry, FailureList, Report, clip,
-    describe_failure, expected_text, explain, failure_detail, failure_kind, pass_k, pct, prompt_of, ranked,
-    reply_lines, trajectory_text,
+from .. import __version__, failures
+from ..metrics import BY_KEY, METRICS, pct
+from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
+from .explain import (
+    clip, describe_failure, expected_text, explain, failure_detail, failure_kind, prompt_of, reply_lines,
+    trajectory_text,
 )
-from .figures import FigureFile
-from .markdown import SIGNIFICANCE_NOTE
+from .model import Entry, ranked
+
+LEADERBOARD = [m for m in METRICS if m.leaderboard]
 
 CSS = """
 :root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #ffffff; --soft: #f6f8fa; --accent: #0969da;
@@ -100,10 +102,6 @@ def _section(anchor: str, title: str, inner: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>{inner}</section>'
 
 
-HEAT_COLUMNS = {"call_accuracy", "intent_accuracy", "args_validity", "no_call_accuracy"}
-LOW_IS_GOOD = {"malformed_rate", "hallucination_rate"}
-
-
 def _runs(report: Report) -> str:
     rows = []
     for run in report.runs:
@@ -139,25 +137,24 @@ def _leaderboard(report: Report) -> str:
     best = report.recommendation.best
     rows, classes = [], []
     for i, e in enumerate(entries, 1):
-        row: list = [str(i)]
-        for col in LEADERBOARD:
-            value = getattr(e.overall, col.key, None)
-            text = escape(col.text(e))
-            if col.key in HEAT_COLUMNS:
-                row.append((text, _heat(value)))
-            elif col.key in LOW_IS_GOOD:
-                row.append((text, _heat(None if value is None else 1 - value)))
+        row: list = [str(i), escape(e.model), escape(e.format)]
+        for m in LEADERBOARD:
+            value = getattr(e.overall, m.key)
+            text = escape(m.fmt(value))
+            if m.is_rate and value is not None:
+                row.append((text, _heat(value if m.higher_is_better else 1 - value)))
             else:
                 row.append(text)
         rows.append(row)
         classes.append("best" if best is not None and e is best else "")
-    table = _table(["#"] + [c.header for c in LEADERBOARD], rows, text_cols=3, row_classes=classes)
+    table = _table(["#", "model", "format"] + [m.header for m in LEADERBOARD], rows, text_cols=3, row_classes=classes)
     # The rank column is numeric but reads better left-aligned with the names.
     extra = ""
     if any(e.overall.pass_hat_k for e in entries):
-        extra = ('<p class="note">pass^k (all k repeats of a case pass): '
-                 + escape(", ".join(f"{e.label} {pass_k(e.overall)}" for e in entries)) + "</p>")
-    notes = "".join(f"<dt>{escape(n)}</dt><dd>{escape(t)}</dd>" for n, t in METRIC_NOTES)
+        pass_k = BY_KEY["pass_hat_k"]
+        extra = (f'<p class="note">{escape(pass_k.header)} ({escape(pass_k.note or "")}): '
+                 + escape(", ".join(f"{e.label} {pass_k.fmt(e.overall.pass_hat_k)}" for e in entries)) + "</p>")
+    notes = "".join(f"<dt>{escape(m.header)}</dt><dd>{escape(m.note)}</dd>" for m in LEADERBOARD if m.note)
     return (f'<p class="note">Best first (call accuracy, then latency p50); bold: the recommendation. '
             f"Also in <code>leaderboard.csv</code>.</p>{table}{extra}<dl class=\"metrics\">{notes}</dl>")
 
@@ -198,11 +195,11 @@ def _breakdown(entries: Sequence[Entry], keys: Sequence[str], pick: str) -> str:
 
 
 def _failure_kinds(report: Report) -> str:
-    kinds = [k for k in FAILURE_KINDS if any(k in f.counts for f in report.failures)]
+    kinds = [k for k in failures.KEYS if any(k in f.counts for f in report.failures)]
     with_errors = any(f.errors for f in report.failures)
     if not kinds and not with_errors:
         return "<p>No sample failed.</p>"
-    headers = ["option", "scored", "failing"] + [FAILURE_KINDS[k][0] for k in kinds]
+    headers = ["option", "scored", "failing"] + [failures.label(k) for k in kinds]
     headers += ["server errors"] if with_errors else []
     rows = []
     for f in report.failures:
@@ -210,7 +207,7 @@ def _failure_kinds(report: Report) -> str:
         row += [str(f.counts.get(k, 0)) if f.counts.get(k) else '<span class="note">0</span>' for k in kinds]
         rows.append(row + ([str(len(f.errors))] if with_errors else []))
     shown = kinds + (["error"] if with_errors else [])
-    notes = "".join(f"<dt>{escape(FAILURE_KINDS[k][0])}</dt><dd>{escape(FAILURE_KINDS[k][1])}</dd>" for k in shown)
+    notes = "".join(f"<dt>{escape(failures.label(k))}</dt><dd>{escape(failures.meaning(k))}</dd>" for k in shown)
     return ('<p class="note">Failing scored samples per kind; server errors are not scored.</p>'
             + _table(headers, rows) + f'<dl class="metrics">{notes}</dl>')
 
@@ -227,7 +224,7 @@ def _flips(report: Report, limit: int = 50) -> str:
         for name, items, header in (("Fixed (failed before, pass now)", fs.fixed, "failure before"),
                                     ("Broken (passed before, fail now)", fs.broken, "failure now")):
             if items:
-                rows = [[escape(f.suite), escape(f.case_id), escape(describe_failure(f.reason))] for f in items[:limit]]
+                rows = [[escape(f.suite), escape(f.case_id), escape(describe_failure(f.kind, f.detail))] for f in items[:limit]]
                 parts.append(f"<p>{name}:</p>" + _table(["suite", "case", header], rows, text_cols=3))
                 if len(items) > limit:
                     parts.append(f"<p class=\"note\">... and {len(items) - limit} more.</p>")
@@ -251,7 +248,7 @@ def _errors(report: Report) -> str:
 
 
 def _failing_case(number: int, sample, case, repeats: str = "") -> str:
-    kind = FAILURE_KINDS[failure_kind(sample)][0]
+    kind = failures.label(failure_kind(sample))
     repeat = repeats or (f" (repeat {sample.repeat})" if sample.repeat else "")
     why = explain(sample)
     detail = failure_detail(sample)

@@ -6,18 +6,13 @@ import re
 import unicodedata
 from typing import Sequence
 
-from .. import __version__
-from .build import (
-    FAILURE_KINDS, LEADERBOARD, MAX_FAILURES, METRIC_NOTES, STRICT_VS_LENIENT, Entry, FailureList, Report, clip,
-    describe_failure, expected_text, explain, failure_kind, pct, prompt_of, ranked, reply_lines, trajectory_text,
-)
-from .figures import FigureFile
+from .. import __version__, failures
+from ..metrics import BY_KEY, METRICS, pct
+from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
+from .explain import clip, describe_failure, expected_text, explain, failure_kind, prompt_of, reply_lines, trajectory_text
+from .model import Entry, ranked
 
-SIGNIFICANCE_NOTE = (
-    "A difference is called larger than the noise when p < 0.05: McNemar's exact test on the per-case "
-    "outcomes when both formats answered the same cases (a paired test: only cases that pass in one "
-    "format and fail in the other count), otherwise a two-proportion z-test."
-)
+LEADERBOARD = [m for m in METRICS if m.leaderboard]
 
 
 def display_width(text: str) -> int:
@@ -97,22 +92,18 @@ def recommendation_section(report: Report) -> list[str]:
 
 def leaderboard_section(report: Report) -> list[str]:
     entries = ranked(report.entries)
-    rows = [[str(i)] + [c.text(e) for c in LEADERBOARD] for i, e in enumerate(entries, 1)]
-    right = [True, False, False] + [True] * (len(LEADERBOARD) - 2)
+    rows = [[str(i), e.model, e.format] + [m.fmt(getattr(e.overall, m.key)) for m in LEADERBOARD]
+            for i, e in enumerate(entries, 1)]
+    right = [True, False, False] + [True] * len(LEADERBOARD)
     lines = ["## Leaderboard", "", "Best first (call accuracy, then latency p50). Also in `leaderboard.csv`.", "",
-             table(["#"] + [c.header for c in LEADERBOARD], rows, right), ""]
+             table(["#", "model", "format"] + [m.header for m in LEADERBOARD], rows, right), ""]
     if any(e.overall.pass_hat_k for e in entries):
-        lines += ["pass^k (the chance that all k repeats of a case pass): "
-                  + ", ".join(f"{e.label} {_pass_k(e)}" for e in entries), ""]
-    lines += [f"- {name}: {note}" for name, note in METRIC_NOTES]
+        pass_k = BY_KEY["pass_hat_k"]
+        lines += [f"{pass_k.header} ({pass_k.note}): "
+                  + ", ".join(f"{e.label} {pass_k.fmt(e.overall.pass_hat_k)}" for e in entries), ""]
+    lines += [f"- {m.header}: {m.note}" for m in LEADERBOARD if m.note]
     lines.append("")
     return lines
-
-
-def _pass_k(entry: Entry) -> str:
-    from .build import pass_k
-
-    return pass_k(entry.overall)
 
 
 def differences_section(report: Report) -> list[str]:
@@ -158,11 +149,11 @@ def breakdown_sections(report: Report) -> list[str]:
 
 
 def failure_kinds_section(report: Report) -> list[str]:
-    kinds = [k for k in FAILURE_KINDS if any(k in f.counts for f in report.failures)]
+    kinds = [k for k in failures.KEYS if any(k in f.counts for f in report.failures)]
     with_errors = any(f.errors for f in report.failures)
     if not kinds and not with_errors:
         return ["## Failure kinds", "", "No sample failed.", ""]
-    headers = ["option", "scored", "failing"] + [FAILURE_KINDS[k][0] for k in kinds]
+    headers = ["option", "scored", "failing"] + [failures.label(k) for k in kinds]
     headers += ["server errors"] if with_errors else []
     rows = []
     for f in report.failures:
@@ -170,7 +161,7 @@ def failure_kinds_section(report: Report) -> list[str]:
         rows.append(row + ([str(len(f.errors))] if with_errors else []))
     lines = ["## Failure kinds", "", "Failing scored samples per kind; server errors are not scored.", "",
              table(headers, rows, [False] + [True] * (len(headers) - 1)), ""]
-    lines += [f"- {FAILURE_KINDS[k][0]}: {FAILURE_KINDS[k][1]}" for k in kinds + (["error"] if with_errors else [])]
+    lines += [f"- {failures.label(k)}: {failures.meaning(k)}" for k in kinds + (["error"] if with_errors else [])]
     lines.append("")
     return lines
 
@@ -192,7 +183,7 @@ def flips_section(report: Report, limit: int = 50) -> list[str]:
         for name, items in groups:
             if not items:
                 continue
-            rows = [[f.suite, f.case_id, describe_failure(f.reason)] for f in items[:limit]]
+            rows = [[f.suite, f.case_id, describe_failure(f.kind, f.detail)] for f in items[:limit]]
             header = "failure before" if items is fs.fixed else "failure now"
             lines += [f"{name}:", "", table(["suite", "case", header], rows), ""]
             if len(items) > limit:
@@ -218,7 +209,7 @@ def errors_section(report: Report, limit: int = MAX_FAILURES) -> list[str]:
 
 
 def failing_case(number: int, sample, case, repeats: str = "") -> list[str]:
-    kind = FAILURE_KINDS[failure_kind(sample)][0]
+    kind = failures.label(failure_kind(sample))
     repeat = repeats or (f" (repeat {sample.repeat})" if sample.repeat else "")
     lines = [f"#### {number}. {sample.suite} / {sample.case_id}{repeat}: {kind}", "", f"Why: {explain(sample)}", "",
              "Prompt:", "", quote(clip(prompt_of(sample, case), 800)), ""]

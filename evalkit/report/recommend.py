@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .build import Entry, ci, expand_run_dirs, load_run, make_entries, pct, ranked, secs
+from ..metrics import interval, pct, secs
 from .compare import difference
+from .model import Entry, expand_run_dirs, load_run, make_entries, ranked
 
 DEFAULT_MIN_SAMPLES = 10
 DEFAULT_MAX_ERROR_RATE = 0.10
@@ -47,12 +48,16 @@ class Constraints:
 @dataclass
 class Ruling:
     entry: Entry
-    reasons: list[str]
+    found: list[tuple[str, str]]  # (kind, specifics) for every constraint the option misses
 
     @property
     def kinds(self) -> list[str]:
         """The reasons' short names: not enough samples, too many errors, below accuracy, above latency."""
-        return [r.split(":", 1)[0] for r in self.reasons]
+        return [kind for kind, _ in self.found]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{kind}: {specifics}" for kind, specifics in self.found]
 
 
 @dataclass
@@ -106,22 +111,22 @@ class Recommendation:
         return json.dumps(self.as_json(), indent=2, ensure_ascii=False)
 
 
-def rule(entry: Entry, c: Constraints) -> list[str]:
+def rule(entry: Entry, c: Constraints) -> list[tuple[str, str]]:
     agg = entry.overall
-    reasons = []
+    reasons: list[tuple[str, str]] = []
     if agg.n < c.min_samples:
-        reasons.append(f"not enough samples: {agg.n} scored, fewer than {c.min_samples}")
+        reasons.append(("not enough samples", f"{agg.n} scored, fewer than {c.min_samples}"))
     if entry.error_share > c.max_error_rate:
         total = agg.n + agg.errors
-        reasons.append(f"too many errors: {agg.errors} of {total} samples failed at the server "
-                       f"({pct(entry.error_share)} > {pct(c.max_error_rate, 0)})")
+        reasons.append(("too many errors", f"{agg.errors} of {total} samples failed at the server "
+                        f"({pct(entry.error_share)} > {pct(c.max_error_rate, 0)})"))
     if c.min_accuracy is not None and agg.call_accuracy is not None and agg.call_accuracy < c.min_accuracy:
-        reasons.append(f"below accuracy: call accuracy {pct(agg.call_accuracy)} < {pct(c.min_accuracy)}")
+        reasons.append(("below accuracy", f"call accuracy {pct(agg.call_accuracy)} < {pct(c.min_accuracy)}"))
     if c.max_latency_p95 is not None:
         if agg.latency_p95_s is None:
-            reasons.append("above latency: no latency measured")
+            reasons.append(("above latency", "no latency measured"))
         elif agg.latency_p95_s > c.max_latency_p95:
-            reasons.append(f"above latency: latency p95 {secs(agg.latency_p95_s)} > {secs(c.max_latency_p95)}")
+            reasons.append(("above latency", f"latency p95 {secs(agg.latency_p95_s)} > {secs(c.max_latency_p95)}"))
     return reasons
 
 
@@ -130,7 +135,7 @@ def _why(best: Entry, eligible: list[Entry]) -> str:
     count = len(eligible)
     scope = "The only option" if count == 1 else f"The highest call accuracy of the {count} options"
     text = (f"{scope} that meet the constraints: {pct(agg.call_accuracy)} "
-            f"(95% CI {ci(agg)}, {agg.n} samples), intent accuracy {pct(agg.intent_accuracy)}, "
+            f"(95% CI {interval(agg.call_accuracy_ci95)}, {agg.n} samples), intent accuracy {pct(agg.intent_accuracy)}, "
             f"latency p50 {secs(agg.latency_p50_s)} / p95 {secs(agg.latency_p95_s)}.")
     if count > 1:
         runner = eligible[1]
@@ -154,7 +159,7 @@ def recommend_entries(entries: Sequence[Entry], constraints: Constraints) -> Rec
         elif entry.overall.call_accuracy is not None:
             eligible.append(entry)
         else:
-            ruled_out.append(Ruling(entry, ["not enough samples: none scored"]))
+            ruled_out.append(Ruling(entry, [("not enough samples", "none scored")]))
     if not eligible:
         return Recommendation(constraints, None, "nothing meets the constraints", [], ruled_out)
     return Recommendation(constraints, eligible[0], _why(eligible[0], eligible), eligible, ruled_out)

@@ -1,0 +1,99 @@
+"""The worker pool: jobs in, scored samples out to `on_sample` as they finish.
+
+Each endpoint gets `concurrency` workers sharing one queue; a job whose endpoint fails for
+transport reasons is handed to another live endpoint before it is recorded as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+from .agent import run_agent
+from .client import TransportError, make_client
+from .jobs import Endpoint, Job, RunContext, new_sample
+from .schema import Sample
+from .single import run_single
+
+
+async def run_job(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
+    if job.case.mode == "agent":
+        return await run_agent(job, endpoint, ctx)
+    return await run_single(job, endpoint, ctx)
+
+
+def error_sample(job: Job, ctx: RunContext, endpoint: Endpoint, message: str) -> Sample:
+    sample = new_sample(job, ctx, endpoint)
+    sample.error = message
+    sample.failure_kind = "error"
+    return sample
+
+
+async def run_jobs(
+    jobs: list[Job],
+    endpoints: list[Endpoint],
+    ctx: RunContext,
+    on_sample: Callable[[Sample], None],
+) -> None:
+    """Share the jobs among the endpoints' workers. A job whose endpoint fails for transport
+    reasons is handed to another live endpoint before it is recorded as an error."""
+    queue: asyncio.Queue[tuple[Job, frozenset[str]]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait((job, frozenset()))
+    remaining = len(jobs)
+    done = asyncio.Event()
+    if remaining == 0:
+        return
+    for endpoint in endpoints:
+        if endpoint.client is None:
+            endpoint.client = make_client(endpoint.base_url, ctx.settings.timeout_s)
+
+    def finish(sample: Sample) -> None:
+        nonlocal remaining
+        on_sample(sample)
+        remaining -= 1
+        if remaining == 0:
+            done.set()
+
+    stopping = False  # set when run_jobs is cancelled (Ctrl-C): take no further jobs
+
+    async def worker(endpoint: Endpoint) -> None:
+        while not done.is_set() and not stopping:
+            if not endpoint.alive and any(e.alive for e in endpoints):
+                return
+            # Not `wait_for(queue.get(), ...)`: on Python 3.11 it can swallow a cancellation that
+            # races with the get, and the worker then ran the whole queue after Ctrl-C (or hung).
+            try:
+                job, tried = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                await asyncio.sleep(0.05)  # all jobs are queued up front; only failovers come later
+                continue
+            try:
+                sample = await run_job(job, endpoint, ctx)
+            except TransportError as exc:
+                tried = tried | {endpoint.base_url}
+                if exc.retryable:
+                    endpoint.failures += 1
+                    if endpoint.failures >= 3 and len(endpoints) > 1:
+                        endpoint.alive = False  # consistently failing: leave its work to the others
+                others = [e for e in endpoints if e.alive and e.base_url not in tried]
+                if exc.retryable and others:
+                    queue.put_nowait((job, tried))
+                    continue
+                sample = error_sample(job, ctx, endpoint, str(exc))
+            else:
+                endpoint.failures = 0
+            finish(sample)
+
+    workers = [asyncio.create_task(worker(e)) for e in endpoints for _ in range(max(1, e.concurrency))]
+    try:
+        await done.wait() if workers else None
+    finally:
+        stopping = True
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for endpoint in endpoints:
+            if endpoint.client is not None:
+                await endpoint.client.close()
+                endpoint.client = None

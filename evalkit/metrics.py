@@ -1,0 +1,185 @@
+"""THE metric table: every number of results.json, how it is computed from the samples, and
+how reports, the terminal summary and leaderboard.csv show it.
+
+`aggregate.py` computes each metric with `compute`; the terminal summary, the report's
+leaderboard and metric notes, and the CSV all loop over `METRICS` in this order. A new metric
+is one `Metric` entry here plus its (optional) field on `schema.Aggregate`, the file contract.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from .schema import Interval
+
+# ---------------------------------------------------------------- how values read
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def secs(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def per_second(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def interval(value: Interval | None) -> str:
+    return "-" if value is None else f"{value.low * 100:.1f}-{value.high * 100:.1f}%"
+
+
+def best_k(value: dict[str, float] | None) -> int | None:
+    """The largest k of a pass^k table (the strictest repeat count measured)."""
+    return max(map(int, value)) if value else None
+
+
+def pass_k(value: dict[str, float] | None) -> str:
+    k = best_k(value)
+    return "-" if value is None or k is None else f"{value[str(k)] * 100:.1f}% (k={k})"
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> Interval | None:
+    """Wilson score interval: sane at 0/n and n/n, unlike the normal approximation."""
+    if n == 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Interval(low=max(0.0, centre - half), high=min(1.0, centre + half))
+
+
+def pass_hat_k(per_case: Iterable[tuple[int, int]]) -> dict[str, float] | None:
+    """tau-bench's pass^k: the chance that k repeats of a case all succeed, averaged over cases."""
+    cases = [(n, c) for n, c in per_case if n > 0]
+    if not cases:
+        return None
+    k_max = min(n for n, _ in cases)
+    if k_max < 2:
+        return None
+    return {
+        str(k): sum(math.comb(c, k) / math.comb(n, k) for n, c in cases) / len(cases) for k in range(1, k_max + 1)
+    }
+
+
+def mean(series: pd.Series) -> float | None:
+    series = series.dropna()
+    return float(series.astype(float).mean()) if len(series) else None
+
+
+def quantile(series: pd.Series, q: float) -> float | None:
+    series = series.dropna()
+    return float(series.quantile(q)) if len(series) else None
+
+
+class Group:
+    """The samples behind one aggregate, one row per sample (columns: the Sample fields)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.all = frame
+
+    @cached_property
+    def ok(self) -> pd.DataFrame:
+        """Scored samples: transport errors are counted apart and excluded from every rate."""
+        return self.all[self.all["error"].isna()]
+
+    @cached_property
+    def no_call(self) -> pd.DataFrame:
+        """Scored samples of cases whose right reply is plain text."""
+        return self.ok[self.ok["expected_calls"] == 0]
+
+    @cached_property
+    def correct(self) -> int:
+        return int(self.ok["call_correct"].sum())
+
+
+def _per_case(g: Group) -> dict[str, float] | None:
+    per_case = g.ok.groupby(["suite", "case_id"])["call_correct"].agg(["count", "sum"])
+    return pass_hat_k(zip(per_case["count"], per_case["sum"]))
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # the field of schema.Aggregate (and results.json)
+    header: str  # the column header in reports
+    note: str | None  # what it means, under the report's leaderboard (None: no note)
+    fmt: Callable[[Any], str]  # the value as a report cell
+    compute: Callable[[Group], Any]  # the value from the samples
+    higher_is_better: bool | None = None  # None: neither (a count)
+    summary: str | None = None  # the column of `evalkit run`'s summary table; None: not shown there
+    leaderboard: bool = True  # a column of the report's leaderboard
+    csv: tuple[str, ...] | None = None  # leaderboard.csv columns (default: the key)
+    cells: Callable[[Any], tuple[Any, ...]] = lambda value: (value,)  # the value as those CSV cells
+
+    @property
+    def csv_columns(self) -> tuple[str, ...]:
+        return self.csv if self.csv is not None else (self.key,)
+
+    @property
+    def is_rate(self) -> bool:
+        """A share in [0, 1] that is better one way: reports shade it."""
+        return self.fmt is pct and self.higher_is_better is not None
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("n", "n", None, count, lambda g: len(g.ok), summary="n"),
+    Metric("errors", "errors", "server or transport failures, excluded from every rate",
+           count, lambda g: int(g.all["error"].notna().sum()), summary="errors"),
+    Metric("call_accuracy", "call acc",
+           "strict: exactly the expected calls, parsed by the format, arguments valid (agent cases: and the right "
+           "final answer); 95% CI is the Wilson interval",
+           pct, lambda g: g.correct / len(g.ok) if len(g.ok) else None, True, summary="call_acc"),
+    Metric("call_accuracy_ci95", "95% CI", None, interval, lambda g: wilson(g.correct, len(g.ok)),
+           summary="ci95", csv=("call_accuracy_ci95_low", "call_accuracy_ci95_high"),
+           cells=lambda v: (v.low, v.high) if v is not None else (None, None)),
+    Metric("intent_accuracy", "intent acc", "lenient: call accuracy after recovering malformed calls from the text",
+           pct, lambda g: mean(g.ok["intent_correct"]), True, summary="intent_acc"),
+    Metric("args_validity", "args valid",
+           "share of replies with calls whose arguments all validate against the tool's JSON Schema",
+           pct, lambda g: mean(g.ok["args_valid"]), True, summary="args_valid"),
+    Metric("malformed_rate", "malformed", "share of replies with a call attempt that could not be parsed",
+           pct, lambda g: mean(g.ok["malformed"]), False, summary="malformed"),
+    Metric("hallucination_rate", "halluc.", "share of replies calling a tool that was not offered",
+           pct, lambda g: mean(g.ok["hallucinated_tool"]), False),
+    Metric("no_call_accuracy", "no-call acc",
+           "accuracy on cases where the right reply is plain text, no call; a malformed attempt is wrong",
+           pct, lambda g: mean(g.no_call["call_correct"]) if len(g.no_call) else None, True, summary="no_call_acc"),
+    Metric("no_call_accuracy_bfcl", "no-call, BFCL rule",
+           "the same, but a reply whose call attempt did not parse counts as abstaining, as the Berkeley Function "
+           "Calling Leaderboard counts it on its irrelevance categories",
+           pct, lambda g: mean(g.no_call["call_correct"] | g.no_call["bfcl_abstained"]) if len(g.no_call) else None,
+           True),
+    Metric("latency_p50_s", "lat p50", "median of the whole reply time (agent cases: all rounds)",
+           secs, lambda g: quantile(g.ok["latency_s"], 0.5), False, summary="lat_p50_s"),
+    Metric("latency_p95_s", "lat p95", "95th percentile of the whole reply time",
+           secs, lambda g: quantile(g.ok["latency_s"], 0.95), False),
+    Metric("ttft_p50_s", "TTFT p50", "median time to the first streamed token",
+           secs, lambda g: quantile(g.ok["ttft_s"], 0.5), False),
+    Metric("tokens_per_s", "tok/s", "median decode speed (the server's own figure when it reports one)",
+           per_second, lambda g: quantile(g.ok["tokens_per_s"], 0.5), True, summary="tok/s"),
+    Metric("pass_hat_k", "pass^k", "the chance that all k repeats of a case pass", pass_k, _per_case, True,
+           leaderboard=False, csv=("pass_hat_k", "pass_hat_k_k"),
+           cells=lambda v: (v[str(best_k(v))], best_k(v)) if v else (None, None)),
+)
+
+BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}

@@ -1,0 +1,155 @@
+"""The report's data: runs loaded from their directories, one entry per model x format, ranked.
+
+Every number comes from results.json (recomputed from samples.jsonl with `evalkit.aggregate`
+only when results.json is missing or a suite subset is asked for).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..aggregate import ALL, aggregate
+from ..errors import EvalkitError
+from ..rundir import HEADER, latest_samples, read_header, read_results
+from ..schema import Aggregate, Case, Header, Results, Sample
+from ..suites import find_suite, read_suite
+
+
+@dataclass
+class Run:
+    path: Path
+    header: Header
+    results: Results
+    samples: list[Sample]  # the latest sample per (suite, case, format, repeat), as results.json counts them
+    _cases: dict[tuple[str, str], Case] | None = field(default=None, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.header.run_id
+
+    @property
+    def cases(self) -> dict[tuple[str, str], Case]:
+        """The run's cases, for "expected" lines; empty when the suite files changed or are gone."""
+        if self._cases is None:
+            self._cases = {}
+            for ref in self.header.suites:
+                for case in _suite_cases(ref.name, ref.path, ref.sha256):
+                    self._cases[(ref.name, case.id)] = case
+        return self._cases
+
+
+@lru_cache(maxsize=64)
+def _suite_cases(name: str, path: str, sha256: str) -> tuple[Case, ...]:
+    """A suite's cases when the same file (same SHA-256) is still at hand, by path or by name."""
+    for attempt in (lambda: read_suite(path), lambda: find_suite(name)):
+        try:
+            candidate = attempt()
+        except Exception:  # noqa: BLE001 - expected calls are a nicety, never fatal
+            continue
+        if candidate.sha256 == sha256:
+            return tuple(candidate.suite.cases)
+    return ()
+
+
+def load_run(run_dir: Path | str) -> Run:
+    run_dir = Path(run_dir)
+    header = read_header(run_dir)
+    samples = latest_samples(run_dir)
+    results = read_results(run_dir)
+    if results is None:  # an interrupted run: aggregate what is there
+        results = aggregate(samples, header.run_id, header.model)
+    return Run(run_dir, header, results, samples)
+
+
+def expand_run_dirs(paths: Iterable[Path | str]) -> list[Path]:
+    """Run directories as given; a folder of run directories (e.g. reports/runs) stands for all of them."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if (path / HEADER).is_file():
+            out.append(path)
+            continue
+        children = sorted(p for p in path.iterdir() if (p / HEADER).is_file()) if path.is_dir() else []
+        if not children:
+            raise EvalkitError(f"{path}: not a run directory (no {HEADER})")
+        out.extend(children)
+    return out
+
+
+# ---------------------------------------------------------------- model x format entries
+
+
+@dataclass
+class Entry:
+    """One model x format of one run, the unit every table and figure compares."""
+
+    run: Run
+    model: str
+    format: str
+    label: str
+    overall: Aggregate
+    suites: dict[str, Aggregate]
+    tags: dict[str, Aggregate]
+    samples: list[Sample]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.run.run_id, self.model, self.format)
+
+    @property
+    def error_share(self) -> float:
+        total = self.overall.n + self.overall.errors
+        return self.overall.errors / total if total else 0.0
+
+
+def make_entries(runs: Sequence[Run], suites: Sequence[str] | None = None) -> list[Entry]:
+    """Entries from results.json, or re-aggregated over only `suites` when given."""
+    entries: list[Entry] = []
+    for run in runs:
+        if suites:
+            # Re-aggregated over the chosen suites; per-tag figures are left out (recommend needs none).
+            wanted = set(suites)
+            chosen = [s for s in run.samples if s.suite in wanted]
+            results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], run.run_id, run.header.model)
+        else:
+            chosen, results = run.samples, run.results
+        overall = [a for a in results.aggregates if a.suite == ALL and a.tag is None]
+        for agg in overall:
+            mine = [s for s in chosen if s.model == agg.model and s.format == agg.format]
+            per_suite = {a.suite: a for a in results.aggregates
+                         if a.model == agg.model and a.format == agg.format and a.suite != ALL and a.tag is None}
+            per_tag = {a.tag: a for a in results.aggregates
+                       if a.model == agg.model and a.format == agg.format and a.tag is not None}
+            entries.append(Entry(run, agg.model, agg.format, f"{agg.model} [{agg.format}]", agg, per_suite,
+                                 per_tag, mine))  # type: ignore[arg-type]
+    if suites and not entries:
+        known = sorted({s.suite for run in runs for s in run.samples})
+        raise EvalkitError(f"no samples for suite(s) {', '.join(suites)}; "
+                           f"the runs hold {', '.join(known) or 'nothing'}")
+    _unique_labels(entries)
+    return entries
+
+
+def _unique_labels(entries: list[Entry]) -> None:
+    seen: dict[str, int] = {}
+    for entry in entries:
+        seen[entry.label] = seen.get(entry.label, 0) + 1
+    if all(count == 1 for count in seen.values()):
+        return
+    run_numbers = {id(e.run): n for n, e in enumerate({id(e.run): e for e in entries}.values(), 1)}
+    for entry in entries:
+        if seen[entry.label] > 1:
+            entry.label = f"{entry.label} (run {run_numbers[id(entry.run)]})"
+
+
+def ranked(entries: Sequence[Entry]) -> list[Entry]:
+    """Best first: call accuracy, then lower latency p50."""
+    inf = float("inf")
+    return sorted(entries, key=lambda e: (
+        -(e.overall.call_accuracy if e.overall.call_accuracy is not None else -1),
+        e.overall.latency_p50_s if e.overall.latency_p50_s is not None else inf,
+        e.label,
+    ))

@@ -1,0 +1,65 @@
+"""Writing reports: report.md, report.html, the figures (PNG) and leaderboard.csv.
+
+`write_run_report(run_dir)` writes them into the run directory; `write_comparison(run_dirs,
+out_dir)` does the same across several runs. The only module that imports the renderers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from ..metrics import METRICS
+from ..rundir import write_atomic
+from .build import Report, build_report
+from .figures import make_figures
+from .html import render_html
+from .markdown import render_markdown
+from .model import Entry, load_run, ranked
+
+
+def leaderboard_csv(entries: Sequence[Entry]) -> str:
+    """One row per model x format, best first, every metric at full precision."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["run_id", "model", "format"] + [c for m in METRICS for c in m.csv_columns])
+    for entry in ranked(entries):
+        row = [entry.run.run_id, entry.model, entry.format]
+        row += [cell for m in METRICS for cell in m.cells(getattr(entry.overall, m.key))]
+        writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
+    return buffer.getvalue()
+
+
+def write_report(report: Report, out_dir: Path | str) -> tuple[Path, Path]:
+    """Write report.md, report.html, the figures (PNG) and leaderboard.csv into `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = make_figures(report)
+    for figure in figures:
+        write_atomic(out / figure.filename, figure.png)
+    md_path, html_path = out / "report.md", out / "report.html"
+    write_atomic(md_path, render_markdown(report, figures))
+    write_atomic(html_path, render_html(report, figures))
+    write_atomic(out / "leaderboard.csv", leaderboard_csv(report.entries))
+    return md_path, html_path
+
+
+def write_run_report(run_dir: Path | str, out_dir: Path | str | None = None) -> tuple[Path, Path]:
+    """One run's report, written into the run directory (or `out_dir`). Returns (md, html) paths."""
+    run = load_run(run_dir)
+    return write_report(build_report([run]), out_dir if out_dir is not None else run.path)
+
+
+def default_compare_dir() -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"compare-{stamp}"
+
+
+def write_comparison(run_dirs: Sequence[Path | str], out_dir: Path | str | None = None) -> tuple[Path, Path]:
+    """A side-by-side report over several runs (models x formats); the first run is the baseline
+    that flipped cases are counted against. Returns (md, html) paths."""
+    runs = [load_run(d) for d in run_dirs]
+    return write_report(build_report(runs, comparison=True), out_dir if out_dir is not None else default_compare_dir())

@@ -1,0 +1,49 @@
+"""Behaviour kept: today's scoring and aggregation, applied to the measured runs committed in
+reports/measured/, give the verdicts and results.json stored there (benchmarks/check_measured.py).
+
+Runs on imported BFCL suites are checked too when suites/bfcl/ holds the same files
+(`evalkit import bfcl`); otherwise they are left out here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import check_measured  # noqa: E402
+
+MEASURED = sorted(p for p in (ROOT / "reports" / "measured").iterdir() if (p / "header.json").is_file())
+SUITE_DIRS = [ROOT / "suites" / "bfcl"]
+
+
+@pytest.mark.parametrize("run_dir", MEASURED, ids=[p.name for p in MEASURED])
+def test_measured_run_unchanged(run_dir):
+    result = check_measured.check_run(run_dir, SUITE_DIRS)
+    assert not result.aggregate_diffs, result.aggregate_diffs[:5]
+    assert result.aggregates > 0
+    if result.skipped:
+        assert "bfcl" in result.skipped, result.skipped  # only imported suites may be missing
+        pytest.skip(result.skipped)
+    assert result.rescored > 0
+    assert not result.verdict_diffs, result.verdict_diffs[:5]
+    assert not result.kind_diffs, result.kind_diffs[:5]
+
+
+def test_the_check_sees_a_changed_verdict_and_aggregate(tmp_path):
+    run = next(p for p in MEASURED if check_measured.check_run(p, []).skipped is None)
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    lines = (copy / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["call_correct"] = not first["call_correct"]
+    (copy / "samples.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n", encoding="utf-8")
+    result = check_measured.check_run(copy, [])
+    assert not result.ok
+    assert any("call_correct" in d for d in result.verdict_diffs)
+    assert any("call_accuracy" in d for d in result.aggregate_diffs)
