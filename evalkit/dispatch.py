@@ -81,6 +81,12 @@ async def run_jobs(
                     queue.put_nowait((job, tried))
                     continue
                 sample = error_sample(job, ctx, endpoint, str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one boundary per sample
+                # Anything else (a hostile reply, a broken tool, a bug) is this sample's error: a
+                # worker that died here would leave its job unfinished and the run waiting forever.
+                sample = error_sample(job, ctx, endpoint, f"evalkit failed on this sample: {type(exc).__name__}: {exc}")
             else:
                 endpoint.failures = 0
             finish(sample)

@@ -456,3 +456,21 @@ def test_sample_is_a_fixed_draw_by_case_id():
     others = [c for c in cases if c not in ten]
     assert sample_cases([c for c in cases if c is not others[0]], 10, seed=0) == ten
     assert sample_cases(cases, 100, seed=0) == cases and sample_cases(cases, None) == cases
+
+
+# ---------------------------------------------------------------- a sample that fails inside evalkit
+
+
+@pytest.mark.timeout(60)
+def test_a_reply_that_breaks_scoring_is_that_samples_error_not_a_hung_run(server, tiny_suite, tmp_path):
+    # 100k-deep JSON: today's recognition of call syntax in the text hits Python's recursion limit.
+    # Whatever evalkit fails on while scoring one sample must end that sample, not its worker.
+    deep = '{"a":' * 100_000 + "1" + "}" * 100_000
+    server.set_responder(Reply(content=deep))
+    out = tmp_path / "runs"
+    assert evalkit_run(server.base_url, tiny_suite, out, "--no-stream") == 0
+    lines = [json.loads(line) for line in (only_run_dir(out) / "samples.jsonl").read_text().splitlines()]
+    keys = [(s["case_id"], s["format"]) for s in lines]
+    assert len(keys) == len(set(keys)) == 2 * len(TINY_CASES)
+    for sample in lines:  # each sample is either scored or carries the failure as its error
+        assert sample["error"] is None or sample["error"].startswith("evalkit failed on this sample:")
