@@ -193,6 +193,8 @@ async def _complete_once(
         async for line in _lines(response, max_bytes, max_reply_chars):
             if line.startswith("data:"):
                 stream_state.feed_line(line[5:].strip())
+    if stream_state.events and not stream_state.done and stream_state.finish_reason is None:
+        raise TransportError("the stream was cut off: it ended without a finish reason or [DONE]", True)
     return stream_state.completion(clock() - start)
 
 
@@ -372,8 +374,6 @@ class _StreamState:
             raise TransportError("the server's stream ended without a single event", False)
         if not self.saw_choice:
             raise TransportError("the server answered with no choices", False)
-        if not self.done and self.finish_reason is None:
-            raise TransportError("the stream was cut off: it ended without a finish reason or [DONE]", True)
         indexed = all(isinstance(index, int) for index, _ in self.calls)
         ordered = sorted(self.calls, key=lambda pair: pair[0]) if indexed else self.calls  # stable
         content = "".join(self.content) if self.content else None
