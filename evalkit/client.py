@@ -1,29 +1,62 @@
-"""One chat completion over the OpenAI wire protocol: streamed or not, timed, retried.
+"""One chat completion over the OpenAI wire protocol: streamed or not, timed, retried, bounded.
 
-The openai client does the HTTP; this module accumulates streamed tool-call fragments by
-`index`, measures latency and time to first token, and turns every transport failure into a
-`TransportError` so the runner records an `error` sample instead of crashing.
+The openai client does the HTTP; this module reads the body itself (streamed events and plain
+replies alike, as JSON), accumulates streamed tool-call fragments, measures latency and time to
+first token, and turns every failure into a `TransportError` so the runner records an `error`
+sample instead of crashing.
+
+Limits, so that no reply can hang a run or exhaust memory:
+- `deadline_s`: a total deadline per HTTP request, on top of the client's read-gap timeout (a
+  stream sending one event a second, or only `: keep-alive` lines, never trips the read gap);
+- `max_reply_chars`: content plus tool-call names and arguments per reply; reading stops as soon
+  as a reply is over it, and the raw bytes held at once are bounded in proportion.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Mapping
 
 import openai
+
+try:  # the openai client's HTTP library (httpx2 in openai >= 3, httpx before)
+    import httpx2 as _http
+except ImportError:  # pragma: no cover - older openai
+    import httpx as _http  # type: ignore[no-redef]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+MAX_REPLY_CHARS = 1_000_000
+"""Default `max_reply_chars`: characters of content plus tool-call names and arguments per reply."""
+
+RETRY_AFTER_CAP_S = 30.0
+"""Longest wait a server's `Retry-After` gets (a server asking for an hour still gets 30 s)."""
+
+# Wire bytes per reply character: JSON escapes (`\uXXXX` is 6 bytes for one character) plus the
+# envelope of each event. Bounds what is buffered of a single event or a non-streamed body.
+_BYTES_PER_CHAR = 8
+_BYTES_SLACK = 64 * 1024
+
 
 class TransportError(Exception):
-    def __init__(self, message: str, retryable: bool):
+    """A failed request. `retryable`: worth another attempt; `retry_after`: the server's wish, in s."""
+
+    def __init__(self, message: str, retryable: bool, retry_after: float | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def reply_too_large(limit: int) -> TransportError:
+    return TransportError(f"the reply is over the limit of {limit:,} characters of content and tool-call arguments (max_reply_chars)", False)
 
 
 def decode_rate(tokens: int | None, latency_s: float, ttft_s: float | None) -> float | None:
@@ -75,20 +108,53 @@ class Completion:
 
 
 def classify(exc: BaseException) -> TransportError:
-    """Which failures are worth a retry: connection errors, timeouts, 429 and 5xx only."""
+    """Which failures are worth a retry: connection errors, timeouts, cut replies, 429 and 5xx only."""
     if isinstance(exc, TransportError):
         return exc
-    if isinstance(exc, openai.APITimeoutError):
-        return TransportError("timed out waiting for the server", True)
+    if isinstance(exc, (openai.APITimeoutError, _http.TimeoutException)):
+        return TransportError("timed out waiting for the server (no data within the read timeout)", True)
     if isinstance(exc, openai.APIConnectionError):
         return TransportError(f"cannot connect to the server: {exc.__cause__ or exc}", True)
+    if isinstance(exc, _http.TransportError):  # raised while reading a body: the reply was cut off
+        return TransportError(f"the connection broke mid-reply: {type(exc).__name__}: {exc}", True)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = _error_message(exc)
-        return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500)
+        retry_after = retry_after_s(exc.response.headers) if status in (429, 503) else None
+        return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
     if isinstance(exc, openai.APIResponseValidationError):
         return TransportError(f"the server's reply does not follow the OpenAI protocol: {exc}", False)
     return TransportError(f"bad reply from the server: {type(exc).__name__}: {exc}", False)
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """`Retry-After` as seconds: a number, or an HTTP date (against the reply's own `Date`)."""
+    try:
+        millis = headers.get("retry-after-ms")  # OpenAI's finer-grained variant
+        if millis and math.isfinite(float(millis)):
+            return max(0.0, float(millis) / 1000)
+    except ValueError:
+        pass
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    except ValueError:
+        pass
+    when, now = _http_date(value), _http_date(headers.get("date") or "")
+    if when is None:
+        return None
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
@@ -102,106 +168,256 @@ def _error_message(exc: openai.APIStatusError) -> str:
     return str(exc.message)[:300]
 
 
-def _extra(obj: Any, name: str) -> Any:
-    """Non-standard fields (llama.cpp `timings`) survive in pydantic's `model_extra`."""
-    extra = getattr(obj, "model_extra", None) or {}
-    return extra.get(name)
-
-
 async def _complete_once(
-    client: openai.AsyncOpenAI, params: dict[str, Any], stream: bool, clock: Clock
+    client: openai.AsyncOpenAI, params: dict[str, Any], stream: bool, clock: Clock, max_reply_chars: int = MAX_REPLY_CHARS
 ) -> Completion:
     start = clock()
     # The request body goes in `extra_body`, which the client sends as it is: its per-request
-    # type transform of messages and tools otherwise costs about a third of evalkit's CPU.
+    # type transform of messages and tools otherwise costs about a third of evalkit's CPU. For the
+    # same reason, and to bound memory, replies are read as plain JSON from the raw response
+    # rather than as the client's pydantic objects.
     body = dict(params)
     typed = {"model": body.pop("model"), "messages": body.pop("messages")[:0], "extra_body": body}
     body["messages"] = params["messages"]
+    max_bytes = max_reply_chars * _BYTES_PER_CHAR + _BYTES_SLACK
     if not stream:
-        response = await client.chat.completions.create(**typed)
-        latency = clock() - start
-        if not getattr(response, "choices", None):
-            raise TransportError("the server answered with no choices", False)
-        choice = response.choices[0]
-        message = choice.message
-        calls = [
-            {"id": tc.id, "name": tc.function.name, "arguments": tc.function.arguments}
-            for tc in (message.tool_calls or [])
-            if getattr(tc, "function", None) is not None
-        ]
-        usage = response.usage.model_dump() if response.usage else None
-        return Completion(message.content, calls, choice.finish_reason, usage, _extra(response, "timings"), latency, None)
+        async with client.chat.completions.with_streaming_response.create(**typed) as response:
+            data = await _read_body(response, max_bytes, max_reply_chars)
+        return _plain_completion(data, clock() - start, max_reply_chars)
 
-    # Streamed events are read as plain JSON rather than as the client's pydantic chunk objects:
-    # that halves evalkit's CPU per sample, which is what limits throughput on a small machine.
-    stream_state = _StreamState(start, clock)
+    stream_state = _StreamState(start, clock, max_reply_chars)
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
     async with client.chat.completions.with_streaming_response.create(**typed) as response:
         # Read to the very end (not just to [DONE]) so the connection goes back to the pool.
-        async for line in response.iter_lines():
-            if line.startswith("data:") and line[5:].strip() != "[DONE]":
-                stream_state.feed(line[5:].strip())
+        async for line in _lines(response, max_bytes, max_reply_chars):
+            if line.startswith("data:"):
+                stream_state.feed_line(line[5:].strip())
+    if stream_state.events and not stream_state.done and stream_state.finish_reason is None:
+        raise TransportError("the stream was cut off: it ended without a finish reason or [DONE]", True)
     return stream_state.completion(clock() - start)
 
 
-class _StreamState:
-    """Accumulates `chat.completion.chunk` events; tool-call fragments are joined by `index`."""
+async def _read_body(response: Any, max_bytes: int, max_reply_chars: int) -> Any:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise reply_too_large(max_reply_chars)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise reply_too_large(max_reply_chars)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
+        raise TransportError(f"the server's reply is not JSON: {raw[:80]!r}", False) from None
 
-    def __init__(self, start: float, clock: Clock):
+
+def _plain_completion(data: Any, latency: float, max_reply_chars: int) -> Completion:
+    if not isinstance(data, dict):
+        raise TransportError("the server's reply is not a JSON object", False)
+    choices = data.get("choices")
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+        raise TransportError("the server answered with no choices", False)
+    choice = choices[0]
+    message = choice.get("message") or {}
+    calls = []
+    for tc in message.get("tool_calls") or []:
+        function = tc.get("function") if isinstance(tc, dict) else None
+        if isinstance(function, dict):
+            calls.append({"id": tc.get("id"), "name": function.get("name"), "arguments": function.get("arguments")})
+    content = message.get("content")
+    size = len(content) if isinstance(content, str) else 0
+    size += sum(len(c["name"]) for c in calls if isinstance(c["name"], str))
+    size += sum(len(c["arguments"]) for c in calls if isinstance(c["arguments"], str))
+    if size > max_reply_chars:
+        raise reply_too_large(max_reply_chars)
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+    return Completion(content, calls, choice.get("finish_reason"), usage, data.get("timings"), latency, None)
+
+
+async def _lines(response: Any, max_bytes: int, max_reply_chars: int) -> Any:
+    """The body's lines, never holding more than `max_bytes` of one unfinished line.
+
+    (httpx's own `iter_lines` would buffer a line of any length: one 50 MB event is 50 MB.)
+    """
+    pending: list[str] = []
+    pending_len = 0
+    async for text in response.iter_text():
+        start = 0
+        newline = text.find("\n")
+        while newline >= 0:
+            line = text[start:newline]
+            if pending:
+                line = "".join(pending) + line
+                pending.clear()
+                pending_len = 0
+            yield line[:-1] if line.endswith("\r") else line
+            start = newline + 1
+            newline = text.find("\n", start)
+        if start < len(text):
+            pending.append(text[start:])
+            pending_len += len(text) - start
+            if pending_len > max_bytes:
+                raise reply_too_large(max_reply_chars)
+    if pending:
+        yield "".join(pending)
+
+
+class _StreamState:
+    """Accumulates `chat.completion.chunk` events.
+
+    Tool-call fragments are joined by `index`; a fragment without one is told apart by `id` (a
+    new id is a new call, no id continues the latest call). A fragment bringing a different id
+    to an index already in use starts a new call too: some servers number every call 0.
+    """
+
+    def __init__(self, start: float, clock: Clock, max_reply_chars: int = MAX_REPLY_CHARS):
         self.start, self.clock = start, clock
+        self.max_reply_chars = max_reply_chars
+        self.size = 0  # characters of content, names and arguments so far
         self.content: list[str] = []
-        self.calls: dict[int, dict[str, Any]] = {}
+        self.calls: list[tuple[Any, dict[str, Any]]] = []  # (index or None, {id, name, arguments})
+        self.by_index: dict[Any, dict[str, Any]] = {}
+        self.by_id: dict[str, dict[str, Any]] = {}
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.timings: dict[str, Any] | None = None
         self.ttft: float | None = None
         self.events = 0
+        self.saw_choice = False  # an event with a choice; `choices: []` alone is no answer
+        self.done = False  # `data: [DONE]` arrived
 
     def _first_token(self) -> None:
         if self.ttft is None:
             self.ttft = self.clock() - self.start
 
+    def _grow(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > self.max_reply_chars:
+            raise reply_too_large(self.max_reply_chars)
+
+    def feed_line(self, data: str) -> None:
+        """One `data:` payload: an event, or the `[DONE]` marker."""
+        if data == "[DONE]":
+            self.done = True
+        else:
+            self.feed(data)
+
     def feed(self, data: str) -> None:
         try:
             chunk = json.loads(data)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             raise TransportError(f"a stream event is not JSON: {data[:80]!r}", False) from None
         if not isinstance(chunk, dict):
             raise TransportError(f"a stream event is not a JSON object: {data[:80]!r}", False)
         self.events += 1
-        if chunk.get("error") and not chunk.get("choices"):
+        choices = chunk.get("choices")
+        if chunk.get("error") and not choices:
             error = chunk["error"]
             message = error.get("message") if isinstance(error, dict) else str(error)
             raise TransportError(f"the server reported an error mid-stream: {message}", False)
         self.timings = chunk.get("timings") or self.timings
         if chunk.get("usage"):
             self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
+        if not choices:
+            return
+        self.saw_choice = True
+        for choice in choices:
             delta = choice.get("delta") or {}
-            if delta.get("content"):
+            piece = delta.get("content")
+            if piece:
                 self._first_token()
-                self.content.append(delta["content"])
+                self._grow(piece)
+                self.content.append(piece)
             for fragment in delta.get("tool_calls") or []:
                 self._first_token()
-                # Fragments of one call share an `index`; only the first carries id and name.
-                slot = self.calls.setdefault(fragment.get("index") or 0, {"id": None, "name": "", "arguments": ""})
-                if fragment.get("id"):
-                    slot["id"] = fragment["id"]
+                slot = self._slot(fragment)
                 function = fragment.get("function") or {}
-                if function.get("name"):
-                    slot["name"] += function["name"]
-                if function.get("arguments"):
-                    slot["arguments"] += function["arguments"]
+                name, arguments = function.get("name"), function.get("arguments")
+                if name:
+                    self._grow(name)
+                    slot["name"] += name
+                if arguments:
+                    self._grow(arguments)
+                    slot["arguments"] += arguments
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
+
+    def _slot(self, fragment: dict[str, Any]) -> dict[str, Any]:
+        index, call_id = fragment.get("index"), fragment.get("id")
+        if index is not None:
+            slot = self.by_index.get(index)
+            if slot is None or (call_id and slot["id"] and call_id != slot["id"]):
+                slot = self.by_index[index] = self._new_slot(index, call_id)
+        elif call_id:
+            slot = self.by_id.get(call_id) or self._new_slot(None, call_id)
+        else:
+            slot = self.calls[-1][1] if self.calls else self._new_slot(None, None)
+        if call_id and not slot["id"]:
+            slot["id"] = call_id
+            self.by_id[call_id] = slot
+        return slot
+
+    def _new_slot(self, index: Any, call_id: str | None) -> dict[str, Any]:
+        slot: dict[str, Any] = {"id": call_id, "name": "", "arguments": ""}
+        self.calls.append((index, slot))
+        if call_id:
+            self.by_id[call_id] = slot
+        return slot
 
     def completion(self, latency: float) -> Completion:
         if self.events == 0:
             raise TransportError("the server's stream ended without a single event", False)
-        calls = [self.calls[i] for i in sorted(self.calls)]
+        if not self.saw_choice:
+            raise TransportError("the server answered with no choices", False)
+        indexed = all(isinstance(index, int) for index, _ in self.calls)
+        ordered = sorted(self.calls, key=lambda pair: pair[0]) if indexed else self.calls  # stable
         content = "".join(self.content) if self.content else None
-        return Completion(content, calls, self.finish_reason, self.usage, self.timings, latency, self.ttft)
+        return Completion(content, [slot for _, slot in ordered], self.finish_reason, self.usage, self.timings, latency, self.ttft)
+
+
+async def _within(deadline_s: float | None, work: Awaitable[Completion]) -> Completion:
+    """`work` bounded by a total deadline; overrunning it is a retryable TransportError."""
+    if deadline_s is None:
+        return await work
+    if not hasattr(asyncio, "timeout"):  # Python 3.10
+        try:
+            return await asyncio.wait_for(_shield_timeouts(work), deadline_s)
+        except asyncio.TimeoutError:
+            raise _deadline_error(deadline_s) from None
+    scope = asyncio.timeout(deadline_s)
+    try:
+        async with scope:
+            return await work
+    except TimeoutError:
+        if scope.expired():
+            raise _deadline_error(deadline_s) from None
+        raise
+
+
+async def _shield_timeouts(work: Awaitable[Completion]) -> Completion:
+    # So that only wait_for's own expiry reaches _within as asyncio.TimeoutError.
+    try:
+        return await work
+    except asyncio.TimeoutError as exc:
+        raise classify(exc) from None
+
+
+def _deadline_error(deadline_s: float) -> TransportError:
+    return TransportError(f"timed out: no complete reply within the {deadline_s:g} s deadline", True)
+
+
+def default_deadline(client: openai.AsyncOpenAI) -> float | None:
+    """The client's timeout (settings.timeout_s), read as the total deadline of one request."""
+    timeout = getattr(client, "timeout", None)
+    if isinstance(timeout, (int, float)):
+        return float(timeout)
+    read = getattr(timeout, "read", None)  # an httpx Timeout object
+    return float(read) if isinstance(read, (int, float)) else None
 
 
 async def complete(
@@ -214,23 +430,35 @@ async def complete(
     sleep: Sleep = asyncio.sleep,
     backoff_s: float = 0.5,
     backoff_cap_s: float = 8.0,
+    deadline_s: float | None = None,
+    max_reply_chars: int = MAX_REPLY_CHARS,
+    retry_after_cap_s: float = RETRY_AFTER_CAP_S,
 ) -> Completion:
-    """One completion with capped exponential backoff on retryable failures."""
+    """One completion with capped exponential backoff on retryable failures.
+
+    `deadline_s` bounds each attempt from request to last byte (default: the client's timeout);
+    a `Retry-After` on 429/503 replaces the backoff, capped at `retry_after_cap_s`.
+    """
+    deadline = default_deadline(client) if deadline_s is None else deadline_s
     attempt = 0
     while True:
         try:
-            return await _complete_once(client, params, stream, clock)
+            return await _within(deadline, _complete_once(client, params, stream, clock, max_reply_chars))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a TransportError
             error = classify(exc)
             if not error.retryable or attempt >= retries:
                 raise error from None
-            delay = min(backoff_cap_s, backoff_s * 2**attempt) * (0.5 + random.random() / 2)
+            if error.retry_after is not None:
+                delay = min(retry_after_cap_s, error.retry_after)
+            else:
+                delay = min(backoff_cap_s, backoff_s * 2**attempt) * (0.5 + random.random() / 2)
             attempt += 1
             await sleep(delay)
 
 
 def make_client(base_url: str, timeout_s: float, api_key: str | None = None) -> openai.AsyncOpenAI:
-    # Retries are ours (only for retryable failures); local servers accept any key.
+    # Retries are ours (only for retryable failures); local servers accept any key. The timeout
+    # is the longest gap between reads; `complete` adds the total deadline per request.
     return openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "evalkit", timeout=timeout_s, max_retries=0)

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from .formats.base import value_problem
 from .schema import ToolCall
 
 # Families' opening markers; any of them in the content means the model tried to call a tool.
@@ -62,16 +63,35 @@ def _looks_like_call(obj: dict[str, Any], tool_names: set[str] | None) -> bool:
     return has_args or bool(tool_names and name in tool_names)
 
 
+_SPACE = re.compile(r"[ \t\r\n]*")
+_MAY_FOLLOW = {"{": set('"}'), "[": set('"{[]-0123456789tfnNI')}  # what JSON allows after an opener
+
+
 def _json_objects(text: str) -> list[Any]:
-    """Every top-level JSON value that decodes somewhere in the text (objects and arrays)."""
+    """Every top-level JSON value that decodes somewhere in the text (objects and arrays).
+
+    Decoding is tried at every `{` and `[` that JSON could follow. A failed try costs as much as
+    the text before it (the JSON error counts lines up to its position), so failed tries draw on
+    a budget linear in the text: a reply of many openers cannot take minutes.
+    """
     decoder = json.JSONDecoder()
     values: list[Any] = []
+    budget = 64 * len(text) + (1 << 20)
     i = 0
-    while i < len(text):
+    while i < len(text) and budget > 0:
         if text[i] in "{[":
+            after = _SPACE.match(text, i + 1).end()  # type: ignore[union-attr]
+            if after >= len(text) or text[after] not in _MAY_FOLLOW[text[i]]:
+                i += 1  # `[TOOL_REQUEST]`, `[f(x=1)]`: not JSON, no need to try
+                continue
             try:
                 value, end = decoder.raw_decode(text, i)
-            except json.JSONDecodeError:
+            except json.JSONDecodeError as exc:
+                budget -= exc.pos
+                i += 1
+                continue
+            except (ValueError, RecursionError):  # a 5,000-digit integer; nesting past the stack
+                budget -= len(text)
                 i += 1
                 continue
             values.append(value)
@@ -82,17 +102,29 @@ def _json_objects(text: str) -> list[Any]:
 
 
 def loads_lenient(raw: str) -> Any:
-    """JSON, else a Python literal (single quotes, True/None), else JSON minus trailing commas."""
+    """JSON, else a Python literal (single quotes, True/None), else JSON minus trailing commas.
+
+    Returns only values JSON can hold; anything else raises ValueError."""
     raw = raw.strip()
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
+        return _checked(json.loads(raw))
+    except (ValueError, RecursionError):
         pass
     try:
-        return ast.literal_eval(raw)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return _checked(ast.literal_eval(raw))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         pass
-    return json.loads(re.sub(r",\s*([}\]])", r"\1", raw))
+    try:
+        return _checked(json.loads(re.sub(r",\s*([}\]])", r"\1", raw)))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _checked(value: Any) -> Any:
+    problem = value_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def _to_calls(value: Any) -> list[ToolCall]:

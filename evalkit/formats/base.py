@@ -31,30 +31,112 @@ class ToolFormat(Protocol):
         """The messages that carry tool results back to the model."""
 
 
+@dataclass
+class ParseLimits:
+    """Bounds on what the reply parsers read, so that parsing stays linear in the reply's length
+    and every value they return can be stored and scored. Each is a setting with a sane default;
+    a reply that passes one becomes a call with `parse_error` naming the limit."""
+
+    max_chars: int = 1_000_000  # characters of one reply (or one call's arguments) the parsers read
+    max_depth: int = 64  # nesting of an argument value; pydantic serialises at most ~255 levels
+    max_int_bits: int = 1024  # beyond a double's range an integer cannot be compared as a number
+
+
+LIMITS = ParseLimits()
+"""The limits in force (evalkit.formats.base.LIMITS); a run's settings may replace its fields."""
+
+
+
+def nested_too_deep() -> str:
+    return f"nested deeper than the parser limit of {LIMITS.max_depth} levels (max_depth)"
+
+_SCALARS = (str, bool, float, type(None))
+_KEYS = (str, int, float, bool, type(None))  # what JSON can hold as an object key (as a string)
+
+
+def over_length(what: str, text: str) -> str | None:
+    """The parse error for text longer than the parser reads, or None."""
+    if len(text) > LIMITS.max_chars:
+        return f"{what}: {len(text):,} characters, over the parser limit of {LIMITS.max_chars:,} (max_chars)"
+    return None
+
+
+def load_json(text: str, what: str, be: str = "is") -> tuple[Any, str | None]:
+    """`json.loads` within the limits -> (value, parse_error naming `what`). Never raises."""
+    too_long = over_length(what, text)
+    if too_long:
+        return None, too_long
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"{what} {be} not valid JSON: {exc.msg} at char {exc.pos}"
+    except RecursionError:
+        return None, f"{what}: {nested_too_deep()}"
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        return None, f"{what} {be} not valid JSON: {str(exc).split(';')[0]}"
+
+
+def value_problem(value: Any) -> str | None:
+    """What in a parsed argument value cannot be stored and scored as JSON, or None. Iterative and
+    linear: a value from `json.loads` or `ast.literal_eval` of any shape is checked without
+    recursion (tuples and sets are allowed: they become lists)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, _SCALARS):
+            continue
+        if isinstance(item, int):
+            if item.bit_length() > LIMITS.max_int_bits:
+                return f"an integer of {item.bit_length():,} bits, over the parser limit of {LIMITS.max_int_bits} (max_int_bits)"
+            continue
+        if depth > LIMITS.max_depth:
+            return nested_too_deep()
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, _KEYS):
+                    return f"an object key of type {type(key).__name__}, which JSON cannot hold"
+                if isinstance(key, int) and not isinstance(key, bool) and key.bit_length() > LIMITS.max_int_bits:
+                    return f"an integer object key of {key.bit_length():,} bits, over the parser limit of {LIMITS.max_int_bits} (max_int_bits)"
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend((v, depth + 1) for v in item)
+        else:
+            return f"a value of type {type(item).__name__}, which JSON cannot hold"
+    return None
+
+
 def parse_arguments(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """Arguments as sent on the wire -> (object, parse_error). Never raises."""
+    """Arguments as sent on the wire -> (object, parse_error). Never raises; linear in len(raw)."""
     if isinstance(raw, dict):
-        return raw, None
+        problem = value_problem(raw)
+        return (None, f"arguments: {problem}") if problem else (raw, None)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}, None  # some servers send "" for a call without arguments
     if not isinstance(raw, str):
         return None, f"arguments are {type(raw).__name__}, not a JSON object"
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return None, f"arguments are not valid JSON: {exc.msg} at char {exc.pos}"
+    value, error = load_json(raw, "arguments", "are")
+    if error:
+        return None, error
     if not isinstance(value, dict):
         return None, f"arguments are a JSON {type(value).__name__}, not an object"
-    return value, None
+    problem = value_problem(value)
+    return (None, f"arguments: {problem}") if problem else (value, None)
 
 
 def call_from_wire(name: Any, raw_arguments: Any, call_id: str | None = None) -> ToolCall:
     arguments, error = parse_arguments(raw_arguments)
-    raw = raw_arguments if isinstance(raw_arguments, str) or raw_arguments is None else json.dumps(raw_arguments)
+    raw = raw_arguments if isinstance(raw_arguments, str) or raw_arguments is None else _dumps(raw_arguments)
     if not isinstance(name, str) or not name:
         error = error or "call has no function name"
         name = None
     return ToolCall(name=name, arguments=arguments, raw_arguments=raw, parse_error=error, id=call_id)
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"<arguments JSON cannot hold: {type(exc).__name__}>"
 
 
 def result_text(result: Any) -> str:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from ..schema import ToolCall
-from .base import ParsedReply, call_from_wire, prompt_history
+from .base import ParsedReply, call_from_wire, load_json, over_length, prompt_history
 
 # The prompt LM Studio's docs show (`lms log stream`), kept word for word.
 SYSTEM_PROMPT = """You are a tool-calling AI. You can request calls to available tools with this EXACT format:
@@ -38,7 +38,8 @@ Examples:
 
 Respond conversationally if no matching tools exist."""
 
-# An unterminated block (the model stopped early) still counts as an attempt.
+# An unterminated block (the model stopped early) still counts as an attempt. Linear: the lazy
+# body stops at the first end marker, next block or the end, and blocks do not overlap.
 BLOCK = re.compile(r"\[TOOL_REQUEST\](.*?)(\[END_TOOL_REQUEST\]|(?=\[TOOL_REQUEST\])|$)", re.S)
 
 
@@ -52,10 +53,10 @@ def request_block(call: ToolCall) -> str:
 
 
 def parse_block(body: str) -> ToolCall:
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        return ToolCall(raw_arguments=body.strip(), parse_error=f"[TOOL_REQUEST] body is not valid JSON: {exc.msg}")
+    """One block's body -> a call; never raises (anything unreadable is a call with parse_error)."""
+    payload, error = load_json(body, "[TOOL_REQUEST] body")
+    if error:
+        return ToolCall(raw_arguments=body.strip(), parse_error=error)
     if not isinstance(payload, dict):
         return ToolCall(raw_arguments=body.strip(), parse_error="[TOOL_REQUEST] body is not a JSON object")
     return call_from_wire(payload.get("name"), payload.get("arguments", {}))
@@ -75,6 +76,10 @@ class DefaultFormat:
     def parse_reply(self, content: str | None, tool_calls: list[dict[str, Any]]) -> ParsedReply:
         text = content or ""
         calls = []
+        too_long = over_length("the reply", text) if "[TOOL_REQUEST]" in text else None
+        if too_long:  # not read: a malformed attempt, whatever the blocks hold
+            calls.append(ToolCall(raw_arguments=text[:1000], parse_error=too_long))
+            text = ""
         for body, end in BLOCK.findall(text):
             call = parse_block(body)
             if not end and call.parse_error is None:

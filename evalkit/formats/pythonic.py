@@ -1,6 +1,8 @@
 """`pythonic`: BFCL's prompt mode. The model answers `[f(a=1), g(b="x")]`.
 
 Parsed with Python's `ast`, values taken with `ast.literal_eval`: literals only, never `eval`.
+Never raises, and linear in the reply's length: anything unreadable (nesting past the parser's
+stack, a value JSON cannot hold, a reply over the limit) is a call with `parse_error`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 from typing import Any
 
 from ..schema import ToolCall
-from .base import ParsedReply, call_from_wire, prompt_history
+from .base import ParsedReply, call_from_wire, over_length, prompt_history, value_problem
 
 # BFCL's default prompt-mode system prompt (bfcl_eval/constants/default_prompts.py).
 SYSTEM_PROMPT = """You are an expert in composing functions. You are given a question and a set of possible functions. Based on the question, you will need to make one or more function/tool calls to achieve the purpose.
@@ -40,8 +42,29 @@ def _dotted_name(node: ast.expr) -> str | None:
     return None
 
 
+class _Segments:
+    """Source text of AST nodes. `ast.get_source_segment` splits the whole source into lines on
+    every call, which made a list of 8,000 calls take half a minute; this splits once."""
+
+    def __init__(self, source: str):
+        self.encoded = source.encode("utf-8")  # AST column offsets count UTF-8 bytes
+        self.line_starts = [0]
+        position = self.encoded.find(b"\n")
+        while position >= 0:
+            self.line_starts.append(position + 1)
+            position = self.encoded.find(b"\n", position + 1)
+
+    def __call__(self, node: ast.AST) -> str:
+        start = self.line_starts[node.lineno - 1] + node.col_offset  # type: ignore[attr-defined]
+        end = self.line_starts[node.end_lineno - 1] + node.end_col_offset  # type: ignore[attr-defined]
+        return self.encoded[start:end].decode("utf-8", errors="replace")
+
+
 def parse_pythonic(text: str) -> tuple[list[ToolCall], str | None]:
     """`[f(a=1), g(b='x')]` -> calls. Returns (calls, error); a call with a bad value carries its own parse_error."""
+    too_long = over_length("the reply", text)
+    if too_long:
+        return [], too_long
     source = text.strip()
     fenced = _FENCE.match(source)
     if fenced:
@@ -52,14 +75,19 @@ def parse_pythonic(text: str) -> tuple[list[ToolCall], str | None]:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         return [], f"not a Python call list: {exc.msg}"
+    except (RecursionError, MemoryError):  # `1+1+...` or `- - -1` nested past the parser's stack
+        return [], "not a Python call list: nested too deeply for Python's parser"
+    except ValueError as exc:  # e.g. a NUL character in the source
+        return [], f"not a Python call list: {exc}"
     if not isinstance(tree.body, (ast.List, ast.Tuple)):
         return [], "not a list of calls"
+    segment = _Segments(source)
     calls: list[ToolCall] = []
     for element in tree.body.elts:
         if not isinstance(element, ast.Call):
             return [], "list element is not a function call"
         name = _dotted_name(element.func)
-        raw = ast.get_source_segment(source, element) or ""
+        raw = segment(element)
         if name is None:
             calls.append(ToolCall(raw_arguments=raw, parse_error="call target is not a plain name"))
             continue
@@ -73,10 +101,16 @@ def parse_pythonic(text: str) -> tuple[list[ToolCall], str | None]:
                 error = "**kwargs are not allowed"
                 break
             try:
-                arguments[kw.arg] = ast.literal_eval(kw.value)
-            except (ValueError, SyntaxError, TypeError):
-                error = f"argument {kw.arg!r} is not a literal: {ast.get_source_segment(source, kw.value)}"
+                value = ast.literal_eval(kw.value)
+            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+                # TypeError: an unhashable set member or dict key, `{[1]: 2}`
+                error = f"argument {kw.arg!r} is not a literal: {segment(kw.value)[:200]}"
                 break
+            problem = value_problem(value)  # bytes, `...`, complex, an integer past the limit
+            if problem:
+                error = f"argument {kw.arg!r}: {problem}"
+                break
+            arguments[kw.arg] = value
         if error:
             calls.append(ToolCall(name=name, raw_arguments=raw, parse_error=error))
         else:
