@@ -12,7 +12,7 @@ from evalkit import __version__
 from evalkit.client import make_client
 from evalkit.engine.facts import server_facts
 from evalkit.probe.checks import CHECKS, MAX_TOKENS, SEED, Exchanges, planned_requests
-from evalkit.probe.result import CheckResult, Exchange, ProbeResult
+from evalkit.schema import CheckResult, Exchange, ProbeResult
 from evalkit.probe.wire import send
 
 MAX_REQUESTS = 20  # chat completions (retries included) plus the facts' GETs (issue 14: "at most 20")
