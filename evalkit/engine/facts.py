@@ -162,9 +162,10 @@ def _llamacpp(facts: dict, ask: _Asker, entry: dict | None, props: Any = None) -
 
 def _slots_format(slots: Any) -> str | None:
     """The format llama.cpp detected from the template shows in a slot's params once a request
-    has run; before that /slots has no params and the format stays unknown."""
+    has run; before that /slots has no params and the format stays unknown. "Content-only" is
+    what a request without tools gets (and /props' default before any request), not the format."""
     formats = [s.get("params", {}).get("chat_format") for s in slots or [] if isinstance(s, dict)]
-    return next((f for f in formats if f), None)
+    return next((f for f in formats if f and f != "Content-only"), None)
 
 
 def tool_call_format(base_url: str, api_key: str | None = None) -> str | None:

@@ -1,5 +1,5 @@
 """`run_probe(base_url, model)`: send the checks' requests once each, ask the server about itself,
-judge every check. The lead's `evalkit run --probe` stores the result as probe.json."""
+judge every check. `evalkit run --probe` stores the result as probe.json in the run directory."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def run_probe(base_url: str, model: str, *, timeout_s: float = TIMEOUT_S, api_ke
     exchanges = asyncio.run(_send_all(base_url, model, timeout_s, api_key))
     # Asked after the requests: llama.cpp shows the tool-call format it detected only once a
     # request with tools has run.
-    facts = server_facts(base_url, model, keep_raw=True)
+    facts = server_facts(base_url, model, keep_raw=True, api_key=api_key)
     raw = facts.pop("raw", {})
     chat = sum(e.attempts for e in exchanges.values())
     checks = []
