@@ -53,6 +53,9 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ctx", type=whole_number(1), default=4096, help="embedded engine: context tokens per slot")
     p.add_argument("--threads", type=whole_number(1), default=None,
                    help="embedded engine: CPU threads (default: all; fewer keeps a shared machine responsive)")
+    p.add_argument("--probe", action="store_true",
+                   help="first run `evalkit probe`'s checks on the same server and model; kept as probe.json "
+                        "and shown in the report (default: off)")
     p.add_argument("--no-report", action="store_true", help="skip report.md / report.html")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
@@ -101,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         engine_ctx=args.ctx,
         engine_threads=args.threads,
         quiet=args.quiet,
+        probe=args.probe,
     )
     run_dir = execute(options)
     if options.report:

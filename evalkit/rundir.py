@@ -18,11 +18,12 @@ from typing import Iterator
 from pydantic import BaseModel, ValidationError
 
 from .errors import EvalkitError
-from .schema import Header, Results, Sample
+from .schema import Header, ProbeResult, Results, Sample
 
 HEADER = "header.json"
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
+PROBE = "probe.json"  # `run --probe`: the server's probe before the run (schema.ProbeResult)
 
 
 def new_run_id(model: str) -> str:
@@ -123,6 +124,17 @@ def read_results(run_dir: Path) -> Results | None:
     if not path.is_file():
         return None
     return Results.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def read_probe(run_dir: Path) -> ProbeResult | None:
+    """The probe `run --probe` stored before the run; None when the run was not probed."""
+    path = Path(run_dir) / PROBE
+    if not path.is_file():
+        return None
+    try:
+        return ProbeResult.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise EvalkitError(f"{path}: not a valid probe result ({exc.errors()[0]['msg']})") from None
 
 
 def now_iso() -> str:

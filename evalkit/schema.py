@@ -217,6 +217,50 @@ class Settings(BaseModel):
     retries: int = 2
 
 
+class ModelFacts(BaseModel):
+    """What a server tells of the model it serves (engine/facts.py names each source); None: not told."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    quantization: str | None = None
+    context_length: int | None = None  # the context the server gives it
+    context_length_train: int | None = None  # the context the model was trained for
+    parameter_count: int | None = None
+    parameter_label: str | None = None  # the server's own words, e.g. Ollama's "8.0B"
+    size_bytes: int | None = None
+    architecture: str | None = None
+    file: str | None = None
+    vram_bytes: int | None = None  # how much of it sits in GPU memory (Ollama /api/ps size_vram)
+
+
+class ServerFacts(BaseModel):
+    """What a server tells of itself: engine.facts.server_facts, in a header and in probe.json."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = "unknown"  # llama.cpp | ollama | lmstudio | vllm | unknown
+    build: str | None = None
+    template_sha256: str | None = None
+    tool_call_format: str | None = None  # the format the server detected from the template
+    template_caps: dict[str, Any] | None = None
+    slots: int | None = None
+    model: ModelFacts = Field(default_factory=ModelFacts)
+    served: list[str] = Field(default_factory=list)  # ids from /v1/models
+    asked: list[str] = Field(default_factory=list)
+    errors: dict[str, str] = Field(default_factory=dict)
+
+
+class Machine(BaseModel):
+    """Where the model ran, as far as evalkit can tell; None: unknown."""
+
+    model_config = ConfigDict(extra="allow")
+    local: bool = False  # the server runs on this machine (the embedded engine, or a loopback URL)
+    cpu_model: str | None = None  # this machine's, recorded only when the server is local
+    cpu_cores: int | None = None  # cores this process may use (CPU affinity)
+    gpu: bool | None = None  # does the model run (partly) on a GPU; None: the server does not tell
+    gpu_detail: str | None = None  # how that is known
+    engine_threads: int | None = None  # the embedded engine's CPU threads
+
+
 class Header(BaseModel):
     model_config = ConfigDict(extra="allow")
     evalkit_version: str
@@ -235,6 +279,11 @@ class Header(BaseModel):
     tags: list[str] | None = None
     limit: int | None = None  # first N cases per suite, for a quick look at a large suite
     sample: int | None = None  # N cases per suite drawn by `sample_cases` with settings.seed
+    # What the server tells of itself and its model, and where it ran (issue 14, issue 12 §4).
+    # Runs before these fields have only `server` (raw /v1/models and /props bodies).
+    serving: ServerFacts | None = None
+    model_served_ids: list[str] | None = None  # /v1/models at the start; None when it did not answer
+    machine: Machine | None = None
 
 
 class Interval(BaseModel):
@@ -271,3 +320,66 @@ class Results(BaseModel):
     run_id: str
     model: str
     aggregates: list[Aggregate]
+
+
+# ---------------------------------------------------------------- probe.json (`evalkit probe`, `run --probe`)
+
+ProbeStatus = Literal["pass", "fail", "unsupported"]
+
+
+class Exchange(BaseModel):
+    """One HTTP exchange, as evidence: the request as sent and the reply as received.
+
+    `raw` is the reply body: a non-streamed reply's JSON, or a stream's `data:` payloads in order
+    (JSON where they parse). The fields after it are what a client reads from that raw reply.
+    """
+
+    name: str
+    method: str = "POST"
+    path: str = "/v1/chat/completions"
+    stream: bool = False
+    request: Any = None
+    http_status: int | None = None
+    error: str | None = None  # transport failure, or the server's error message on a non-2xx
+    raw: Any = None
+    elapsed_s: float = 0.0
+    content: str | None = None
+    calls: list[dict[str, Any]] = Field(default_factory=list)  # {id, name, arguments} as a client joins them
+    finish_reason: str | None = None
+    fragments: list[dict[str, Any]] = Field(default_factory=list)  # stream: every raw tool_calls delta item
+    read_error: str | None = None  # evalkit's own stream reader could not join the fragments
+    attempts: int = 1  # 2 when the connection dropped before any answer and it was sent again
+    retried_after: str | None = None  # the first attempt's transport error
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.http_status is not None and 200 <= self.http_status < 300
+
+
+class CheckResult(BaseModel):
+    name: str
+    status: ProbeStatus
+    detail: str
+    evidence: list[Exchange] = Field(default_factory=list)
+
+
+class ProbeResult(BaseModel):
+    evalkit_version: str
+    base_url: str
+    model: str
+    started_at: str
+    elapsed_s: float
+    requests: int  # every HTTP request the probe sent: chat completions and the facts' GETs
+    chat_requests: int
+    server: ServerFacts  # engine.facts.server_facts, without the raw bodies
+    checks: list[CheckResult]
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def summary(self) -> dict[str, int]:
+        counts = {"pass": 0, "fail": 0, "unsupported": 0}
+        for check in self.checks:
+            counts[check.status] += 1
+        return counts

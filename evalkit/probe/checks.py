@@ -14,8 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from evalkit.probe.result import Exchange, Status
 from evalkit.recovery import MARKERS, find_call_syntax
+from evalkit.schema import Exchange
+from evalkit.schema import ProbeStatus as Status
 
 SEED = 7
 MAX_TOKENS = 64  # two short calls fit (about 20 tokens each); a chatty reply is cut early: no prose is judged

@@ -16,6 +16,7 @@ from .compare import Difference, FlipSet, difference, flips
 from .explain import failure_kind
 from .model import Entry, Run, make_entries, ranked
 from .recommend import Constraints, Recommendation, recommend_entries
+from .serving import ProbeView, probe_views
 
 MAX_FAILURES = 50  # failing cases listed per model x format; the rest are counted
 
@@ -117,6 +118,7 @@ class Report:
     generated_at: str
     comparison: bool = False
     max_failures: int = MAX_FAILURES
+    probes: list[ProbeView] = field(default_factory=list)  # runs started with --probe
 
     @property
     def suites(self) -> list[str]:
@@ -184,4 +186,5 @@ def build_report(runs: Sequence[Run], comparison: bool = False, max_failures: in
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         comparison=comparison,
         max_failures=max_failures,
+        probes=probe_views(runs),
     )

@@ -14,6 +14,7 @@ from .explain import (
     trajectory_text,
 )
 from .model import Entry, ranked
+from .serving import MEANINGS, PROBE_NOTE, identity
 
 LEADERBOARD = [m for m in METRICS if m.leaderboard]
 
@@ -68,6 +69,8 @@ pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px
       font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, "Noto Sans Mono CJK SC", monospace;
       white-space: pre-wrap; word-break: break-word; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+td.probe-fail { color: var(--bad); font-weight: 600; }
+td.probe-pass { color: var(--good); }
 """
 
 
@@ -107,11 +110,27 @@ def _runs(report: Report) -> str:
     for run in report.runs:
         h = run.header
         suites = ", ".join(f"{s.name} ({s.cases})" for s in h.suites)
+        who = identity(run)
         rows.append([escape(h.run_id), escape(h.model), escape(h.backend), escape(h.started_at),
                      escape(", ".join(h.formats)), escape(suites), str(h.settings.repeats),
-                     f"{h.settings.temperature:g}", str(len(run.samples))])
-    return _table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples"],
-                  rows, text_cols=6)
+                     f"{h.settings.temperature:g}", str(len(run.samples)),
+                     escape(who.server), escape(who.model), escape(who.machine)])
+    return _table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples",
+                   "server", "model as served", "machine"],
+                  rows, text_cols={0, 1, 2, 3, 4, 5, 9, 10, 11})
+
+
+def _probe(report: Report) -> str:
+    parts = [f'<p class="note">{escape(PROBE_NOTE)}</p>']
+    for view in report.probes:
+        rows = [[escape(name), (escape(status), f' class="text probe-{status}"'),
+                 (escape(detail), ' class="text" style="white-space: normal; min-width: 420px"')]
+                for name, status, detail in view.rows]
+        parts.append(f"<p>{escape(view.line)}</p>" + _table(["check", "status", "detail"], rows, text_cols=3))
+    names = [name for name in MEANINGS if any(name == row[0] for v in report.probes for row in v.rows)]
+    parts.append('<dl class="metrics">' + "".join(f"<dt>{escape(n)}</dt><dd>{escape(MEANINGS[n])}</dd>"
+                                                  for n in names) + "</dl>")
+    return "".join(parts)
 
 
 def _recommendation(report: Report) -> str:
@@ -299,6 +318,7 @@ def render_html(report: Report, figures: Sequence[FigureFile]) -> str:
     entries = ranked(report.entries)
     sections: list[tuple[str, str, str]] = [
         ("runs", "Runs", _runs(report)),
+        *([("probe", "Server probe", _probe(report))] if report.probes else []),
         ("deploy", "Which to deploy", _recommendation(report)),
         ("leaderboard", "Leaderboard", _leaderboard(report)),
     ]

@@ -11,6 +11,7 @@ from ..metrics import BY_KEY, METRICS, pct
 from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
 from .explain import clip, describe_failure, expected_text, explain, failure_kind, prompt_of, reply_lines, trajectory_text
 from .model import Entry, ranked
+from .serving import MEANINGS, PROBE_NOTE, identity
 
 LEADERBOARD = [m for m in METRICS if m.leaderboard]
 
@@ -64,11 +65,26 @@ def runs_section(report: Report) -> list[str]:
     for run in report.runs:
         h = run.header
         suites = ", ".join(f"{s.name} ({s.cases})" for s in h.suites)
+        who = identity(run)
         rows.append([h.run_id, h.model, h.backend, h.started_at, ", ".join(h.formats), suites,
-                     str(h.settings.repeats), f"{h.settings.temperature:g}", str(len(run.samples))])
+                     str(h.settings.repeats), f"{h.settings.temperature:g}", str(len(run.samples)),
+                     who.server, who.model, who.machine])
     return ["## Runs", "",
-            table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples"],
-                  rows, [False] * 6 + [True] * 3), ""]
+            table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples",
+                   "server", "model as served", "machine"],
+                  rows, [False] * 6 + [True] * 3 + [False] * 3), ""]
+
+
+def probe_section(report: Report) -> list[str]:
+    if not report.probes:
+        return []
+    lines = ["## Server probe", "", PROBE_NOTE, ""]
+    for view in report.probes:
+        lines += [view.line, "", table(["check", "status", "detail"], view.rows), ""]
+    names = [name for name in MEANINGS if any(name == row[0] for v in report.probes for row in v.rows)]
+    lines += [f"- {name}: {MEANINGS[name]}" for name in names]
+    lines.append("")
+    return lines
 
 
 def recommendation_section(report: Report) -> list[str]:
@@ -259,6 +275,7 @@ def _failing_for(fl: FailureList) -> list[str]:
 def render_markdown(report: Report, figures: Sequence[FigureFile]) -> str:
     lines = [f"# {report.title}", "", STRICT_VS_LENIENT, ""]
     lines += runs_section(report)
+    lines += probe_section(report)
     lines += recommendation_section(report)
     lines += leaderboard_section(report)
     lines += differences_section(report)

@@ -13,8 +13,8 @@ from typing import Iterable, Sequence
 
 from ..aggregate import ALL, aggregate
 from ..errors import EvalkitError
-from ..rundir import HEADER, latest_samples, read_header, read_results
-from ..schema import Aggregate, Case, Header, Results, Sample
+from ..rundir import HEADER, latest_samples, read_header, read_probe, read_results
+from ..schema import Aggregate, Case, Header, ProbeResult, Results, Sample
 from ..suites import find_suite, read_suite
 
 
@@ -24,6 +24,7 @@ class Run:
     header: Header
     results: Results
     samples: list[Sample]  # the latest sample per (suite, case, format, repeat), as results.json counts them
+    probe: ProbeResult | None = None  # probe.json, when the run was started with --probe
     _cases: dict[tuple[str, str], Case] | None = field(default=None, repr=False)
 
     @property
@@ -61,7 +62,7 @@ def load_run(run_dir: Path | str) -> Run:
     results = read_results(run_dir)
     if results is None:  # an interrupted run: aggregate what is there
         results = aggregate(samples, header.run_id, header.model)
-    return Run(run_dir, header, results, samples)
+    return Run(run_dir, header, results, samples, read_probe(run_dir))
 
 
 def expand_run_dirs(paths: Iterable[Path | str]) -> list[Path]:
