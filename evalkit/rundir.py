@@ -17,6 +17,7 @@ from typing import Iterator
 
 from pydantic import BaseModel, ValidationError
 
+from . import callsyntax
 from .errors import EvalkitError
 from .schema import Header, Results, Sample
 
@@ -125,6 +126,21 @@ def read_results(run_dir: Path) -> Results | None:
     return Results.model_validate_json(path.read_text(encoding="utf-8"))
 
 
+def own_family(header: Header) -> str | None:
+    """The call-syntax family the run's model writes natively (for `server_parse_lost`): from the
+    chat template the server reported, when the header holds it (llama.cpp's /props
+    `chat_template`), else from the model's name. The one place a run's own family is decided."""
+    server = header.server if isinstance(header.server, dict) else {}
+    props = server.get("props")
+    template = props.get("chat_template") if isinstance(props, dict) else None
+    template = template if isinstance(template, str) else None
+    for name in (header.model, header.model_requested):
+        family = callsyntax.own_family(name, template)
+        if family:
+            return family
+    return None
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -140,10 +156,12 @@ def finalize(run_dir: Path) -> None:
 
 def print_summary(run_dir: Path) -> None:
     """The summary table of results.json and where the run is: what `run` and `merge` print."""
-    from .aggregate import format_table, summary_table  # pandas only when a run is summed up
+    from .aggregate import format_table, server_lost_lines, summary_table  # pandas only when a run is summed up
 
     results = read_results(run_dir)
     if results is None:
         return
     print(format_table(summary_table(results)))
+    for line in server_lost_lines(results.aggregates, own_family(read_header(run_dir))):
+        print(f"\n{line}")
     print(f"\nrun directory: {run_dir}")

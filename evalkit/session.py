@@ -17,7 +17,8 @@ from .engine.discover import check_server, resolve, server_info, server_slots
 from .errors import EvalkitError
 from .formats import get_format
 from .jobs import Endpoint, RunContext, done_keys, plan
-from .rundir import HEADER, SampleLog, finalize, new_run_id, now_iso, read_header, read_samples, write_model
+from .rundir import (HEADER, SampleLog, finalize, new_run_id, now_iso, own_family, read_header, read_samples,
+                     write_model)
 from .schema import Header, Sample, Settings, SuiteRef
 from .shards import shard_of
 from .suites import LoadedSuite, default_suites, find_suite, read_suite
@@ -161,7 +162,8 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
 
     cache = _open_cache(options, settings)
     ctx = RunContext(
-        model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls
+        model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls,
+        own_family=own_family(header),
     )
     per_endpoint = max(1, settings.concurrency)
     identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None
