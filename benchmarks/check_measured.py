@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evalkit.aggregate import aggregate  # noqa: E402
-from evalkit.rescore import VERDICT_FIELDS, run_suites, verdict_for  # noqa: E402
-from evalkit.rundir import latest_samples, own_family, read_header  # noqa: E402
+from evalkit.rescore import VERDICT_FIELDS, run_scorer  # noqa: E402
+from evalkit.rundir import latest_samples, read_header  # noqa: E402
 
 
 @dataclass
@@ -59,16 +59,14 @@ def check_run(run_dir: Path, suite_dirs: list[Path]) -> RunCheck:
         where = f"{old['model']}/{old['format']}/{old['suite']}/{old['tag']}"
         result.aggregate_diffs += [f"{where}: {k} {new.get(k)!r} != {v!r}" for k, v in old.items() if new.get(k) != v]
 
-    suites = run_suites(run_dir, suite_dirs)
-    if isinstance(suites, str):
-        result.skipped = suites
+    scorer = run_scorer(run_dir, suite_dirs)
+    if isinstance(scorer, str):
+        result.skipped = scorer
         return result
-    cases = {(name, c.id): (c, loaded.suite.tools_for(c)) for name, loaded in suites.items() for c in loaded.suite.cases}
-    family = own_family(header)
     for sample in samples:
         if sample.error is not None:
             continue
-        verdict = verdict_for(sample, *cases[(sample.suite, sample.case_id)], family)
+        verdict = scorer.verdict(sample)
         result.rescored += 1
         where = "/".join(map(str, sample.key()))
         for name in VERDICT_FIELDS:

@@ -59,6 +59,29 @@ def run_suites(run_dir: Path, extra_dirs: Sequence[Path] = ()) -> dict[str, Load
 
 
 @dataclass
+class RunScorer:
+    """Today's scoring for one run's stored samples: its cases and its model's own call syntax."""
+
+    cases: dict[tuple[str, str], tuple[Case, list[ToolDef]]]
+    family: str | None  # rundir.own_family of the run's header
+
+    def verdict(self, sample: Sample) -> Verdict:
+        found = self.cases.get((sample.suite, sample.case_id))
+        if found is None:
+            raise EvalkitError(f"case {sample.suite}/{sample.case_id} is not in the suite file the run used")
+        return verdict_for(sample, *found, self.family)
+
+
+def run_scorer(run_dir: Path, extra_dirs: Sequence[Path] = ()) -> RunScorer | str:
+    """The scorer of a run, or why its suites are not at hand (see `run_suites`)."""
+    suites = run_suites(run_dir, extra_dirs)
+    if isinstance(suites, str):
+        return suites
+    cases = {(name, c.id): (c, loaded.suite.tools_for(c)) for name, loaded in suites.items() for c in loaded.suite.cases}
+    return RunScorer(cases, own_family(read_header(run_dir)))
+
+
+@dataclass
 class Rescore:
     """What rescoring one run changed."""
 
@@ -96,17 +119,14 @@ def rescore_run(run_dir: Path | str, extra_dirs: Sequence[Path] = (), *, write: 
     """Rescore one run directory in place (or only count what would move, with `write=False`)."""
     run_dir = Path(run_dir)
     result = Rescore(run_dir)
-    header = read_header(run_dir)
-    suites = run_suites(run_dir, extra_dirs)
-    if isinstance(suites, str):
-        result.refused = suites
+    scorer = run_scorer(run_dir, extra_dirs)
+    if isinstance(scorer, str):
+        result.refused = scorer
         return result
-    cases = {(name, c.id): (c, loaded.suite.tools_for(c)) for name, loaded in suites.items() for c in loaded.suite.cases}
-    family = own_family(header)
     path = run_dir / SAMPLES
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.is_file() else []
     out: list[str] = []
-    for number, line in enumerate(lines, 1):
+    for line in lines:
         if not line.endswith("\n") or not line.strip():
             out.append(line)  # a line torn by a crash stays as it was (the next append cuts it)
             continue
@@ -115,10 +135,7 @@ def rescore_run(run_dir: Path | str, extra_dirs: Sequence[Path] = (), *, write: 
         if sample.error is not None:
             out.append(line)
             continue
-        found = cases.get((sample.suite, sample.case_id))
-        if found is None:
-            raise EvalkitError(f"{path}:{number}: case {sample.suite}/{sample.case_id} is not in the suite file")
-        verdict = verdict_for(sample, *found, family)
+        verdict = scorer.verdict(sample)
         new = {name: getattr(verdict, name) for name in VERDICT_FIELDS}
         if sample.mode != "agent":
             new["final_answer_ok"] = sample.final_answer_ok  # single-turn answers are not checked
