@@ -31,7 +31,7 @@ from evalkit.testing.callsyntax_fixtures import CALL_KINDS, load, judge_with, ru
 RESULTS = Path(__file__).parent / "results" / "callsyntax.json"
 ROOT = Path(__file__).resolve().parents[1]
 # The last commit with evalkit/recovery.py, the recogniser the family table replaced.
-BEFORE = "6f62c90"
+BEFORE = "5942eb7"
 
 
 def old_recogniser(rev: str) -> types.ModuleType | None:
