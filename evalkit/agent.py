@@ -129,7 +129,7 @@ async def run_agent(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
             history += [{"role": "user", "content": text} for text in broken]
             params["messages"] = list(params["messages"]) + history
 
-    verdict, path = score_agent(case, offered, replies)
+    verdict, path = score_agent(case, offered, replies, ctx.own_family)
     apply_verdict(sample, verdict)
     sample.calls = path.executed
     sample.final_answer = path.final_text or None

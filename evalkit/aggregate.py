@@ -19,13 +19,21 @@ _BULKY = {"request", "raw", "calls", "trajectory"}
 COLUMNS = [name for name in Sample.model_fields if name not in _BULKY]
 
 
+def clean_call(sample: Sample) -> bool:
+    """The reply holds a call the model wrote cleanly: parsed (by the server or the format) with
+    nothing malformed, or a clean call in its own syntax that the server's parser lost."""
+    return sample.failure_kind == "server_parse_lost" or (bool(sample.calls) and not sample.malformed)
+
+
 def samples_frame(samples: Iterable[Sample]) -> pd.DataFrame:
-    """One row per sample: its scalar fields, and whether BFCL's rule counts it as abstaining."""
+    """One row per sample: its scalar fields, whether BFCL's rule counts it as abstaining, and
+    whether it holds a clean call."""
     rows = [
-        {c: getattr(s, c) for c in COLUMNS} | {"bfcl_abstained": abstains_by_bfcl_rule(s.malformed, s.calls)}
+        {c: getattr(s, c) for c in COLUMNS}
+        | {"bfcl_abstained": abstains_by_bfcl_rule(s.malformed, s.calls), "clean_call": clean_call(s)}
         for s in samples
     ]
-    frame = pd.DataFrame(rows, columns=COLUMNS + ["bfcl_abstained"])
+    frame = pd.DataFrame(rows, columns=COLUMNS + ["bfcl_abstained", "clean_call"])
     # Object dtype keeps None as None (not NaN) for the boolean verdicts until we take means.
     return frame.astype({"args_valid": "object", "error": "object"})
 
@@ -67,6 +75,21 @@ def summary_table(results: Results) -> pd.DataFrame:
     ]
     # NaN, not None, so pandas prints "-" for a metric with no samples behind it.
     return pd.DataFrame(rows).fillna(value=float("nan"))
+
+
+def server_lost_lines(aggregates: Iterable[Aggregate], family: str | None) -> list[str]:
+    """One line per model x format whose server's parser lost calls (nothing when none was lost):
+    what the report and the terminal summary say. `family`: the model's own call syntax
+    (rundir.own_family), the syntax every lost call was written in."""
+    lines = []
+    for agg in aggregates:
+        if agg.suite != ALL or agg.tag is not None or not agg.server_parse_lost:
+            continue
+        syntax = f"in {family} syntax" if family else "in its own call syntax"
+        lines.append(f"{agg.model} [{agg.format}]: the server's parser lost {agg.server_parse_lost} of "
+                     f"{agg.clean_calls} calls that the model wrote correctly {syntax}: check the chat template, "
+                     "or use --format default")
+    return lines
 
 
 def format_table(frame: pd.DataFrame) -> str:

@@ -49,6 +49,9 @@ class RunContext:
     cache: ResponseCache | None = None
     max_parallel_tool_calls: int = 1
     clock: Callable[[], float] = time.perf_counter
+    # The call-syntax family the model writes natively (rundir.own_family): with `native`, a clean
+    # call in it left in the content is one the server's parser lost.
+    own_family: str | None = None
 
 
 def plan(
@@ -129,3 +132,4 @@ def apply_verdict(sample: Sample, verdict: Verdict) -> None:
     sample.intent_correct = verdict.intent_correct
     sample.failure_kind = verdict.failure_kind
     sample.failure_detail = verdict.failure_detail
+    sample.syntax = verdict.syntax

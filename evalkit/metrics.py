@@ -159,6 +159,13 @@ METRICS: tuple[Metric, ...] = (
            pct, lambda g: mean(g.ok["args_valid"]), True, summary="args_valid"),
     Metric("malformed_rate", "malformed", "share of replies with a call attempt that could not be parsed",
            pct, lambda g: mean(g.ok["malformed"]), False, summary="malformed"),
+    Metric("server_parse_lost", "lost by server",
+           "replies whose clean call, in the model's own call syntax, the server's parser did not return as "
+           "tool_calls (native; failure kind server_parse_lost)",
+           count, lambda g: int((g.ok["failure_kind"] == "server_parse_lost").sum()), leaderboard=False),
+    Metric("clean_calls", "clean calls",
+           "replies with a call the model wrote cleanly: returned parsed, or lost by the server's parser",
+           count, lambda g: int(g.ok["clean_call"].sum()), leaderboard=False),
     Metric("hallucination_rate", "halluc.", "share of replies calling a tool that was not offered",
            pct, lambda g: mean(g.ok["hallucinated_tool"]), False),
     Metric("no_call_accuracy", "no-call acc",

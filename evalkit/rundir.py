@@ -17,6 +17,7 @@ from typing import Iterator
 
 from pydantic import BaseModel, ValidationError
 
+from . import callsyntax
 from .errors import EvalkitError
 from .schema import Header, ProbeResult, Results, Sample
 
@@ -137,6 +138,19 @@ def read_probe(run_dir: Path) -> ProbeResult | None:
         raise EvalkitError(f"{path}: not a valid probe result ({exc.errors()[0]['msg']})") from None
 
 
+def own_family(header: Header) -> str | None:
+    """The call-syntax family the run's model writes natively (for `server_parse_lost`): the one
+    its chat template renders, when the server told it (`serving.template_family`), else the one
+    its name implies. The one place a run's own family is decided."""
+    if header.serving is not None and header.serving.template_family:
+        return header.serving.template_family
+    for name in (header.model, header.model_requested):
+        family = callsyntax.own_family(name)
+        if family:
+            return family
+    return None
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -152,10 +166,12 @@ def finalize(run_dir: Path) -> None:
 
 def print_summary(run_dir: Path) -> None:
     """The summary table of results.json and where the run is: what `run` and `merge` print."""
-    from .aggregate import format_table, summary_table  # pandas only when a run is summed up
+    from .aggregate import format_table, server_lost_lines, summary_table  # pandas only when a run is summed up
 
     results = read_results(run_dir)
     if results is None:
         return
     print(format_table(summary_table(results)))
+    for line in server_lost_lines(results.aggregates, own_family(read_header(run_dir))):
+        print(f"\n{line}")
     print(f"\nrun directory: {run_dir}")

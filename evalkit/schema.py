@@ -163,7 +163,7 @@ class Sample(BaseModel):
     error: str | None = None
     failure_kind: FailureKind | None = None  # why call_correct is false (evalkit/failures.py)
     failure_detail: str | None = None  # the specifics, in words a person reads
-    syntax: str | None = None  # which family's call syntax the reply used (not recorded yet)
+    syntax: str | None = None  # which call-syntax family the reply's calls were written in (evalkit/callsyntax)
     # agent cases
     final_answer: str | None = None
     final_answer_ok: bool | None = None
@@ -240,6 +240,7 @@ class ServerFacts(BaseModel):
     kind: str = "unknown"  # llama.cpp | ollama | lmstudio | vllm | unknown
     build: str | None = None
     template_sha256: str | None = None
+    template_family: str | None = None  # the call-syntax family the template writes (callsyntax's table)
     tool_call_format: str | None = None  # the format the server detected from the template
     template_caps: dict[str, Any] | None = None
     slots: int | None = None
@@ -306,6 +307,10 @@ class Aggregate(BaseModel):
     args_validity: float | None
     malformed_rate: float | None
     hallucination_rate: float | None
+    # Replies whose clean call in the model's own syntax the server's parser lost (native), of the
+    # replies with a clean call (parsed, or lost): "the server lost 38 of 111". None in older files.
+    server_parse_lost: int | None = None
+    clean_calls: int | None = None
     no_call_accuracy: float | None
     # BFCL's rule, for comparison with its leaderboard: an attempt that did not decode into any
     # call (no call without a parse_error) counts as abstaining. no_call_accuracy counts it as wrong.

@@ -19,7 +19,8 @@ from .errors import EvalkitError
 from .formats import get_format
 from .jobs import Endpoint, RunContext, done_keys, plan
 from .rundir import (
-    HEADER, PROBE, SampleLog, finalize, new_run_id, now_iso, read_header, read_probe, read_samples, write_model,
+    HEADER, PROBE, SampleLog, finalize, new_run_id, now_iso, own_family, read_header, read_probe, read_samples,
+    write_model,
 )
 from .schema import Header, Sample, ServerFacts, Settings, SuiteRef
 from .shards import shard_of
@@ -177,7 +178,8 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
 
     cache = _open_cache(options, settings)
     ctx = RunContext(
-        model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls
+        model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls,
+        own_family=own_family(header),
     )
     per_endpoint = max(1, settings.concurrency)
     identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None

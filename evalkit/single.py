@@ -5,7 +5,7 @@ from __future__ import annotations
 from .formats import get_format
 from .jobs import Endpoint, Job, RunContext, apply_verdict, fetch, new_sample, request_params
 from .schema import Sample
-from .scoring import score
+from .scoring import score_reply
 
 
 async def run_single(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
@@ -20,7 +20,7 @@ async def run_single(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
     sample.raw = completion.raw()
     sample.calls = parsed.calls
     sample.final_answer = parsed.text or None
-    apply_verdict(sample, score(job.case, offered, parsed.calls, parsed.text))
+    apply_verdict(sample, score_reply(job.case, offered, parsed, ctx.own_family))
     sample.latency_s = round(completion.latency_s, 4)
     sample.ttft_s = round(completion.ttft_s, 4) if completion.ttft_s is not None else None
     sample.prompt_tokens = completion.prompt_tokens

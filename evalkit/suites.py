@@ -9,7 +9,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 from pydantic import ValidationError
@@ -274,6 +274,23 @@ def find_suite(name_or_path: str) -> LoadedSuite:
             return loaded
     known = ", ".join(sorted(p.stem for p in suite_paths())) or "none"
     raise EvalkitError(f"no suite named {name_or_path!r} (built-in suites: {known})")
+
+
+def same_suite(name: str, path: str, sha256: str, extra_dirs: Sequence[Path] = ()) -> LoadedSuite | None:
+    """The suite file a run used (a header's SuiteRef), if the very same file (same SHA-256) is still
+    at hand: at its recorded path, by its name among the built-in suites, or by its file name in
+    `extra_dirs` (e.g. a folder of imported suites). None when it changed or is gone."""
+    filename = Path(path).name
+    attempts = [lambda: read_suite(path), lambda: find_suite(name)]
+    attempts += [lambda d=d: read_suite(Path(d) / filename) for d in extra_dirs]
+    for attempt in attempts:
+        try:
+            candidate = attempt()
+        except Exception:  # noqa: BLE001 - a missing or broken file is simply not the same suite
+            continue
+        if candidate.sha256 == sha256:
+            return candidate
+    return None
 
 
 def default_suites() -> list[LoadedSuite]:

@@ -133,7 +133,7 @@ EXPECTED = {  # break -> {failing check: a phrase its detail must hold}; every o
     "reject_tool_turns": {"tool_result_turn": "the server rejected a tool message"},
     "arguments_object": {"arguments_json": "a streamed arguments fragment is a dict, not a string (server)"},
     "stream_disagrees": {"stream_parity": "differ from non-streamed"},
-    "calls_in_content": {"tool_choice_required": "in qwen call syntax in content, which the server did not parse (server)",
+    "calls_in_content": {"tool_choice_required": "in hermes call syntax in content, which the server did not parse (server)",
                          "tool_choice_named": "which the server did not parse (server)",
                          "parallel_calls": "which the server did not parse (server)"},
 }

@@ -32,6 +32,7 @@ from functools import partial
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from evalkit.callsyntax import own_family
 from evalkit.engine.discover import HTTPStatusError, get_json, server_root
 from evalkit.engine.server import LOOPBACK_HOSTS
 from evalkit.schema import ServerFacts
@@ -138,6 +139,12 @@ def _model_entry(listing: Any, model: str | None) -> dict[str, Any] | None:
     return next((e for e in entries if model and e.get("id") == model), entries[0] if entries else None)
 
 
+def _template_family(template: Any) -> str | None:
+    """The call-syntax family a chat template renders tool calls in (its fingerprints in the
+    family table): the header keeps this, not the template, so a run knows its model's own syntax."""
+    return own_family(None, template) if isinstance(template, str) and template else None
+
+
 def _llamacpp(facts: dict, ask: _Asker, entry: dict | None, props: Any = None) -> None:
     facts["kind"] = "llama.cpp"
     props = props if props is not None else ask("/props")
@@ -150,6 +157,7 @@ def _llamacpp(facts: dict, ask: _Asker, entry: dict | None, props: Any = None) -
     if isinstance(props, dict):
         facts["build"] = props.get("build_info")
         facts["template_sha256"] = sha256_text(props.get("chat_template"))
+        facts["template_family"] = _template_family(props.get("chat_template"))
         caps = props.get("chat_template_caps")
         facts["template_caps"] = caps if isinstance(caps, dict) else None
         facts["slots"] = props.get("total_slots")
@@ -225,6 +233,7 @@ def _ollama(facts: dict, ask: _Asker, version: dict, model: str | None) -> None:
     num_ctx = re.search(r"(?m)^num_ctx\s+(\d+)", show.get("parameters") or "")
     m["context_length"] = int(num_ctx.group(1)) if num_ctx else None
     facts["template_sha256"] = sha256_text(show.get("template"))
+    facts["template_family"] = _template_family(show.get("template"))
     facts["tool_call_format"] = show.get("parser") or show.get("renderer") or None
     capabilities = show.get("capabilities")
     if isinstance(capabilities, list):

@@ -274,6 +274,7 @@ def _failing_for(fl: FailureList) -> list[str]:
 
 def render_markdown(report: Report, figures: Sequence[FigureFile]) -> str:
     lines = [f"# {report.title}", "", STRICT_VS_LENIENT, ""]
+    lines += [f"**Note:** {note}" for note in report.notes] + ([""] if report.notes else [])
     lines += runs_section(report)
     lines += probe_section(report)
     lines += recommendation_section(report)

@@ -15,7 +15,7 @@ from ..aggregate import ALL, aggregate
 from ..errors import EvalkitError
 from ..rundir import HEADER, latest_samples, read_header, read_probe, read_results
 from ..schema import Aggregate, Case, Header, ProbeResult, Results, Sample
-from ..suites import find_suite, read_suite
+from ..suites import same_suite
 
 
 @dataclass
@@ -45,14 +45,8 @@ class Run:
 @lru_cache(maxsize=64)
 def _suite_cases(name: str, path: str, sha256: str) -> tuple[Case, ...]:
     """A suite's cases when the same file (same SHA-256) is still at hand, by path or by name."""
-    for attempt in (lambda: read_suite(path), lambda: find_suite(name)):
-        try:
-            candidate = attempt()
-        except Exception:  # noqa: BLE001 - expected calls are a nicety, never fatal
-            continue
-        if candidate.sha256 == sha256:
-            return tuple(candidate.suite.cases)
-    return ()
+    loaded = same_suite(name, path, sha256)
+    return tuple(loaded.suite.cases) if loaded is not None else ()
 
 
 def load_run(run_dir: Path | str) -> Run:
