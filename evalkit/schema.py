@@ -5,9 +5,9 @@ Field names follow ../shared/CONTRACT.md; new fields are optional so old files k
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from . import failures
 from .matchers import is_matcher, problem
@@ -91,12 +91,60 @@ class Case(Strict):
         return messages
 
 
+class McpServer(Strict):
+    """The MCP server that runs a suite's tools (CONTRACT §1): started over stdio, or reached by URL.
+
+    In `command`, `env` and `setup`, `{root}` is the server's working root and `{suite}` the suite
+    file's folder; a first word `python` is the Python running evalkit, where the Python servers
+    evalkit depends on are installed.
+    """
+
+    command: list[str] | None = Field(default=None, min_length=1)
+    url: str | None = None  # streamable HTTP; such a server is not started or stopped by evalkit
+    cwd: str | None = None  # working directory of a shared server, relative to the suite file
+    env: dict[str, str] = Field(default_factory=dict)
+    # A fresh working root per sample (a copy of `fixtures`, then `setup`), with its own server.
+    isolate: bool = False
+    fixtures: str | None = None  # folder whose contents seed the working root, relative to the suite file
+    setup: list[str] | None = Field(default=None, min_length=1)  # run in the working root before the server starts
+    timeout_s: float = Field(default=30.0, gt=0)  # per tool call, and for starting the server
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> "McpServer":
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either 'command' (a server evalkit starts) or 'url', not both or neither")
+        if self.url is not None and (self.cwd or self.env or self.isolate or self.fixtures or self.setup):
+            raise ValueError("a server reached by 'url' is not started by evalkit: cwd, env, isolate, fixtures and setup do not apply")
+        if self.cwd is not None and (self.fixtures is not None or self.isolate):
+            raise ValueError("'cwd' is for a server on an existing folder; with 'fixtures' or 'isolate' evalkit makes the working root")
+        return self
+
+
+class McpImplementations(Strict):
+    mcp: McpServer
+
+
+# Tags of `Suite.implementations`: a string is a Python file, a mapping names an MCP server.
+# suites.py leaves them out of the field it names in an error.
+UNION_TAGS = ("path", "server")
+
+Implementations = Annotated[
+    Annotated[str, Tag("path")] | Annotated[McpImplementations, Tag("server")],
+    Discriminator(lambda v: "path" if isinstance(v, str) else "server"),
+]
+
+
 class Suite(Strict):
     name: str
     description: str = ""
     tools: list[ToolDef] = Field(default_factory=list)
-    implementations: str | None = None
+    implementations: Implementations | None = None
     cases: list[Case]
+
+    @property
+    def mcp(self) -> McpServer | None:
+        """The suite's MCP server, when its tools run on one."""
+        return self.implementations.mcp if isinstance(self.implementations, McpImplementations) else None
 
     @model_validator(mode="after")
     def _ids_unique(self) -> "Suite":
