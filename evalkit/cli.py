@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, cache, shards
+from . import __version__, cache, mcp_import, shards
 from .bfcl import cli as bfcl_cli
 from .cliargs import whole_number
 from .engine import cli as engine_cli
@@ -19,7 +19,7 @@ from .schema import Settings
 COMMAND_MODULES = [engine_cli, report_cli, shards, cache, probe_cli]
 # Importers of public benchmarks: each adds its source to `evalkit import` with
 # `add_import_command(sources)`, `sources` being the sub-parsers of the one `import` command.
-IMPORT_MODULES = [bfcl_cli]
+IMPORT_MODULES = [bfcl_cli, mcp_import]
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_import_commands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """`evalkit import SOURCE ...`: one sub-command, a sub-parser per importer module."""
-    p = subparsers.add_parser("import", help="convert a public benchmark into evalkit suites")
+    p = subparsers.add_parser("import", help="convert a public benchmark or an MCP server's tools into evalkit suites")
     sources = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
     for module in IMPORT_MODULES:
         module.add_import_command(sources)
