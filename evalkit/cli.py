@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, cache, mcp_import, shards
+from . import __version__, cache, mcp_import, mcp_npm, shards
 from .bfcl import cli as bfcl_cli
 from .cliargs import whole_number
 from .engine import cli as engine_cli
@@ -16,7 +16,7 @@ from .report import cli as report_cli
 from .schema import Settings
 
 # Modules that add their own subcommands with `add_commands(subparsers)`.
-COMMAND_MODULES = [engine_cli, report_cli, shards, cache, probe_cli]
+COMMAND_MODULES = [engine_cli, report_cli, shards, cache, probe_cli, mcp_npm]
 # Importers of public benchmarks: each adds its source to `evalkit import` with
 # `add_import_command(sources)`, `sources` being the sub-parsers of the one `import` command.
 IMPORT_MODULES = [bfcl_cli, mcp_import]
