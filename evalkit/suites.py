@@ -230,6 +230,10 @@ def read_suite(path: Path | str) -> LoadedSuite:
 
 
 def _check_references(path: Path, suite: Suite) -> None:
+    if suite.mcp is not None and not suite.tools and suite.cases:
+        # The tools are declared in the suite (written by `evalkit import mcp`), so cases are checked
+        # here without starting the server; the run checks that the server still offers them.
+        raise SuiteError(str(path), None, "tools", "an MCP suite declares its tools (`evalkit import mcp` writes them)")
     names = {t.function.name for t in suite.tools}
     for case in suite.cases:
         for tool in case.tools or []:
@@ -243,10 +247,6 @@ def _check_references(path: Path, suite: Suite) -> None:
             raise SuiteError(str(path), case.id, "mode", "agent cases need the suite's 'implementations'")
     server = suite.mcp
     if server is not None:
-        # The tools are declared in the suite (written by `evalkit import mcp`), so cases are checked
-        # here without starting the server; the run checks that the server still offers them.
-        if not suite.tools and suite.cases:
-            raise SuiteError(str(path), None, "tools", "an MCP suite declares its tools (`evalkit import mcp` writes them)")
         for field in ("fixtures", "cwd"):
             value = getattr(server, field)
             if value is not None and not suite_relative(path, value).is_dir():

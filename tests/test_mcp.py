@@ -365,3 +365,45 @@ def test_distractors_are_valid_tool_schemas_and_mixed_in_deterministically():
     assert {t.function.name for t in own} <= {t.function.name for t in mixed}
     assert mixed[: len(own)] != own  # the case's tools are spread through the list
     assert distractors.with_distractors("mcp-git-status-zh", 0, own, 0) == own
+
+
+# ---------------------------------------------------------------- the suite schema's MCP form
+
+
+@pytest.mark.parametrize(
+    "implementations,field,problem",
+    [
+        ({"mcp": {"comand": ["python"]}}, "implementations.mcp.comand", "unknown field"),
+        ({"mcp": {"command": ["python"], "url": "http://127.0.0.1:1/mcp"}}, "implementations.mcp", "either 'command'"),
+        ({"mcp": {"command": []}}, "implementations.mcp.command", "at least 1 item"),
+        ({"mcp": {"url": "http://127.0.0.1:1/mcp", "isolate": True}}, "implementations.mcp", "not started by evalkit"),
+        ({"mcp": {"command": ["python"], "fixtures": "no_such_folder"}}, "implementations.mcp.fixtures", "is not a directory"),
+        ({"mcp": {"command": ["python"], "cwd": ".", "isolate": True}}, "implementations.mcp", "evalkit makes the working root"),
+    ],
+    ids=["typo", "command-and-url", "empty-command", "url-isolate", "missing-fixtures", "cwd-isolate"],
+)
+def test_bad_mcp_implementations_are_one_line_naming_the_field(tmp_path: Path, implementations, field, problem):
+    from evalkit.errors import SuiteError
+
+    path = tmp_path / "bad.yaml"
+    tools = [{"type": "function", "function": {"name": "echo", "parameters": {"type": "object", "properties": {}}}}]
+    cases = [{"id": "c1", "messages": [{"role": "user", "content": "hi"}], "expect": {"calls": []}}]
+    path.write_text(yaml.safe_dump({"name": "bad", "implementations": implementations, "tools": tools, "cases": cases}))
+    with pytest.raises(SuiteError) as caught:
+        read_suite(path)
+    assert caught.value.field == field and problem in caught.value.problem, str(caught.value)
+
+
+def test_an_mcp_suite_with_cases_declares_its_tools_and_may_hold_agent_cases(tmp_path: Path):
+    from evalkit.errors import SuiteError
+
+    path = tmp_path / "s.yaml"
+    case = {"id": "a1", "mode": "agent", "messages": [{"role": "user", "content": "hi"}],
+            "expect": {"calls": [{"name": "echo"}], "final_answer": {"contains": ["x"]}}}  # fmt: skip
+    data = {"name": "s", "implementations": {"mcp": {"command": ["python", PAGED]}}, "cases": [case]}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SuiteError, match=r"field 'tools': an MCP suite declares its tools"):
+        read_suite(path)
+    data["tools"] = [{"type": "function", "function": {"name": "echo", "parameters": {"type": "object", "properties": {}}}}]
+    path.write_text(yaml.safe_dump(data))
+    assert read_suite(path).suite.mcp.command == ["python", PAGED]
