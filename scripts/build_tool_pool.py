@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evalkit import bfcl  # noqa: E402
+from evalkit.bfcl import conversion  # noqa: E402
 from evalkit.suites import read_suite  # noqa: E402
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -66,11 +67,11 @@ def main() -> int:
             add(tool.model_dump(exclude_none=True), f"mcp:{suite.name}")
     data = bfcl.data_dir(bfcl.fetch_wheel())
     for category in bfcl.CATEGORIES:
-        prompts, _answers = bfcl._paths(category, data)  # noqa: SLF001 - the one place that names BFCL's files
+        prompts, _answers = conversion._paths(category, data)  # noqa: SLF001 - the one place that names BFCL's files
         for entry in bfcl.read_jsonl(prompts):
             for tool in bfcl.tool_defs(entry.get("function") or []):
                 function = tool["function"]
-                function["description"] = function["description"].removesuffix(bfcl.PYTHON_HINT)
+                function["description"] = function["description"].removesuffix(conversion.PYTHON_HINT)
                 add(tool, f"bfcl:{category}")
 
     document = {
@@ -79,7 +80,7 @@ def main() -> int:
             "mcp": "the built-in MCP suites' tools (suites/mcp): mcp-server-time and mcp-server-git 2026.10.19 "
             "(PyPI, MIT), @modelcontextprotocol/server-filesystem 2026.8.31 (npm)",
             "bfcl": f"functions of BFCL v4's single-turn categories ({', '.join(bfcl.CATEGORIES)}) in "
-            f"bfcl-eval {bfcl.BFCL_VERSION} (PyPI wheel SHA-256 {bfcl.WHEEL_SHA256}), Apache-2.0, "
+            f"bfcl-eval {bfcl.BFCL_VERSION} (PyPI wheel SHA-256 {bfcl.wheel.WHEEL_SHA256}), Apache-2.0, "
             "converted by evalkit.bfcl.tool_defs",
         },
         "licence": "BFCL functions: Apache-2.0 (bfcl-eval's METADATA); mcp-server-time and mcp-server-git: "
