@@ -202,6 +202,7 @@ class McpConnection:
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._failure: BaseException | None = None
+        self._lost = False  # a call found the server gone (the session may not have noticed yet)
 
     # ------------------------------------------------ lifecycle
 
@@ -255,7 +256,7 @@ class McpConnection:
 
     @property
     def alive(self) -> bool:
-        return self._session is not None and self._task is not None and not self._task.done()
+        return self._session is not None and self._task is not None and not self._task.done() and not self._lost
 
     def stderr_tail(self) -> str:
         return _tail(self._stderr)
@@ -371,6 +372,8 @@ class McpConnection:
             if exc.code == REQUEST_TIMEOUT:
                 return f"Error: tool {name} timed out after {timeout:g}s", False
             if exc.code == CONNECTION_CLOSED:
+                self._lost = True  # later calls fail at once, and a shared toolbox is started afresh
+                self._failure = self._failure or exc
                 await asyncio.sleep(0.05)  # let the server's last stderr lines land
                 return f"Error: {self._describe(exc, f'failed during {name}')}", False
             return f"Error: {name}: {exc.message}", False  # the server's protocol error, e.g. unknown tool

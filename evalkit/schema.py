@@ -188,6 +188,15 @@ class Round(BaseModel):
     tool_results: list[dict[str, Any]] = Field(default_factory=list)
 
 
+# (suite, case, format, repeat), and the distractor count when the run used --distractors.
+SampleKey = tuple[Any, ...]
+
+
+def sample_key(suite: str, case_id: str, fmt: str, repeat: int, distractors: int | None = None) -> SampleKey:
+    base = (suite, case_id, fmt, repeat)
+    return base if distractors is None else (*base, distractors)
+
+
 class Sample(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -227,6 +236,13 @@ class Sample(BaseModel):
     tokens_per_s: float | None = None
     endpoint: str | None = None
     cached: bool = False
+    # --distractors N: the pool tools added to the case's own (None: the run offered only the case's
+    # tools); part of the sample's key only when set, so older runs keep their keys.
+    distractors: int | None = None
+    tools_offered: int | None = None  # tools in the (first) request: the case's own plus distractors
+    # Prompt tokens the tool definitions cost in the first request: prompt_tokens minus the same
+    # messages sent with no tools (measured with --tool-cost or --distractors; None otherwise).
+    tool_tokens: int | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -239,8 +255,8 @@ class Sample(BaseModel):
                 data["failure_kind"], data["failure_detail"] = failures.from_legacy(text)
         return data
 
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.suite, self.case_id, self.format, self.repeat)
+    def key(self) -> SampleKey:
+        return sample_key(self.suite, self.case_id, self.format, self.repeat, self.distractors)
 
 
 # ---------------------------------------------------------------- run directory
@@ -332,6 +348,8 @@ class Header(BaseModel):
     serving: ServerFacts | None = None
     model_served_ids: list[str] | None = None  # /v1/models at the start; None when it did not answer
     machine: Machine | None = None
+    distractors: list[int] | None = None  # --distractors: each case runs once per count
+    tool_cost: bool | None = None  # tool_tokens measured (a tools-free request per distinct prompt)
 
 
 class Interval(BaseModel):
@@ -345,6 +363,9 @@ class Aggregate(BaseModel):
     format: str
     suite: str  # "*" for all suites together
     tag: str | None = None
+    # Set on the rows that break a model x format down by --distractors count (suite "*", no tag);
+    # the rows without it count every sample, whatever its count.
+    distractors: int | None = None
     n: int
     errors: int
     call_accuracy: float | None
@@ -362,6 +383,9 @@ class Aggregate(BaseModel):
     latency_p95_s: float | None
     ttft_p50_s: float | None
     tokens_per_s: float | None
+    tools_offered: float | None = None
+    prompt_tokens: float | None = None
+    tool_tokens: float | None = None
 
 
 class Results(BaseModel):

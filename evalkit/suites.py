@@ -267,7 +267,7 @@ def resolve_implementations(path: Path, suite: Suite) -> Path:
     """`implementations` is relative to the suite file, or to its parent `suites/` folder's parent."""
     assert suite.implementations
     if suite.mcp is not None:
-        raise EvalkitError(f"{path}: its tools run on an MCP server, which agent cases cannot start yet")
+        raise EvalkitError(f"{path}: its tools run on an MCP server, not on a Python file")
     candidate = Path(suite.implementations)
     if candidate.is_absolute():
         return candidate
