@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from evalkit.aggregate import aggregate  # noqa: E402
 from evalkit.formats import get_format  # noqa: E402
+from evalkit.jobs import offered_tools  # noqa: E402
 from evalkit.rundir import latest_samples, read_header  # noqa: E402
 from evalkit.schema import Case, Sample, ToolDef  # noqa: E402
 from evalkit.scoring import Verdict, score, score_agent  # noqa: E402
@@ -97,11 +98,13 @@ def check_run(run_dir: Path, suite_dirs: list[Path]) -> RunCheck:
     if isinstance(suites, str):
         result.skipped = suites
         return result
-    cases = {(name, c.id): (c, loaded.suite.tools_for(c)) for name, loaded in suites.items() for c in loaded.suite.cases}
+    cases = {(name, c.id): (loaded.suite, c) for name, loaded in suites.items() for c in loaded.suite.cases}
     for sample in samples:
         if sample.error is not None:
             continue
-        case, offered = cases[(sample.suite, sample.case_id)]
+        suite, case = cases[(sample.suite, sample.case_id)]
+        # The tools the sample offered: the case's own, plus its --distractors draw (fixed by the seed).
+        offered = offered_tools(suite, case, header.settings.seed, sample.distractors)
         verdict = rescore(sample, case, offered)
         result.rescored += 1
         where = "/".join(map(str, sample.key()))

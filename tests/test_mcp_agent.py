@@ -423,6 +423,13 @@ def test_distractors_group_results_draw_the_curve_and_measure_tool_cost(tmp_path
     # The leaderboard and summary still have one row per model x format.
     assert report.count("| scripted-model | native") == 1
 
+    # A distractor run re-scores to what it stored (as tests/test_measured.py checks reports/measured).
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import check_measured
+
+    check = check_measured.check_run(run_dir, [])
+    assert check.ok and check.rescored == len(samples), (check.verdict_diffs, check.kind_diffs, check.aggregate_diffs)
+
 
 def test_without_distractors_keys_and_results_are_as_before(tmp_path: Path):
     suite = write_suite(tmp_path / "suites", TINY_CASES)
