@@ -1,5 +1,5 @@
-"""From samples to the aggregates of results.json (per model x format x suite, and per tag),
-by computing every metric of `metrics.METRICS` over each group of samples."""
+"""From samples to the aggregates of results.json (per model x format x suite, per tag, and per
+--distractors count), by computing every metric of `metrics.METRICS` over each group of samples."""
 
 from __future__ import annotations
 
@@ -38,10 +38,17 @@ def samples_frame(samples: Iterable[Sample]) -> pd.DataFrame:
     return frame.astype({"args_valid": "object", "error": "object"})
 
 
-def _aggregate(frame: pd.DataFrame, model: str, fmt: str, suite: str, tag: str | None) -> Aggregate:
+def _aggregate(
+    frame: pd.DataFrame, model: str, fmt: str, suite: str, tag: str | None, distractors: int | None = None
+) -> Aggregate:
     group = Group(frame)
     values = {m.key: m.compute(group) for m in METRICS}
-    return Aggregate(model=model, format=fmt, suite=suite, tag=tag, **values)
+    return Aggregate(model=model, format=fmt, suite=suite, tag=tag, distractors=distractors, **values)
+
+
+def is_breakdown(agg: Aggregate) -> bool:
+    """A row of the --distractors breakdown, which the per-suite and per-tag views leave out."""
+    return agg.distractors is not None
 
 
 def aggregate(samples: Iterable[Sample], run_id: str, model: str) -> Results:
@@ -58,6 +65,9 @@ def aggregate(samples: Iterable[Sample], run_id: str, model: str) -> Results:
                     tagged[tag].append(index)
             for tag in sorted(tagged):
                 aggregates.append(_aggregate(by_format.loc[tagged[tag]], mdl, fmt, ALL, tag))
+            # The accuracy-vs-tool-count curve: every suite together, once per distractor count.
+            for count, by_count in by_format[by_format["distractors"].notna()].groupby("distractors", sort=True):
+                aggregates.append(_aggregate(by_count, mdl, fmt, ALL, None, int(count)))
     return Results(run_id=run_id, model=model, aggregates=aggregates)
 
 
@@ -71,7 +81,7 @@ def summary_table(results: Results) -> pd.DataFrame:
         {"model": agg.model, "format": agg.format}
         | {m.summary: _plain(getattr(agg, m.key)) for m in METRICS if m.summary}
         for agg in results.aggregates
-        if agg.suite == ALL and agg.tag is None
+        if agg.suite == ALL and agg.tag is None and not is_breakdown(agg)
     ]
     # NaN, not None, so pandas prints "-" for a metric with no samples behind it.
     return pd.DataFrame(rows).fillna(value=float("nan"))

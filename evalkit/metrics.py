@@ -38,6 +38,13 @@ def count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def amount(value: float | None) -> str:
+    """A mean of counts (tools, tokens): one decimal below 100, whole above."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"
+
+
 def interval(value: Interval | None) -> str:
     return "-" if value is None else f"{value.low * 100:.1f}-{value.high * 100:.1f}%"
 
@@ -111,7 +118,8 @@ class Group:
 
 
 def _per_case(g: Group) -> dict[str, float] | None:
-    per_case = g.ok.groupby(["suite", "case_id"])["call_correct"].agg(["count", "sum"])
+    # With --distractors a case is asked once per count: those are different questions, not repeats.
+    per_case = g.ok.groupby(["suite", "case_id", "distractors"], dropna=False)["call_correct"].agg(["count", "sum"])
     return pass_hat_k(zip(per_case["count"], per_case["sum"]))
 
 
@@ -187,6 +195,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("pass_hat_k", "pass^k", "the chance that all k repeats of a case pass", pass_k, _per_case, True,
            leaderboard=False, csv=("pass_hat_k", "pass_hat_k_k"),
            cells=lambda v: (v[str(best_k(v))], best_k(v)) if v else (None, None)),
+    Metric("tools_offered", "tools", "mean number of tools offered (the case's own plus --distractors)",
+           amount, lambda g: mean(g.ok["tools_offered"]), None, leaderboard=False),
+    Metric("prompt_tokens", "prompt tok", "mean prompt tokens of the (first) request, as the server counted them",
+           amount, lambda g: mean(g.ok["prompt_tokens"]), False, leaderboard=False),
+    Metric("tool_tokens", "tool tok",
+           "mean prompt tokens the tools cost: prompt tokens minus those of the same messages sent without tools "
+           "(--tool-cost)", amount, lambda g: mean(g.ok["tool_tokens"]), False, leaderboard=False),
 )
 
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}

@@ -23,8 +23,9 @@ from typing import Any, Sequence
 
 from .errors import EvalkitError
 from .formats import get_format
+from .jobs import offered_tools
 from .rundir import SAMPLES, finalize, own_family, read_header, write_atomic
-from .schema import Case, Sample, ToolDef
+from .schema import Case, Sample, Suite, ToolDef
 from .scoring import Verdict, score_agent, score_reply
 from .suites import LoadedSuite, same_suite
 
@@ -60,16 +61,20 @@ def run_suites(run_dir: Path, extra_dirs: Sequence[Path] = ()) -> dict[str, Load
 
 @dataclass
 class RunScorer:
-    """Today's scoring for one run's stored samples: its cases and its model's own call syntax."""
+    """Today's scoring for one run's stored samples: its cases, its seed (which fixed each sample's
+    --distractors draw) and its model's own call syntax."""
 
-    cases: dict[tuple[str, str], tuple[Case, list[ToolDef]]]
+    cases: dict[tuple[str, str], tuple[Suite, Case]]
+    seed: int | None
     family: str | None  # rundir.own_family of the run's header
 
     def verdict(self, sample: Sample) -> Verdict:
         found = self.cases.get((sample.suite, sample.case_id))
         if found is None:
             raise EvalkitError(f"case {sample.suite}/{sample.case_id} is not in the suite file the run used")
-        return verdict_for(sample, *found, self.family)
+        suite, case = found
+        # The tools the sample offered: the case's own, plus its distractor draw (fixed by the seed).
+        return verdict_for(sample, case, offered_tools(suite, case, self.seed, sample.distractors), self.family)
 
 
 def run_scorer(run_dir: Path, extra_dirs: Sequence[Path] = ()) -> RunScorer | str:
@@ -77,8 +82,9 @@ def run_scorer(run_dir: Path, extra_dirs: Sequence[Path] = ()) -> RunScorer | st
     suites = run_suites(run_dir, extra_dirs)
     if isinstance(suites, str):
         return suites
-    cases = {(name, c.id): (c, loaded.suite.tools_for(c)) for name, loaded in suites.items() for c in loaded.suite.cases}
-    return RunScorer(cases, own_family(read_header(run_dir)))
+    header = read_header(run_dir)
+    cases = {(name, c.id): (loaded.suite, c) for name, loaded in suites.items() for c in loaded.suite.cases}
+    return RunScorer(cases, header.settings.seed, own_family(header))
 
 
 @dataclass

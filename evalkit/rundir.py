@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import callsyntax
 from .errors import EvalkitError
-from .schema import Header, ProbeResult, Results, Sample
+from .schema import Header, ProbeResult, Results, Sample, SampleKey
 
 HEADER = "header.json"
 SAMPLES = "samples.jsonl"
@@ -103,7 +103,7 @@ def read_samples(run_dir: Path) -> Iterator[Sample]:
 def latest_samples(*run_dirs: Path) -> list[Sample]:
     """The samples of one run (or of shards, in order); a later sample of the same key wins, as
     a resumed run appends the redone samples after the failed ones."""
-    latest: dict[tuple[str, str, str, int], Sample] = {}
+    latest: dict[SampleKey, Sample] = {}
     for run_dir in run_dirs:
         for sample in read_samples(run_dir):
             latest[sample.key()] = sample

@@ -5,9 +5,9 @@ Field names follow ../shared/CONTRACT.md; new fields are optional so old files k
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from . import failures
 from .matchers import is_matcher, problem
@@ -91,12 +91,60 @@ class Case(Strict):
         return messages
 
 
+class McpServer(Strict):
+    """The MCP server that runs a suite's tools (CONTRACT §1): started over stdio, or reached by URL.
+
+    In `command`, `env` and `setup`, `{root}` is the server's working root and `{suite}` the suite
+    file's folder; a first word `python` is the Python running evalkit, where the Python servers
+    evalkit depends on are installed.
+    """
+
+    command: list[str] | None = Field(default=None, min_length=1)
+    url: str | None = None  # streamable HTTP; such a server is not started or stopped by evalkit
+    cwd: str | None = None  # working directory of a shared server, relative to the suite file
+    env: dict[str, str] = Field(default_factory=dict)
+    # A fresh working root per sample (a copy of `fixtures`, then `setup`), with its own server.
+    isolate: bool = False
+    fixtures: str | None = None  # folder whose contents seed the working root, relative to the suite file
+    setup: list[str] | None = Field(default=None, min_length=1)  # run in the working root before the server starts
+    timeout_s: float = Field(default=30.0, gt=0)  # per tool call, and for starting the server
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> "McpServer":
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either 'command' (a server evalkit starts) or 'url', not both or neither")
+        if self.url is not None and (self.cwd or self.env or self.isolate or self.fixtures or self.setup):
+            raise ValueError("a server reached by 'url' is not started by evalkit: cwd, env, isolate, fixtures and setup do not apply")
+        if self.cwd is not None and (self.fixtures is not None or self.isolate):
+            raise ValueError("'cwd' is for a server on an existing folder; with 'fixtures' or 'isolate' evalkit makes the working root")
+        return self
+
+
+class McpImplementations(Strict):
+    mcp: McpServer
+
+
+# Tags of `Suite.implementations`: a string is a Python file, a mapping names an MCP server.
+# suites.py leaves them out of the field it names in an error.
+UNION_TAGS = ("path", "server")
+
+Implementations = Annotated[
+    Annotated[str, Tag("path")] | Annotated[McpImplementations, Tag("server")],
+    Discriminator(lambda v: "path" if isinstance(v, str) else "server"),
+]
+
+
 class Suite(Strict):
     name: str
     description: str = ""
     tools: list[ToolDef] = Field(default_factory=list)
-    implementations: str | None = None
+    implementations: Implementations | None = None
     cases: list[Case]
+
+    @property
+    def mcp(self) -> McpServer | None:
+        """The suite's MCP server, when its tools run on one."""
+        return self.implementations.mcp if isinstance(self.implementations, McpImplementations) else None
 
     @model_validator(mode="after")
     def _ids_unique(self) -> "Suite":
@@ -140,6 +188,15 @@ class Round(BaseModel):
     tool_results: list[dict[str, Any]] = Field(default_factory=list)
 
 
+# (suite, case, format, repeat), and the distractor count when the run used --distractors.
+SampleKey = tuple[Any, ...]
+
+
+def sample_key(suite: str, case_id: str, fmt: str, repeat: int, distractors: int | None = None) -> SampleKey:
+    base = (suite, case_id, fmt, repeat)
+    return base if distractors is None else (*base, distractors)
+
+
 class Sample(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -179,6 +236,13 @@ class Sample(BaseModel):
     tokens_per_s: float | None = None
     endpoint: str | None = None
     cached: bool = False
+    # --distractors N: the pool tools added to the case's own (None: the run offered only the case's
+    # tools); part of the sample's key only when set, so older runs keep their keys.
+    distractors: int | None = None
+    tools_offered: int | None = None  # tools in the (first) request: the case's own plus distractors
+    # Prompt tokens the tool definitions cost in the first request: prompt_tokens minus the same
+    # messages sent with no tools (measured with --tool-cost or --distractors; None otherwise).
+    tool_tokens: int | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -191,8 +255,8 @@ class Sample(BaseModel):
                 data["failure_kind"], data["failure_detail"] = failures.from_legacy(text)
         return data
 
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.suite, self.case_id, self.format, self.repeat)
+    def key(self) -> SampleKey:
+        return sample_key(self.suite, self.case_id, self.format, self.repeat, self.distractors)
 
 
 # ---------------------------------------------------------------- run directory
@@ -285,6 +349,8 @@ class Header(BaseModel):
     serving: ServerFacts | None = None
     model_served_ids: list[str] | None = None  # /v1/models at the start; None when it did not answer
     machine: Machine | None = None
+    distractors: list[int] | None = None  # --distractors: each case runs once per count
+    tool_cost: bool | None = None  # tool_tokens measured (a tools-free request per distinct prompt)
 
 
 class Interval(BaseModel):
@@ -298,6 +364,9 @@ class Aggregate(BaseModel):
     format: str
     suite: str  # "*" for all suites together
     tag: str | None = None
+    # Set on the rows that break a model x format down by --distractors count (suite "*", no tag);
+    # the rows without it count every sample, whatever its count.
+    distractors: int | None = None
     n: int
     errors: int
     call_accuracy: float | None
@@ -319,6 +388,9 @@ class Aggregate(BaseModel):
     latency_p95_s: float | None
     ttft_p50_s: float | None
     tokens_per_s: float | None
+    tools_offered: float | None = None
+    prompt_tokens: float | None = None
+    tool_tokens: float | None = None
 
 
 class Results(BaseModel):

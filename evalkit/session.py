@@ -43,6 +43,8 @@ class RunOptions:
     cache: bool | None = None  # None: on at temperature 0 only
     shard: str | None = None
     max_parallel_tool_calls: int = 1
+    distractors: list[int] = field(default_factory=list)  # --distractors: counts of pool tools to add
+    tool_cost: bool = False  # --tool-cost (implied by --distractors)
     report: bool = True
     engine_ctx: int = 4096
     engine_threads: int | None = None
@@ -110,6 +112,8 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         tags=options.tags or None,
         limit=options.limit,
         sample=options.sample,
+        distractors=list(dict.fromkeys(options.distractors)) or None,
+        tool_cost=options.tool_cost or None,
     )
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -147,6 +151,8 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
     options.tags = list(header.tags or [])
     options.limit = header.limit
     options.sample = header.sample
+    options.distractors = list(header.distractors or [])
+    options.tool_cost = bool(header.tool_cost)
     if header.backend == "embedded" and not options.base_urls:
         return header, suites, [_start_engine(options, stack, header.model)]
     return header, suites, options.base_urls or header.base_urls or [header.base_url]
@@ -170,7 +176,8 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
     run_dir = options.out / header.run_id
     settings = header.settings
     jobs = plan(
-        suites, header.formats, settings.repeats, options.tags or None, options.limit, options.sample, settings.seed
+        suites, header.formats, settings.repeats, options.tags or None, options.limit, options.sample, settings.seed,
+        list(header.distractors or []),
     )
     jobs = shard_of(jobs, header.shard)
     already = done_keys(read_samples(run_dir))
@@ -180,6 +187,7 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
     ctx = RunContext(
         model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls,
         own_family=own_family(header),
+        tool_cost=bool(header.tool_cost),
     )
     per_endpoint = max(1, settings.concurrency)
     identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None

@@ -325,7 +325,7 @@ def test_csv_columns(runs, reports):
         "call_accuracy_ci95_high", "intent_accuracy", "args_validity", "malformed_rate", "server_parse_lost",
         "clean_calls", "hallucination_rate",
         "no_call_accuracy", "no_call_accuracy_bfcl", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "tokens_per_s",
-        "pass_hat_k", "pass_hat_k_k",
+        "pass_hat_k", "pass_hat_k_k", "tools_offered", "prompt_tokens", "tool_tokens",
     ]
     assert sorted(r[2] for r in rows) == ["default", "native"]
     assert all(len(r) == len(header) for r in rows)

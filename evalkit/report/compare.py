@@ -55,8 +55,9 @@ def format_p(p: float) -> str:
     return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
-def _scored(samples: Iterable[Sample]) -> dict[tuple[str, str, int], bool]:
-    return {(s.suite, s.case_id, s.repeat): bool(s.call_correct) for s in samples if s.error is None}
+def _scored(samples: Iterable[Sample]) -> dict[tuple[str, str, int, int | None], bool]:
+    # The distractor count is part of what was asked: pairs are the same case, repeat and count.
+    return {(s.suite, s.case_id, s.repeat, s.distractors): bool(s.call_correct) for s in samples if s.error is None}
 
 
 @dataclass

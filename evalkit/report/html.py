@@ -15,6 +15,9 @@ from .explain import (
 )
 from .model import Entry, ranked
 from .serving import MEANINGS, PROBE_NOTE, identity
+from .toolcount import (
+    CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
+)
 
 LEADERBOARD = [m for m in METRICS if m.leaderboard]
 
@@ -190,6 +193,24 @@ def _differences(report: Report) -> tuple[str, str]:
     return title, f"<ul>{''.join(items)}</ul><p class=\"note\">{escape(SIGNIFICANCE_NOTE)}</p>"
 
 
+def _tool_count(report: Report) -> list[tuple[str, str, str]]:
+    """The accuracy-vs-tool-count curve (--distractors) and what the tools cost (--tool-cost)."""
+    entries = ranked(report.entries)
+    found = curves(entries)
+    sections = []
+    if found:
+        items = "".join(f"<li><b>{escape(c.entry.label)}</b>: {escape(c.sentence())}</li>" for c in found)
+        rows = [[escape(cell) for cell in row] for row in curve_rows(found)]
+        sections.append(("tool-count", "Accuracy by tool count",
+                         f'<p class="note">{escape(CURVE_NOTE)}</p><ul>{items}</ul>' + _table(CURVE_HEADERS, rows)))
+    cost = tool_cost_rows(entries)
+    if cost:
+        rows = [[escape(cell) for cell in row] for row in cost]
+        sections.append(("tool-cost", "Tool cost",
+                         f'<p class="note">{escape(TOOL_COST_NOTE)}</p>' + _table(TOOL_COST_HEADERS, rows)))
+    return sections
+
+
 def _figures(figures: Sequence[FigureFile]) -> str:
     parts = []
     for f in figures:
@@ -326,6 +347,7 @@ def render_html(report: Report, figures: Sequence[FigureFile]) -> str:
     if report.differences:
         title, inner = _differences(report)
         sections.append(("formats", title, inner))
+    sections += _tool_count(report)
     if figures:
         sections.append(("figures", "Figures", _figures(figures)))
     sections.append(("suites", "By suite", '<p class="note">Call accuracy (scored samples) per suite.</p>'

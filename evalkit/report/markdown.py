@@ -12,6 +12,9 @@ from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureLi
 from .explain import clip, describe_failure, expected_text, explain, failure_kind, prompt_of, reply_lines, trajectory_text
 from .model import Entry, ranked
 from .serving import MEANINGS, PROBE_NOTE, identity
+from .toolcount import (
+    CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
+)
 
 LEADERBOARD = [m for m in METRICS if m.leaderboard]
 
@@ -131,6 +134,22 @@ def differences_section(report: Report) -> list[str]:
     for d in report.differences:
         lines.append(f"- {d.model_label}: {d.sentence()}")
     lines += ["", SIGNIFICANCE_NOTE, ""]
+    return lines
+
+
+def tool_count_sections(report: Report) -> list[str]:
+    """The accuracy-vs-tool-count curve (--distractors) and what the tools cost (--tool-cost)."""
+    entries = ranked(report.entries)
+    found = curves(entries)
+    lines: list[str] = []
+    if found:
+        lines += ["## Accuracy by tool count", "", CURVE_NOTE, ""]
+        lines += [f"- {c.entry.label}: {c.sentence()}" for c in found] + [""]
+        lines += [table(CURVE_HEADERS, curve_rows(found), [False] + [True] * (len(CURVE_HEADERS) - 1)), ""]
+    cost = tool_cost_rows(entries)
+    if cost:
+        lines += ["## Tool cost", "", TOOL_COST_NOTE, "",
+                  table(TOOL_COST_HEADERS, cost, [False] + [True] * (len(TOOL_COST_HEADERS) - 1)), ""]
     return lines
 
 
@@ -280,6 +299,7 @@ def render_markdown(report: Report, figures: Sequence[FigureFile]) -> str:
     lines += recommendation_section(report)
     lines += leaderboard_section(report)
     lines += differences_section(report)
+    lines += tool_count_sections(report)
     lines += figures_section(figures)
     lines += breakdown_sections(report)
     lines += failure_kinds_section(report)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..aggregate import ALL, aggregate
+from ..aggregate import ALL, aggregate, is_breakdown
 from ..errors import EvalkitError
 from ..rundir import HEADER, latest_samples, read_header, read_probe, read_results
 from ..schema import Aggregate, Case, Header, ProbeResult, Results, Sample
@@ -89,6 +89,7 @@ class Entry:
     suites: dict[str, Aggregate]
     tags: dict[str, Aggregate]
     samples: list[Sample]
+    distractors: dict[int, Aggregate] = field(default_factory=dict)  # --distractors count -> all suites
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -111,15 +112,18 @@ def make_entries(runs: Sequence[Run], suites: Sequence[str] | None = None) -> li
             results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], run.run_id, run.header.model)
         else:
             chosen, results = run.samples, run.results
-        overall = [a for a in results.aggregates if a.suite == ALL and a.tag is None]
+        shown = [a for a in results.aggregates if not is_breakdown(a)]
+        overall = [a for a in shown if a.suite == ALL and a.tag is None]
         for agg in overall:
             mine = [s for s in chosen if s.model == agg.model and s.format == agg.format]
-            per_suite = {a.suite: a for a in results.aggregates
+            per_suite = {a.suite: a for a in shown
                          if a.model == agg.model and a.format == agg.format and a.suite != ALL and a.tag is None}
-            per_tag = {a.tag: a for a in results.aggregates
+            per_tag = {a.tag: a for a in shown
                        if a.model == agg.model and a.format == agg.format and a.tag is not None}
+            by_count = {a.distractors: a for a in results.aggregates
+                        if a.model == agg.model and a.format == agg.format and is_breakdown(a)}
             entries.append(Entry(run, agg.model, agg.format, f"{agg.model} [{agg.format}]", agg, per_suite,
-                                 per_tag, mine))  # type: ignore[arg-type]
+                                 per_tag, mine, by_count))  # type: ignore[arg-type]
     if suites and not entries:
         known = sorted({s.suite for run in runs for s in run.samples})
         raise EvalkitError(f"no samples for suite(s) {', '.join(suites)}; "
