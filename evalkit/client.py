@@ -1,9 +1,15 @@
 """One chat completion over the OpenAI wire protocol: streamed or not, timed, retried, bounded.
 
-The openai client does the HTTP; this module reads the body itself (streamed events and plain
-replies alike, as JSON), accumulates streamed tool-call fragments, measures latency and time to
-first token, and turns every failure into a `TransportError` so the runner records an `error`
-sample instead of crashing.
+httpx does the HTTP (`ChatClient`, one per endpoint); this module sends the request body as it
+is, reads the reply itself (streamed events and plain replies alike, as JSON), accumulates
+streamed tool-call fragments, measures latency and time to first token, and turns every failure
+into a `TransportError` so the runner records an `error` sample instead of crashing.
+
+Why not the openai client, which sits on the same httpx: importing it costs about a second of
+CPU before the first request can leave, and its per-request layers (typed parameters, headers,
+auth and retry hooks) cost more CPU than everything else evalkit does for a sample (issue 17,
+benchmarks/bench_overhead.py). The probe, which wants the openai client's own view of a server,
+still uses it (`make_openai_client`).
 
 Limits, so that no reply can hang a run or exhaust memory:
 - `deadline_s`: a total deadline per HTTP request, on top of the client's read-gap timeout (a
@@ -22,14 +28,20 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Mapping
+import sys
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
-import openai
+import pydantic_core
 
 try:  # the openai client's HTTP library (httpx2 in openai >= 3, httpx before)
     import httpx2 as _http
 except ImportError:  # pragma: no cover - older openai
     import httpx as _http  # type: ignore[no-redef]
+
+from . import __version__
+
+if TYPE_CHECKING:
+    import openai
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -111,12 +123,22 @@ def classify(exc: BaseException) -> TransportError:
     """Which failures are worth a retry: connection errors, timeouts, cut replies, 429 and 5xx only."""
     if isinstance(exc, TransportError):
         return exc
-    if isinstance(exc, (openai.APITimeoutError, _http.TimeoutException)):
+    if isinstance(exc, _http.TimeoutException):
+        return TransportError("timed out waiting for the server (no data within the read timeout)", True)
+    # The openai client's own errors (the probe's requests) exist only once it is imported.
+    openai = sys.modules.get("openai")
+    if openai is not None and isinstance(exc, openai.APIError):
+        return _classify_openai(exc, openai)
+    if isinstance(exc, _http.TransportError):  # raised while reading a body: the reply was cut off
+        return TransportError(f"the connection broke mid-reply: {type(exc).__name__}: {exc}", True)
+    return TransportError(f"bad reply from the server: {type(exc).__name__}: {exc}", False)
+
+
+def _classify_openai(exc: BaseException, openai: Any) -> TransportError:
+    if isinstance(exc, openai.APITimeoutError):
         return TransportError("timed out waiting for the server (no data within the read timeout)", True)
     if isinstance(exc, openai.APIConnectionError):
         return TransportError(f"cannot connect to the server: {exc.__cause__ or exc}", True)
-    if isinstance(exc, _http.TransportError):  # raised while reading a body: the reply was cut off
-        return TransportError(f"the connection broke mid-reply: {type(exc).__name__}: {exc}", True)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = _error_message(exc)
@@ -157,7 +179,7 @@ def _http_date(value: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _error_message(exc: openai.APIStatusError) -> str:
+def _error_message(exc: "openai.APIStatusError") -> str:
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
@@ -169,33 +191,63 @@ def _error_message(exc: openai.APIStatusError) -> str:
 
 
 async def _complete_once(
-    client: openai.AsyncOpenAI, params: dict[str, Any], stream: bool, clock: Clock, max_reply_chars: int = MAX_REPLY_CHARS
+    client: "ChatClient", params: dict[str, Any], stream: bool, clock: Clock, max_reply_chars: int = MAX_REPLY_CHARS
 ) -> Completion:
     start = clock()
-    # The request body goes in `extra_body`, which the client sends as it is: its per-request
-    # type transform of messages and tools otherwise costs about a third of evalkit's CPU. For the
-    # same reason, and to bound memory, replies are read as plain JSON from the raw response
-    # rather than as the client's pydantic objects.
-    body = dict(params)
-    typed = {"model": body.pop("model"), "messages": body.pop("messages")[:0], "extra_body": body}
-    body["messages"] = params["messages"]
+    # The request body goes as it is; replies are read as plain JSON from the raw response (no
+    # typed objects: they cost CPU per sample, and reading ourselves bounds memory).
+    body = {**params, "stream": True, "stream_options": {"include_usage": True}} if stream else params
     max_bytes = max_reply_chars * _BYTES_PER_CHAR + _BYTES_SLACK
-    if not stream:
-        async with client.chat.completions.with_streaming_response.create(**typed) as response:
+    response = await client.send(pydantic_core.to_json(body))
+    try:
+        if not response.is_success:
+            raise await _status_error(response, max_bytes)
+        if not stream:
             data = await _read_body(response, max_bytes, max_reply_chars)
-        return _plain_completion(data, clock() - start, max_reply_chars)
-
-    stream_state = _StreamState(start, clock, max_reply_chars)
-    body["stream"] = True
-    body["stream_options"] = {"include_usage": True}
-    async with client.chat.completions.with_streaming_response.create(**typed) as response:
+            return _plain_completion(data, clock() - start, max_reply_chars)
+        stream_state = _StreamState(start, clock, max_reply_chars)
         # Read to the very end (not just to [DONE]) so the connection goes back to the pool.
         async for line in _lines(response, max_bytes, max_reply_chars):
             if line.startswith("data:"):
                 stream_state.feed_line(line[5:].strip())
+    finally:
+        await response.aclose()
     if stream_state.events and not stream_state.done and stream_state.finish_reason is None:
         raise TransportError("the stream was cut off: it ended without a finish reason or [DONE]", True)
     return stream_state.completion(clock() - start)
+
+
+async def _status_error(response: Any, max_bytes: int) -> TransportError:
+    """An HTTP error status as a TransportError: the server's own message when its body has one
+    (`{"error": {"message"}}`, `{"error": "..."}` or `{"message"}`), retryable on 429 and 5xx."""
+    status = response.status_code
+    text = ""
+    try:
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                break
+            chunks.append(chunk)
+        else:
+            text = b"".join(chunks).decode("utf-8", "replace").strip()
+    except _http.TransportError:
+        pass  # the status says enough
+    message = ""
+    try:
+        body = json.loads(text) if text else None
+    except (ValueError, RecursionError):
+        body = None
+        message = text
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            message = str(inner["message"])
+        elif isinstance(inner, str):
+            message = inner
+    message = (message or f"Error code: {status}")[:300]
+    retry_after = retry_after_s(response.headers) if status in (429, 503) else None
+    return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
 
 
 async def _read_body(response: Any, max_bytes: int, max_reply_chars: int) -> Any:
@@ -204,7 +256,7 @@ async def _read_body(response: Any, max_bytes: int, max_reply_chars: int) -> Any
         raise reply_too_large(max_reply_chars)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.iter_bytes():
+    async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > max_bytes:
             raise reply_too_large(max_reply_chars)
@@ -246,7 +298,7 @@ async def _lines(response: Any, max_bytes: int, max_reply_chars: int) -> Any:
     """
     pending: list[str] = []
     pending_len = 0
-    async for text in response.iter_text():
+    async for text in response.aiter_text():
         start = 0
         newline = text.find("\n")
         while newline >= 0:
@@ -411,7 +463,7 @@ def _deadline_error(deadline_s: float) -> TransportError:
     return TransportError(f"timed out: no complete reply within the {deadline_s:g} s deadline", True)
 
 
-def default_deadline(client: openai.AsyncOpenAI) -> float | None:
+def default_deadline(client: Any) -> float | None:
     """The client's timeout (settings.timeout_s), read as the total deadline of one request."""
     timeout = getattr(client, "timeout", None)
     if isinstance(timeout, (int, float)):
@@ -421,7 +473,7 @@ def default_deadline(client: openai.AsyncOpenAI) -> float | None:
 
 
 async def complete(
-    client: openai.AsyncOpenAI,
+    client: "ChatClient",
     params: dict[str, Any],
     *,
     stream: bool = True,
@@ -458,7 +510,54 @@ async def complete(
             await sleep(delay)
 
 
-def make_client(base_url: str, timeout_s: float, api_key: str | None = None) -> openai.AsyncOpenAI:
+class ChatClient:
+    """One endpoint's chat completions over HTTP: a pool of keep-alive connections (httpx).
+
+    `timeout` (seconds) bounds each phase of a request: connecting, and the longest gap between
+    reads; `complete` adds the total deadline per request. No retries here: `complete` retries
+    only what is worth it. Local servers accept any API key.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100):
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/chat/completions"
+        self.timeout = float(timeout_s)
+        self.http = _http.AsyncClient(
+            timeout=_http.Timeout(timeout_s),
+            # As many kept-alive connections as requests in flight: a closed one is a new TCP
+            # connection (and a server slot's worth of CPU) per request.
+            limits=_http.Limits(max_connections=None, max_keepalive_connections=max(100, connections)),
+            headers={
+                "authorization": f"Bearer {api_key or 'evalkit'}",
+                "content-type": "application/json",
+                "accept": "application/json",
+                "user-agent": f"evalkit/{__version__}",
+            },
+        )
+
+    async def send(self, body: bytes) -> Any:
+        """POST one JSON body; the response's headers are in, its body is not read yet (the
+        caller reads and closes it). A failure before any answer is a retryable TransportError."""
+        request = self.http.build_request("POST", self.url, content=body)
+        try:
+            return await self.http.send(request, stream=True)
+        except _http.TimeoutException:
+            raise
+        except _http.TransportError as exc:  # refused, reset, or closed before an answer
+            raise TransportError(f"cannot connect to the server: {exc or type(exc).__name__}", True) from None
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def make_client(base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100) -> ChatClient:
+    return ChatClient(base_url, timeout_s, api_key, connections)
+
+
+def make_openai_client(base_url: str, timeout_s: float, api_key: str | None = None) -> "openai.AsyncOpenAI":
+    """The openai client, for the probe (imported here: it takes about a second to import)."""
+    import openai
+
     # Retries are ours (only for retryable failures); local servers accept any key. The timeout
     # is the longest gap between reads; `complete` adds the total deadline per request.
     return openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "evalkit", timeout=timeout_s, max_retries=0)

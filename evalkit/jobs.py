@@ -11,10 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-import openai
-
 from .cache import ResponseCache
-from .client import Completion, complete
+from .client import ChatClient, Completion, complete
 from .distractors import with_distractors
 from .formats import ToolFormat
 from .schema import Case, Sample, SampleKey, Settings, Suite, ToolDef, sample_key
@@ -39,7 +37,7 @@ class Job:
 class Endpoint:
     base_url: str
     concurrency: int
-    client: openai.AsyncOpenAI | None = None
+    client: ChatClient | None = None
     alive: bool = True
     failures: int = 0
     # What the cache knows this endpoint by; the embedded engine's port changes every run.
