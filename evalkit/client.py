@@ -1,15 +1,15 @@
 """One chat completion over the OpenAI wire protocol: streamed or not, timed, retried, bounded.
 
-httpx does the HTTP (`ChatClient`, one per endpoint); this module sends the request body as it
-is, reads the reply itself (streamed events and plain replies alike, as JSON), accumulates
-streamed tool-call fragments, measures latency and time to first token, and turns every failure
-into a `TransportError` so the runner records an `error` sample instead of crashing.
+`ChatClient` (one per endpoint) sends the request body as it is over evalkit's small HTTP/1.1
+client (http11.py); this module reads the reply itself (streamed events and plain replies alike,
+as JSON), accumulates streamed tool-call fragments, measures latency and time to first token,
+and turns every failure into a `TransportError` so the runner records an `error` sample instead
+of crashing.
 
-Why not the openai client, which sits on the same httpx: importing it costs about a second of
-CPU before the first request can leave, and its per-request layers (typed parameters, headers,
-auth and retry hooks) cost more CPU than everything else evalkit does for a sample (issue 17,
-benchmarks/bench_overhead.py). The probe, which wants the openai client's own view of a server,
-still uses it (`make_openai_client`).
+Why not the openai client: importing it took about a second of CPU before the first request
+could leave, and it and the httpx under it took more CPU per request than everything else
+evalkit does for a sample (issue 17, benchmarks/bench_overhead.py). The probe, which wants the
+openai client's own view of a server, still uses it (`make_openai_client`).
 
 Limits, so that no reply can hang a run or exhaust memory:
 - `deadline_s`: a total deadline per HTTP request, on top of the client's read-gap timeout (a
@@ -30,15 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 import sys
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
 
 import pydantic_core
 
-try:  # the openai client's HTTP library (httpx2 in openai >= 3, httpx before)
-    import httpx2 as _http
-except ImportError:  # pragma: no cover - older openai
-    import httpx as _http  # type: ignore[no-redef]
-
-from . import __version__
+from . import __version__, http11
 
 if TYPE_CHECKING:
     import openai
@@ -123,22 +119,32 @@ def classify(exc: BaseException) -> TransportError:
     """Which failures are worth a retry: connection errors, timeouts, cut replies, 429 and 5xx only."""
     if isinstance(exc, TransportError):
         return exc
-    if isinstance(exc, _http.TimeoutException):
+    if isinstance(exc, http11.ReadTimeout):
         return TransportError("timed out waiting for the server (no data within the read timeout)", True)
+    if isinstance(exc, http11.ConnectFailed):
+        return TransportError(f"cannot connect to the server: {exc}", True)
+    if isinstance(exc, http11.BodyBroken):
+        return TransportError(f"the connection broke mid-reply: {exc}", True)
+    if isinstance(exc, http11.ProtocolError):
+        return TransportError(f"the server's answer is not HTTP/1.x: {exc}", False)
     # The openai client's own errors (the probe's requests) exist only once it is imported.
     openai = sys.modules.get("openai")
-    if openai is not None and isinstance(exc, openai.APIError):
-        return _classify_openai(exc, openai)
-    if isinstance(exc, _http.TransportError):  # raised while reading a body: the reply was cut off
-        return TransportError(f"the connection broke mid-reply: {type(exc).__name__}: {exc}", True)
-    return TransportError(f"bad reply from the server: {type(exc).__name__}: {exc}", False)
+    found = _classify_openai(exc, openai) if openai is not None else None
+    return found or TransportError(f"bad reply from the server: {type(exc).__name__}: {exc}", False)
 
 
-def _classify_openai(exc: BaseException, openai: Any) -> TransportError:
-    if isinstance(exc, openai.APITimeoutError):
+def _classify_openai(exc: BaseException, openai: Any) -> TransportError | None:
+    try:  # the openai client's HTTP library (httpx2 in openai >= 3, httpx before)
+        import httpx2 as http
+    except ImportError:  # pragma: no cover - older openai
+        import httpx as http  # type: ignore[no-redef]
+
+    if isinstance(exc, (openai.APITimeoutError, http.TimeoutException)):
         return TransportError("timed out waiting for the server (no data within the read timeout)", True)
     if isinstance(exc, openai.APIConnectionError):
         return TransportError(f"cannot connect to the server: {exc.__cause__ or exc}", True)
+    if isinstance(exc, http.TransportError):  # raised while reading a body: the reply was cut off
+        return TransportError(f"the connection broke mid-reply: {type(exc).__name__}: {exc}", True)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = _error_message(exc)
@@ -146,7 +152,7 @@ def _classify_openai(exc: BaseException, openai: Any) -> TransportError:
         return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
     if isinstance(exc, openai.APIResponseValidationError):
         return TransportError(f"the server's reply does not follow the OpenAI protocol: {exc}", False)
-    return TransportError(f"bad reply from the server: {type(exc).__name__}: {exc}", False)
+    return None
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
@@ -231,7 +237,7 @@ async def _status_error(response: Any, max_bytes: int) -> TransportError:
             chunks.append(chunk)
         else:
             text = b"".join(chunks).decode("utf-8", "replace").strip()
-    except _http.TransportError:
+    except http11.HTTPFailure:
         pass  # the status says enough
     message = ""
     try:
@@ -511,43 +517,34 @@ async def complete(
 
 
 class ChatClient:
-    """One endpoint's chat completions over HTTP: a pool of keep-alive connections (httpx).
+    """One endpoint's chat completions over HTTP, on connections kept alive between requests.
 
-    `timeout` (seconds) bounds each phase of a request: connecting, and the longest gap between
-    reads; `complete` adds the total deadline per request. No retries here: `complete` retries
-    only what is worth it. Local servers accept any API key.
+    `timeout` (seconds) bounds connecting and the longest gap between reads; `complete` adds the
+    total deadline per request. No retries here: `complete` retries only what is worth it.
+    Local servers accept any API key.
     """
 
     def __init__(self, base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100):
         self.base_url = base_url.rstrip("/")
-        self.url = f"{self.base_url}/chat/completions"
         self.timeout = float(timeout_s)
-        self.http = _http.AsyncClient(
-            timeout=_http.Timeout(timeout_s),
-            # As many kept-alive connections as requests in flight: a closed one is a new TCP
-            # connection (and a server slot's worth of CPU) per request.
-            limits=_http.Limits(max_connections=None, max_keepalive_connections=max(100, connections)),
-            headers={
-                "authorization": f"Bearer {api_key or 'evalkit'}",
-                "content-type": "application/json",
-                "accept": "application/json",
-                "user-agent": f"evalkit/{__version__}",
-            },
-        )
+        parts = urlsplit(f"{self.base_url}/chat/completions")
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.pool = http11.Pool(self.base_url, self.timeout, max_idle=max(100, connections))
+        self._prefix = self.pool.head_prefix(target, {
+            "authorization": f"Bearer {api_key or 'evalkit'}",
+            "content-type": "application/json",
+            "accept": "application/json",
+            "accept-encoding": "identity",
+            "user-agent": f"evalkit/{__version__}",
+        })
 
-    async def send(self, body: bytes) -> Any:
+    async def send(self, body: bytes) -> http11.Response:
         """POST one JSON body; the response's headers are in, its body is not read yet (the
-        caller reads and closes it). A failure before any answer is a retryable TransportError."""
-        request = self.http.build_request("POST", self.url, content=body)
-        try:
-            return await self.http.send(request, stream=True)
-        except _http.TimeoutException:
-            raise
-        except _http.TransportError as exc:  # refused, reset, or closed before an answer
-            raise TransportError(f"cannot connect to the server: {exc or type(exc).__name__}", True) from None
+        caller reads it and closes the response)."""
+        return await self.pool.post(self._prefix, body)
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.pool.aclose()
 
 
 def make_client(base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100) -> ChatClient:
