@@ -1,13 +1,15 @@
 """A run's directory: header.json, samples.jsonl appended as samples finish, results.json.
 
-Nothing measured is ever lost: each sample is one line, flushed as soon as it is scored; a
-crash can only tear the last line, which the reader skips. Whole-file writes go to a temporary
+Nothing measured is ever lost: each sample is one line, handed to the operating system as soon
+as it is scored (by a writer thread, off the event loop); a crash can only lose the lines queued
+at that instant or tear the last one, which the reader skips. Whole-file writes go to a temporary
 file first and are then renamed over the old one (`os.replace` is atomic on POSIX).
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import tempfile
 import threading
@@ -54,13 +56,26 @@ def write_model(path: Path, model: BaseModel) -> None:
 
 
 class SampleLog:
-    """Appends samples to samples.jsonl; safe to call from several threads."""
+    """Appends samples to samples.jsonl as they arrive; safe to call from several threads.
+
+    The caller's thread only serialises the sample; a writer thread appends the lines, each
+    batch of lines waiting at that moment in one write, as soon as they are queued. So a slow
+    or throttled disk never stalls the event loop, and a crash loses at most the lines queued
+    in that instant. A failed write (a full disk) is raised by the next `append`, or `close`.
+    """
+
+    _CLOSE = None
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / SAMPLES
-        self._lock = threading.Lock()
         self._repair_torn_tail()
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._error: OSError | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self._writer = threading.Thread(target=self._write_lines, name="evalkit-samples", daemon=True)
+        self._writer.start()
 
     def _repair_torn_tail(self) -> None:
         # A crash mid-write leaves a last line without its newline; cut it so appends stay valid.
@@ -73,17 +88,45 @@ class SampleLog:
             handle.truncate(data.rfind(b"\n") + 1)
 
     def append(self, sample: Sample) -> None:
-        line = sample.model_dump_json() + "\n"
-        with self._lock:
-            self._handle.write(line)
-            self._handle.flush()
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise ValueError(f"{self.path}: the sample log is closed")
+        self._queue.put(sample.model_dump_json().encode("utf-8") + b"\n")
+
+    def _write_lines(self) -> None:
+        closing = False
+        while not closing:
+            batch = [self._queue.get()]  # blocks until there is a line
+            while True:  # and whatever else is waiting now: one write for all of it
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            closing = self._CLOSE in batch
+            data = b"".join(line for line in batch if line is not self._CLOSE)
+            if self._error is None and data:
+                try:
+                    view = memoryview(data)
+                    while view:  # a write may take only part of it
+                        view = view[os.write(self._fd, view):]
+                except OSError as exc:
+                    self._error = exc
 
     def close(self) -> None:
         with self._lock:
-            if not self._handle.closed:
-                self._handle.flush()
-                os.fsync(self._handle.fileno())
-                self._handle.close()
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(self._CLOSE)
+            self._writer.join()
+            try:
+                if self._error is None:
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+        if self._error is not None:
+            raise self._error
 
 
 def read_samples(run_dir: Path) -> Iterator[Sample]:
