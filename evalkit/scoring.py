@@ -14,9 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, Sequence
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from .callsyntax import Scan, scan
 from .callsyntax.readers import calls_from_value
@@ -24,6 +22,9 @@ from .callsyntax.text import loads_lenient
 from .formats.base import ParsedReply
 from .matching import match_calls, names_text
 from .schema import Case, FailureKind, FinalAnswer, ToolCall, ToolDef
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Verdict:
 
 @lru_cache(maxsize=1024)
 def _validator(schema_json: str) -> jsonschema.protocols.Validator:
+    import jsonschema  # here: its import would delay a run's first request by ~50 ms
+
     schema = json.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     return cls(schema)
@@ -63,13 +66,15 @@ def _validator_for(schema: dict) -> jsonschema.protocols.Validator:
 
 def argument_errors(call: ToolCall, tools: dict[str, ToolDef]) -> str | None:
     """None when the call's arguments validate against the offered tool's JSON Schema."""
+    from jsonschema.exceptions import best_match  # loaded by _validator on first use
+
     tool = tools.get(call.name or "")
     if tool is None:
         return f"tool {call.name!r} was not offered"
     if call.arguments is None:
         return call.parse_error or "no arguments"
     validator = _validator_for(tool.function.parameters)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(call.arguments))
+    error = best_match(validator.iter_errors(call.arguments))
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)
