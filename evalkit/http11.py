@@ -109,21 +109,18 @@ class Response:
                     remaining -= len(chunk)
                     yield chunk
             elif self._framing == "chunked":
-                while True:
-                    size = _chunk_size(await _gap(reader.readline(), gap))
-                    if size == 0:
-                        while (await _gap(reader.readline(), gap)) not in (b"\r\n", b"\n"):  # trailers
-                            if reader.at_eof():
-                                raise BodyBroken("the server closed the connection in the chunked body's trailer")
-                        break
-                    while size:
-                        chunk = await _gap(reader.read(min(size, READ_SIZE)), gap)
-                        if not chunk:
-                            raise BodyBroken("the server closed the connection in the middle of a chunk")
-                        size -= len(chunk)
-                        yield chunk
-                    if await _gap(reader.readline(), gap) not in (b"\r\n", b"\n"):
-                        raise BodyBroken("a chunk of the body is not followed by a line end")
+                # Whatever arrived is unframed at once: one read (and one timer) per network read,
+                # not three per chunk (a streamed reply is a chunk per event).
+                body = _Dechunker()
+                while not body.finished:
+                    data = await _gap(reader.read(READ_SIZE), gap)
+                    if not data:
+                        raise BodyBroken("the server closed the connection in the middle of a chunked body")
+                    payload = body.feed(data)
+                    if payload:
+                        yield payload
+                if body.extra:
+                    self._keep = False  # bytes after the body's end: nothing to reuse the connection for
             elif self._framing == "close":
                 while chunk := await _gap(reader.read(READ_SIZE), gap):
                     yield chunk
@@ -151,9 +148,56 @@ class Response:
             self._conn.close()
 
 
+class _Dechunker:
+    """Chunked transfer coding, undone incrementally: `feed` the bytes as they come, get the payload."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.state = "size"  # size line -> data -> line end -> size line ... -> trailer -> done
+        self.remaining = 0
+        self.extra = False  # bytes after the end of the body
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "done"
+
+    def feed(self, data: bytes) -> bytes:
+        buffer = self.buffer
+        buffer += data
+        out: list[bytes] = []
+        while buffer:
+            if self.state == "data":
+                take = min(self.remaining, len(buffer))
+                out.append(bytes(buffer[:take]))
+                del buffer[:take]
+                self.remaining -= take
+                if not self.remaining:
+                    self.state = "end"
+                continue
+            if self.state == "done":
+                self.extra = True
+                buffer.clear()
+                break
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                if len(buffer) > 8192:
+                    raise BodyBroken(f"a line of the chunked framing is over 8,192 bytes: {bytes(buffer[:40])!r}")
+                break
+            line = bytes(buffer[: newline + 1])
+            del buffer[: newline + 1]
+            if self.state == "size":
+                self.remaining = _chunk_size(line)
+                self.state = "data" if self.remaining else "trailer"
+            elif self.state == "end":
+                if line not in (b"\r\n", b"\n"):
+                    raise BodyBroken(f"a chunk of the body is not followed by a line end: {line[:40]!r}")
+                self.state = "size"
+            elif line in (b"\r\n", b"\n"):  # the blank line after the trailer's fields
+                self.state = "done"
+        return b"".join(out)
+
+
 def _chunk_size(line: bytes) -> int:
-    if not line.endswith(b"\n"):
-        raise BodyBroken("the server closed the connection before the next chunk")
     try:
         size = int(line.split(b";", 1)[0].strip(), 16)
     except ValueError:
