@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import pydantic_core
 
-from . import __version__, http11
+from . import __version__, encoded, http11
 
 if TYPE_CHECKING:
     import openai
@@ -202,9 +202,8 @@ async def _complete_once(
     start = clock()
     # The request body goes as it is; replies are read as plain JSON from the raw response (no
     # typed objects: they cost CPU per sample, and reading ourselves bounds memory).
-    body = {**params, "stream": True, "stream_options": {"include_usage": True}} if stream else params
     max_bytes = max_reply_chars * _BYTES_PER_CHAR + _BYTES_SLACK
-    response = await client.send(pydantic_core.to_json(body))
+    response = await client.send(_body(params, stream))
     try:
         if not response.is_success:
             raise await _status_error(response, max_bytes)
@@ -221,6 +220,18 @@ async def _complete_once(
     if stream_state.events and not stream_state.done and stream_state.finish_reason is None:
         raise TransportError("the stream was cut off: it ended without a finish reason or [DONE]", True)
     return stream_state.completion(clock() - start)
+
+
+_STREAM_FIELDS = b',"stream":true,"stream_options":{"include_usage":true}}'
+
+
+def _body(params: dict[str, Any], stream: bool) -> bytes:
+    """The request's JSON: encoded once (the sample line reuses the bytes, see encoded.py); a
+    streamed request is the same object with the stream fields added at its end."""
+    if stream and ("stream" in params or "stream_options" in params or not params):
+        return pydantic_core.to_json({**params, "stream": True, "stream_options": {"include_usage": True}})
+    data = encoded.encode(params)
+    return data[:-1] + _STREAM_FIELDS if stream else data
 
 
 async def _status_error(response: Any, max_bytes: int) -> TransportError:

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from pydantic import BaseModel, ValidationError
 
-from . import callsyntax
+from . import callsyntax, encoded
 from .errors import EvalkitError
 from .schema import Header, ProbeResult, Results, Sample, SampleKey
 
@@ -92,7 +92,7 @@ class SampleLog:
             raise self._error
         if self._closed:
             raise ValueError(f"{self.path}: the sample log is closed")
-        self._queue.put(sample.model_dump_json().encode("utf-8") + b"\n")
+        self._queue.put(sample_line(sample))
 
     def _write_lines(self) -> None:
         closing = False
@@ -127,6 +127,23 @@ class SampleLog:
                 os.close(self._fd)
         if self._error is not None:
             raise self._error
+
+
+# The field after `request` in a sample line (fields are written in declaration order).
+_AFTER_REQUEST = list(Sample.model_fields)[list(Sample.model_fields).index("request") + 1]
+_ANCHOR = f',"{_AFTER_REQUEST}":'.encode()
+
+
+def sample_line(sample: Sample) -> bytes:
+    """The sample's line in samples.jsonl: `model_dump_json()` and a newline. When the request
+    was sent by the client, its bytes are spliced in rather than encoded again (encoded.py)."""
+    sent = encoded.take(sample.request)
+    if sent is not None:
+        rest = sample.model_dump_json(exclude={"request"}).encode("utf-8")
+        at = rest.find(_ANCHOR)  # the first: no value before it can hold `,"` unescaped
+        if at > 0:
+            return b"%s,\"request\":%s%s\n" % (rest[:at], sent, rest[at:])
+    return sample.model_dump_json().encode("utf-8") + b"\n"
 
 
 def read_samples(run_dir: Path) -> Iterator[Sample]:

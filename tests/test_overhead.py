@@ -1,0 +1,357 @@
+"""Issue 17, harness overhead: evalkit's own HTTP/1.1 client, requests encoded once, the sample
+log's writer thread, and what `evalkit run` imports before its first request.
+
+The wire is real: a few-line socket server on 127.0.0.1 answers with exactly the bytes a test
+wants (chunk extensions, trailers, 100 Continue, HTTP/1.0, a kept-alive connection the server
+closes), and the scripted server plays the OpenAI side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from evalkit import encoded
+from evalkit.client import TransportError, complete, make_client
+from evalkit.http11 import BodyBroken, _Dechunker
+from evalkit.rundir import SampleLog, read_samples, sample_line
+from evalkit.schema import Sample, ToolCall
+
+pytestmark = pytest.mark.timeout(60)
+ROOT = Path(__file__).resolve().parent.parent
+PARAMS = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+REPLY = {"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}
+
+
+# ---------------------------------------------------------------- a raw socket server
+
+
+class RawServer:
+    """Accepts connections; `answer(conn, request_bytes, n)` writes whatever it likes for the
+    n-th request (counted over all connections). Counts connections and requests."""
+
+    def __init__(self, answer: Callable[[socket.socket, bytes, int], None]):
+        self.answer = answer
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                body, buffer = buffer[:length], buffer[length:]
+                with self._lock:
+                    self.requests.append(head + b"\r\n\r\n" + body)
+                    n = len(self.requests)
+                if self.answer(conn, body, n) == "close":
+                    return
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@contextmanager
+def raw_server(answer: Callable[[socket.socket, bytes, int], object]) -> Iterator[RawServer]:
+    server = RawServer(answer)  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def whole(body: bytes, *extra: str, version: str = "HTTP/1.1") -> bytes:
+    head = [f"{version} 200 OK", "Content-Type: application/json", f"Content-Length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def requests(base_url: str, count: int, **kwargs) -> list:
+    """`count` completions one after another on one client (so connections can be reused)."""
+    async def go():
+        client = make_client(base_url, 5.0)
+        try:
+            return [await complete(client, dict(PARAMS), stream=False, retries=kwargs.get("retries", 0),
+                                   sleep=_no_sleep) for _ in range(count)]
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+# ---------------------------------------------------------------- http11 against the raw server
+
+
+def test_sequential_requests_share_one_kept_alive_connection():
+    with raw_server(lambda conn, body, n: conn.sendall(whole(json.dumps(REPLY).encode()))) as srv:
+        replies = requests(srv.base_url, 5)
+    assert [r.content for r in replies] == ["ok"] * 5
+    assert srv.connections == 1 and len(srv.requests) == 5
+    head = srv.requests[0].split(b"\r\n\r\n")[0].decode()
+    assert head.startswith("POST /v1/chat/completions HTTP/1.1\r\n")
+    assert "authorization: Bearer evalkit" in head and "content-type: application/json" in head
+    assert json.loads(srv.requests[0].split(b"\r\n\r\n", 1)[1]) == PARAMS  # the body as it is
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused():
+    def answer(conn, body, n):
+        conn.sendall(whole(json.dumps(REPLY).encode()))
+        return "close"  # the server closes after each answer, without saying so
+
+    with raw_server(answer) as srv:
+
+        async def go():
+            client = make_client(srv.base_url, 5.0)
+            try:
+                first = await complete(client, dict(PARAMS), stream=False, retries=0)
+                await asyncio.sleep(0.2)  # the close reaches the idle connection
+                second = await complete(client, dict(PARAMS), stream=False, retries=0)
+                return first, second
+            finally:
+                await client.close()
+
+        first, second = asyncio.run(go())
+    assert first.content == second.content == "ok" and srv.connections == 2
+
+
+def test_chunked_bodies_with_extensions_and_trailers_and_a_100_continue_first():
+    body = json.dumps(REPLY).encode()
+    framed = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]) for i in range(0, len(body), 7))
+
+    def answer(conn, _body, n):
+        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(0, len(framed), 5):  # the framing cut anywhere
+            conn.sendall(framed[i:i + 5])
+            time.sleep(0.001)
+        conn.sendall(b"0\r\nX-Trailer: yes\r\n\r\n")
+
+    with raw_server(answer) as srv:
+        replies = requests(srv.base_url, 2)
+    assert [r.content for r in replies] == ["ok", "ok"] and srv.connections == 1
+
+
+def test_an_http_1_0_body_ends_with_the_connection_which_is_not_reused():
+    def answer(conn, body, n):
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + json.dumps(REPLY).encode())
+        return "close"
+
+    with raw_server(answer) as srv:
+        replies = requests(srv.base_url, 2)
+    assert [r.content for r in replies] == ["ok", "ok"] and srv.connections == 2
+
+
+def test_a_reply_that_is_not_http_is_one_error_not_retried():
+    with raw_server(lambda conn, body, n: conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")) as srv:
+        with pytest.raises(TransportError) as info:
+            requests(srv.base_url, 1, retries=2)
+    assert str(info.value).startswith("the server's answer is not HTTP/1.x: not an HTTP/1.x status line")
+    assert not info.value.retryable and len(srv.requests) == 1
+
+
+BROKEN_CHUNK = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+
+
+def test_a_broken_chunk_size_is_a_cut_reply_and_retried():
+    def answer(conn, body, n):
+        if n == 1:
+            conn.sendall(BROKEN_CHUNK)
+            return "close"
+        conn.sendall(whole(json.dumps(REPLY).encode()))
+
+    with raw_server(answer) as srv:
+        assert requests(srv.base_url, 1, retries=1)[0].content == "ok"
+        assert len(srv.requests) == 2
+    with raw_server(lambda conn, body, n: conn.sendall(BROKEN_CHUNK)) as srv:
+        with pytest.raises(TransportError) as info:
+            requests(srv.base_url, 1, retries=0)
+    assert str(info.value).startswith("the connection broke mid-reply: a chunk size is not hexadecimal")
+    assert info.value.retryable
+
+
+def test_no_answer_at_all_is_a_retryable_connection_error():
+    with raw_server(lambda conn, body, n: "close") as srv:
+        with pytest.raises(TransportError) as info:
+            requests(srv.base_url, 1, retries=1)
+    assert str(info.value) == "cannot connect to the server: the server closed the connection without answering"
+    assert info.value.retryable and len(srv.requests) == 2
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 7, 1000])
+def test_dechunking_does_not_depend_on_where_the_reads_end(cut):
+    data = b"4\r\nWiki\r\n6;name=value\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nA: b\r\n\r\n"
+    body = _Dechunker()
+    out = b"".join(body.feed(data[i:i + cut]) for i in range(0, len(data), cut))
+    assert out == b"Wikipedia in \r\n\r\nchunks." and body.finished and not body.extra
+
+
+def test_a_chunk_without_its_line_end_is_broken():
+    with pytest.raises(BodyBroken, match="not followed by a line end"):
+        _Dechunker().feed(b"3\r\nabcX\r\n0\r\n\r\n")
+
+
+# ---------------------------------------------------------------- requests encoded once
+
+
+def sample_with(request: dict) -> Sample:
+    sample = Sample(suite="s", case_id='c,"raw":1', format="native", repeat=0, model="m", tags=['t,"raw":'],
+                    raw={"content": "ok"}, calls=[ToolCall(name="f", arguments={"x": 1e-7})])
+    sample.request = request
+    return sample
+
+
+def test_a_line_with_the_sent_bytes_spliced_in_is_the_line_pydantic_writes():
+    request = {"model": "m", "messages": [{"role": "user", "content": "8.9 или 8.11? \u2603 \"q\""}],
+               "temperature": 0.0, "top_p": 1e-7, "tools": [{"type": "function", "function": {"name": "f"}}], "n": 2**53}
+    sample = sample_with(request)
+    sent = encoded.encode(request)
+    assert sample_line(sample) == sample.model_dump_json().encode() + b"\n"
+    assert json.loads(sent) == request
+    assert encoded.take(request) is None  # taken once, by the line
+
+
+def test_the_line_holds_the_bytes_that_were_sent_not_a_second_encoding():
+    request = {"model": "m", "messages": []}
+    encoded.encode(request)
+    request["model"] = "changed after it was sent"  # (evalkit never does this)
+    assert json.loads(sample_line(sample_with(request)))["request"]["model"] == "m"
+
+
+def test_only_the_very_dict_that_was_sent_is_spliced():
+    request = {"model": "m", "messages": []}
+    encoded.encode(request)
+    assert encoded.take(dict(request)) is None  # an equal dict is not the one sent
+    assert encoded.take(request) is not None and encoded.take(request) is None
+
+
+def test_what_is_held_is_bounded(monkeypatch):
+    monkeypatch.setattr(encoded, "MAX_HELD_BYTES", 10_000)
+    kept = [{"content": "x" * 1000, "i": i} for i in range(50)]  # never taken, like agent rounds
+    for request in kept:
+        encoded.encode(request)
+    assert encoded._held_bytes <= 10_000 and len(encoded._held) < 50
+    assert encoded.take(kept[0]) is None and encoded.take(kept[-1]) is not None
+
+
+def test_run_lines_are_what_pydantic_writes(server, tmp_path):
+    """Through the real runner, streamed and not: every line as `model_dump_json` would write it."""
+    from evalkit.dispatch import run_jobs
+    from evalkit.jobs import Endpoint, RunContext, plan
+    from evalkit.schema import Settings
+    from evalkit.suites import read_suite
+    from evalkit.testing.scripted_server import Reply
+
+    server.set_responder(Reply(tool_calls=[{"name": "compare_data", "arguments": {"num1": 8.9, "num2": 8.11}}]))
+    loaded = read_suite(ROOT / "suites" / "arithmetic.yaml")
+    for stream in (False, True):
+        run_dir = tmp_path / f"stream-{stream}"
+        run_dir.mkdir()
+        log = SampleLog(run_dir)
+        seen: list[Sample] = []
+
+        def on_sample(sample: Sample) -> None:
+            seen.append(sample)
+            log.append(sample)
+
+        ctx = RunContext(model="m", settings=Settings(concurrency=4, stream=stream))
+        asyncio.run(run_jobs(plan([loaded], ["native", "default"], 1, limit=3), [Endpoint(server.base_url, 4)], ctx, on_sample))
+        log.close()
+        lines = (run_dir / "samples.jsonl").read_bytes().splitlines(keepends=True)
+        assert sorted(lines) == sorted(s.model_dump_json().encode() + b"\n" for s in seen) and len(lines) == 6
+        assert all(s.request["model"] == "m" and "stream" not in s.request for s in read_samples(run_dir))
+
+
+# ---------------------------------------------------------------- the sample log's writer thread
+
+
+def test_a_sample_is_on_disk_without_waiting_for_close(tmp_path):
+    log = SampleLog(tmp_path)
+    try:
+        log.append(sample_with({"model": "m"}))
+        deadline = time.monotonic() + 5
+        while not (tmp_path / "samples.jsonl").read_bytes().endswith(b"\n") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [s.case_id for s in read_samples(tmp_path)] == ['c,"raw":1']
+    finally:
+        log.close()
+
+
+def test_a_torn_last_line_is_cut_before_appending(tmp_path):
+    line = sample_with({"model": "m"}).model_dump_json()
+    (tmp_path / "samples.jsonl").write_text(line + "\n" + line[:40])
+    log = SampleLog(tmp_path)
+    log.append(sample_with({"model": "m"}))
+    log.close()
+    assert (tmp_path / "samples.jsonl").read_text().splitlines() == [line, line]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_failed_write_is_raised_not_swallowed(tmp_path):
+    (tmp_path / "samples.jsonl").symlink_to("/dev/full")  # every write: ENOSPC, as on a full disk
+    log = SampleLog(tmp_path)
+    log.append(sample_with({"model": "m"}))
+    with pytest.raises(OSError):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            log.append(sample_with({"model": "m"}))
+            time.sleep(0.01)
+        log.close()
+
+
+# ---------------------------------------------------------------- start-up
+
+
+def test_run_imports_no_reporting_engine_or_openai_before_its_first_request():
+    code = ("import sys, evalkit.cli, evalkit.session, evalkit.dispatch; "
+            "print(sorted(m for m in ('pandas', 'matplotlib', 'openai', 'httpx2', 'httpx', 'xllamacpp', 'jsonschema',"
+            " 'numpy', 'evalkit.probe.run', 'evalkit.aggregate') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_overhead_benchmark_runs(tmp_path):
+    out = tmp_path / "overhead.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_overhead.py"), "--samples", "20", "--rounds", "1",
+                    "--delays", "0", "--connections", "4", "--modes", "whole,streamed", "--no-inspect", "--out", str(out)],
+                   check=True, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert [(r["harness"], r["stream"], r["samples"]) for r in rows] == [("evalkit", False, 20), ("evalkit", True, 20)]
+    assert all(r["startup_s"] > 0 and r["wall_s"] > r["startup_s"] and r["cpu_s"] > 0 for r in rows)
+    assert any(c["check"].startswith("start-up") for c in result["checks"])
