@@ -82,12 +82,12 @@ def scripted_server(delay: float, stats: Path) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def timed_child(command: list[str], env: dict[str, str], log: Path) -> tuple[float, float, float, int]:
+def timed_child(command: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> tuple[float, float, float, int]:
     """(spawn instant as time.time(), wall seconds, CPU seconds, exit code) of one command."""
     with open(log, "wb") as out:
         started = time.time()
         clock = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - clock
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -117,7 +117,7 @@ from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
 from inspect_ai.scorer import Score, Target, accuracy, scorer
 from inspect_ai.solver import TaskState, generate, use_tools
-from inspect_ai.tool import ToolDef
+from inspect_ai.tool import ToolDef, ToolParams
 
 SPEC = {spec!r}
 
@@ -130,8 +130,9 @@ def tools():
         async def execute(**kwargs):
             return "not executed"
 
+        # The suite's JSON Schema as it is, as evalkit sends it.
         out.append(ToolDef(execute, name=fn["name"], description=fn["description"],
-                           parameters={{k: v.get("description", k) for k, v in fn["parameters"]["properties"].items()}}))
+                           parameters=ToolParams.model_validate(fn["parameters"])))
     return out
 
 
@@ -170,10 +171,10 @@ def run_inspect(python: str, url: str, spec: dict[str, Any], n: int, connections
     logs = work / "inspect-logs"
     shutil.rmtree(logs, ignore_errors=True)
     inspect = str(Path(python).parent / "inspect")
-    command = [inspect, "eval", str(task), "--model", f"openai-api/scripted/{MODEL}", "--max-connections", str(connections),
+    command = [inspect, "eval", task.name, "--model", f"openai-api/scripted/{MODEL}", "--max-connections", str(connections),
                "--display", "none", "--log-dir", str(logs), "--max-retries", "0", "--no-fail-on-error"]
     env = {**os.environ, "SCRIPTED_BASE_URL": url, "SCRIPTED_API_KEY": "x", "INSPECT_DISPLAY": "none"}
-    started, wall, cpu, code = timed_child(command, env, work / "inspect.log")
+    started, wall, cpu, code = timed_child(command, env, work / "inspect.log", cwd=work)  # a relative task path
     if code != 0:
         raise RuntimeError(f"inspect exited with {code}: {(work / 'inspect.log').read_text()[-2000:]}")
     return {"started": started, "wall_s": wall, "cpu_s": cpu}
@@ -266,6 +267,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs per configuration (the table shows medians)")
     parser.add_argument("--no-marginal", action="store_true", help="skip the N/10 runs behind the marginal CPU")
     parser.add_argument("--inspect-python", help="a Python with inspect_ai installed (default: this one, if it has it)")
+    parser.add_argument("--inspect-rounds", type=int, default=None, help="runs per configuration for inspect_ai (default: --rounds)")
     parser.add_argument("--no-inspect", action="store_true")
     parser.add_argument("--quick", action="store_true", help="120 samples, 1 round: check that it works")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "overhead.json")
@@ -298,7 +300,7 @@ def main() -> int:
                     print(markdown(rows[-1:]).splitlines()[-1], file=sys.stderr)
                     if python and not stream:
                         peer = [measure("inspect_ai", delay, n, conns, stream, work, spec, suites, python)
-                                for _ in range(args.rounds)]
+                                for _ in range(args.inspect_rounds or args.rounds)]
                         rows.append(summarise("inspect_ai", delay, conns, stream, n, peer, [], n_small))
                         print(markdown(rows[-1:]).splitlines()[-1], file=sys.stderr)
 
