@@ -355,3 +355,26 @@ def test_the_overhead_benchmark_runs(tmp_path):
     assert [(r["harness"], r["stream"], r["samples"]) for r in rows] == [("evalkit", False, 20), ("evalkit", True, 20)]
     assert all(r["startup_s"] > 0 and r["wall_s"] > r["startup_s"] and r["cpu_s"] > 0 for r in rows)
     assert any(c["check"].startswith("start-up") for c in result["checks"])
+
+
+# ---------------------------------------------------------------- the response cache
+
+
+def test_cache_keys_are_the_ones_earlier_runs_stored():
+    """A key pinned from before issue 17: a cache filled by an older evalkit still answers."""
+    from evalkit.cache import ResponseCache
+
+    params = {"model": "qwen", "messages": [{"role": "user", "content": "Which is larger, 8.9 or 8.11?"}],
+              "temperature": 0.0, "max_tokens": 512, "seed": 0}
+    key = ResponseCache.key("http://127.0.0.1:8080/v1", "qwen", params, True, 0, "native")
+    assert key == "0c98fff4e1bdc4a5252f0192ebc7025c9feed8a9bd311dd1a05f1591db5898da"
+
+
+def test_a_cache_insert_does_not_wait_for_the_disk(tmp_path):
+    from evalkit.cache import ResponseCache
+
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    try:  # WAL without an fsync per commit (1 = NORMAL): an insert runs on the event loop
+        assert cache._db.execute("PRAGMA synchronous").fetchone()[0] == 1
+    finally:
+        cache.close()
