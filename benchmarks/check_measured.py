@@ -10,7 +10,8 @@ For each run directory:
 The suites must be the files the run used (same SHA-256): the built-in ones are found in suites/,
 imported BFCL suites in the directories given with --suites (e.g. after `evalkit import bfcl`).
 A failure kind may differ from the stored one only where the kind table grew a more telling
-kind (a call to a tool that was not offered is now `hallucinated_tool`); those are counted apart.
+kind (a call to a tool that was not offered is now `hallucinated_tool`; a call, where none was due,
+with a value the user never gave is now `invented_argument`); those are counted apart.
 
     python benchmarks/check_measured.py [RUN_DIR...] [--suites DIR]...
 """
@@ -22,6 +23,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,8 +36,14 @@ from evalkit.scoring import Verdict, score, score_agent  # noqa: E402
 from evalkit.suites import LoadedSuite, builtin_dir, read_suite  # noqa: E402
 
 VERDICT_FIELDS = ("malformed", "hallucinated_tool", "args_valid", "call_correct", "intent_correct")
-# Kinds a stored sample may now carry instead of its stored kind, and why.
-RECLASSIFIED = {"hallucinated_tool": "a call to a tool that was not offered, formerly filed as another kind"}
+# Kinds a stored sample may now carry instead of its stored kind: why, and which stored samples may move.
+RECLASSIFIED: dict[str, tuple[str, Callable[[Sample], bool]]] = {
+    "hallucinated_tool": ("a call to a tool that was not offered, formerly filed as another kind",
+                          lambda stored: stored.hallucinated_tool),
+    "invented_argument": ("a call, where none was due, with a required value the conversation never gave "
+                          "(issue 12), formerly filed as called_when_should_not",
+                          lambda stored: stored.failure_kind == "called_when_should_not"),
+}
 
 
 @dataclass
@@ -46,7 +54,7 @@ class RunCheck:
     rescored: int = 0
     verdict_diffs: list[str] = field(default_factory=list)
     kind_diffs: list[str] = field(default_factory=list)  # not explained by RECLASSIFIED
-    reclassified: int = 0
+    reclassified: int = 0  # moved to a kind of RECLASSIFIED
     detail_changed: int = 0
     skipped: str | None = None  # why the run could not be checked
 
@@ -109,7 +117,7 @@ def check_run(run_dir: Path, suite_dirs: list[Path]) -> RunCheck:
             if getattr(verdict, name) != getattr(sample, name):
                 result.verdict_diffs.append(f"{where}: {name} {getattr(verdict, name)!r} != {getattr(sample, name)!r}")
         if verdict.failure_kind != sample.failure_kind:
-            if verdict.failure_kind in RECLASSIFIED and sample.hallucinated_tool:
+            if verdict.failure_kind in RECLASSIFIED and RECLASSIFIED[verdict.failure_kind][1](sample):
                 result.reclassified += 1
             else:
                 result.kind_diffs.append(f"{where}: {verdict.failure_kind} != {sample.failure_kind}")
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         status = "SKIPPED" if r.skipped else ("same" if r.ok else "DIFFERENT")
         print(f"{r.run}: {status}: {r.aggregates} aggregates, {len(r.aggregate_diffs)} differ; "
               f"{r.rescored} samples re-scored, {len(r.verdict_diffs)} verdicts differ, "
-              f"{len(r.kind_diffs)} kinds differ, {r.reclassified} reclassified as hallucinated_tool, "
+              f"{len(r.kind_diffs)} kinds differ, {r.reclassified} reclassified ({', '.join(RECLASSIFIED)}), "
               f"{r.detail_changed} details reworded" + (f" ({r.skipped})" if r.skipped else ""))
         for line in (r.aggregate_diffs + r.verdict_diffs + r.kind_diffs)[:10]:
             print("   ", line)
