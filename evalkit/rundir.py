@@ -146,4 +146,21 @@ def print_summary(run_dir: Path) -> None:
     if results is None:
         return
     print(format_table(summary_table(results)))
+    note = cache_note(results)
+    if note:
+        print(note)
     print(f"\nrun directory: {run_dir}")
+
+
+def cache_note(results: Results) -> str | None:
+    """What the terminal says about the response cache, or None when every sample was live."""
+    overall = [a for a in results.aggregates if a.suite == "*" and a.tag is None]
+    scored = sum(a.n for a in overall)
+    cached = sum(a.from_cache or 0 for a in overall)
+    if not cached:
+        return None
+    if cached == scored:
+        return (f"from cache {cached}/{scored}: every reply came from the response cache, so this run measured no "
+                "latency, TTFT or tokens/s (the verdicts stand); rerun with --no-cache to time the model")
+    return (f"from cache {cached}/{scored}: latency, TTFT and tokens/s are over the {scored - cached} live samples "
+            "only")

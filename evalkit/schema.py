@@ -250,6 +250,8 @@ class Aggregate(BaseModel):
     tag: str | None = None
     n: int
     errors: int
+    # Scored samples answered from the response cache; timings are over the other (live) ones.
+    from_cache: int | None = None
     call_accuracy: float | None
     call_accuracy_ci95: Interval | None
     intent_accuracy: float | None
@@ -265,6 +267,7 @@ class Aggregate(BaseModel):
     latency_p95_s: float | None
     ttft_p50_s: float | None
     tokens_per_s: float | None
+    flip_rate: float | None = None  # with repeats: share of cases whose verdict differs between repeats
 
 
 class Results(BaseModel):
