@@ -232,4 +232,5 @@ def cell(metric: Metric, agg: Any) -> str:
 def unreliable(metric: Metric, agg: Any) -> bool:
     """The metric rests on the few calls that parsed: reports grey it out."""
     malformed = getattr(agg, "malformed_rate", None)
-    return metric.over_parsed and malformed is not None and malformed > MOSTLY_UNPARSED
+    measured = getattr(agg, metric.key, None) is not None
+    return metric.over_parsed and measured and malformed is not None and malformed > MOSTLY_UNPARSED

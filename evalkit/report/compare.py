@@ -9,6 +9,15 @@ Two tests, chosen by the data:
 * A two-proportion z-test (pooled) otherwise, e.g. runs over different case sets.
 
 A difference is called "larger than the noise" when p < 0.05.
+
+How small a difference a comparison can detect (at alpha 0.05, power 0.8) follows from the same
+two tests, solved for the difference instead of the sample size:
+
+* paired (McNemar; Connor 1987): n = (z_a * sqrt(psi) + z_b * sqrt(psi - d^2))^2 / d^2, psi the
+  share of cases on which the two options disagree (discordant pairs), taken as observed;
+* unpaired (two-proportion): n per option = (z_a + z_b)^2 * 2 p (1 - p) / d^2, p the accuracy.
+
+`cases_needed` gives n for a target difference (README: how many cases separate 5 points).
 """
 
 from __future__ import annotations
@@ -21,6 +30,9 @@ from typing import Iterable, Sequence
 from ..schema import FailureKind, Sample
 
 ALPHA = 0.05
+POWER = 0.8
+Z_ALPHA = 1.959964  # two-sided 5%
+Z_POWER = 0.841621  # one-sided 20%: power 0.8
 # Paired when the shared cases make up at least this share of each side's scored samples.
 PAIRED_SHARE = 0.8
 
@@ -45,6 +57,35 @@ def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     z = (x1 / n1 - x2 / n2) / se
     return math.erfc(abs(z) / math.sqrt(2))
+
+
+def cases_needed(delta: float, *, discordant: float | None = None, accuracy: float = 0.5) -> int:
+    """Cases (per option) to detect a difference of `delta` at alpha 0.05 with power 0.8: paired
+    when `discordant` (the share of cases the two options disagree on) is given, else unpaired
+    at accuracies near `accuracy`."""
+    if discordant is not None:
+        if delta * delta >= discordant:
+            raise ValueError("a difference larger than the share of disagreeing cases is impossible")
+        root = Z_ALPHA * math.sqrt(discordant) + Z_POWER * math.sqrt(discordant - delta * delta)
+        return math.ceil(root * root / (delta * delta))
+    return math.ceil((Z_ALPHA + Z_POWER) ** 2 * 2 * accuracy * (1 - accuracy) / (delta * delta))
+
+
+def detectable_difference(n: int, *, discordant: float | None = None, accuracy: float = 0.5) -> float | None:
+    """The smallest difference in accuracy `n` cases detect at alpha 0.05 with power 0.8 (the
+    inverse of `cases_needed`); None when n is 0."""
+    if n <= 0:
+        return None
+    if discordant is not None:
+        psi = min(1.0, max(discordant, 1 / n))  # at least one disagreement: a test needs something to count
+        low, high = 1e-6, math.sqrt(psi) - 1e-9
+        for _ in range(60):  # n falls as delta grows: bisect
+            mid = (low + high) / 2
+            root = Z_ALPHA * math.sqrt(psi) + Z_POWER * math.sqrt(psi - mid * mid)
+            low, high = (mid, high) if root * root / (mid * mid) > n else (low, mid)
+        return high
+    p = accuracy if 0 < accuracy < 1 else 0.5
+    return (Z_ALPHA + Z_POWER) * math.sqrt(2 * p * (1 - p) / n)
 
 
 def format_p(p: float) -> str:
@@ -98,6 +139,27 @@ class Difference:
     def verdict(self) -> str:
         return "larger than the noise" if self.significant else "within the noise"
 
+    @property
+    def detectable(self) -> float | None:
+        """The smallest difference this comparison's n detects (alpha 0.05, power 0.8)."""
+        if self.test == "mcnemar":
+            return detectable_difference(self.paired, discordant=(self.only_a + self.only_b) / max(1, self.paired))
+        pooled = (self.correct_a + self.correct_b) / max(1, self.n_a + self.n_b)
+        return detectable_difference(min(self.n_a, self.n_b), accuracy=pooled)
+
+    def detectable_text(self) -> str:
+        """The smallest detectable difference, with the assumptions it rests on."""
+        d = self.detectable
+        if d is None:
+            return "no samples to compare"
+        if self.test == "mcnemar":
+            share = (self.only_a + self.only_b) / max(1, self.paired)
+            return (f"with {self.paired} paired cases, the smallest difference this test detects is about "
+                    f"{d * 100:.0f} points (alpha {ALPHA:g}, power {POWER:g}, paired, the two disagreeing on "
+                    f"{share * 100:.0f}% of cases as here)")
+        return (f"with {min(self.n_a, self.n_b)} samples per option, the smallest difference this test detects is "
+                f"about {d * 100:.0f} points (alpha {ALPHA:g}, power {POWER:g}, unpaired)")
+
     def test_text(self) -> str:
         if self.test == "mcnemar":
             return (
@@ -118,7 +180,7 @@ class Difference:
             ahead, behind = (a, b) if self.diff > 0 else (b, a)
             lead = (f"{ahead} beats {behind} by {abs(self.diff) * 100:.1f} points "
                     f"({a} {_pct(self.acc_a)}, {b} {_pct(self.acc_b)})")
-        return f"{lead}: {self.verdict} ({self.test_text()})."
+        return f"{lead}: {self.verdict} ({self.test_text()}; {self.detectable_text()})."
 
 
 def _pct(value: float | None) -> str:

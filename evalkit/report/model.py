@@ -134,15 +134,37 @@ def make_entries(runs: Sequence[Run], suites: Sequence[str] | None = None) -> li
 
 
 def _unique_labels(entries: list[Entry]) -> None:
+    """Options of the same model and format from different runs are told apart by run id (a
+    position such as "run 3" maps to no directory)."""
     seen: dict[str, int] = {}
     for entry in entries:
         seen[entry.label] = seen.get(entry.label, 0) + 1
-    if all(count == 1 for count in seen.values()):
-        return
-    run_numbers = {id(e.run): n for n, e in enumerate({id(e.run): e for e in entries}.values(), 1)}
     for entry in entries:
         if seen[entry.label] > 1:
-            entry.label = f"{entry.label} (run {run_numbers[id(entry.run)]})"
+            entry.label = f"{entry.label} ({entry.run.run_id})"
+
+
+CaseKey = tuple[str, str, int]  # (suite, case id, repeat): one question asked of every option
+
+
+def case_keys(entry: Entry) -> set[CaseKey]:
+    """The cases an option ran (answered or failed at the server)."""
+    return {(s.suite, s.case_id, s.repeat) for s in entry.samples}
+
+
+def restrict_entries(entries: Sequence[Entry], keys: set[CaseKey]) -> list[Entry]:
+    """The same options re-aggregated over only `keys` (per-tag figures left out)."""
+    out: list[Entry] = []
+    for entry in entries:
+        chosen = [s for s in entry.samples if (s.suite, s.case_id, s.repeat) in keys]
+        results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], entry.run.run_id, entry.model)
+        mine = [a for a in results.aggregates if a.model == entry.model and a.format == entry.format]
+        overall = next((a for a in mine if a.suite == ALL and a.tag is None), None)
+        if overall is None:
+            continue
+        out.append(Entry(entry.run, entry.model, entry.format, entry.label, overall,
+                         {a.suite: a for a in mine if a.suite != ALL and a.tag is None}, {}, chosen))
+    return out
 
 
 def ranked(entries: Sequence[Entry]) -> list[Entry]:
