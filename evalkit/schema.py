@@ -237,6 +237,35 @@ class Header(BaseModel):
     sample: int | None = None  # N cases per suite drawn by `sample_cases` with settings.seed
 
 
+class SweepMember(BaseModel):
+    model: str  # as the user typed it after --model
+    run_dir: str | None = None  # its run directory, relative to the sweep directory; None until it starts
+
+
+class Sweep(BaseModel):
+    """sweep.json: one `evalkit run --model A --model B ...`, the run options every member shares,
+    and each member's run directory (all inside the sweep directory)."""
+
+    model_config = ConfigDict(extra="allow")
+    evalkit_version: str
+    sweep_id: str
+    started_at: str
+    members: list[SweepMember]
+    base_urls: list[str] = Field(default_factory=list)
+    suites: list[str] = Field(default_factory=list)  # as given to --suite (empty: the built-in ones)
+    formats: list[str]
+    tags: list[str] = Field(default_factory=list)
+    limit: int | None = None
+    sample: int | None = None
+    settings: Settings
+    concurrency_given: bool = False
+    cache: bool | None = None
+    max_parallel_tool_calls: int = 1
+    engine_ctx: int = 4096
+    engine_threads: int | None = None
+    report: bool = True
+
+
 class Interval(BaseModel):
     low: float
     high: float
