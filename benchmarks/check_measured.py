@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dirs", nargs="*", type=Path)
     parser.add_argument("--suites", action="append", default=[], type=Path, help="a folder of imported suites")
     args = parser.parse_args(argv)
-    run_dirs = args.run_dirs or sorted(p for p in (ROOT / "reports" / "measured").iterdir() if p.is_dir())
+    run_dirs = args.run_dirs or sorted(p.parent for p in (ROOT / "reports" / "measured").rglob("header.json"))
     failed = False
     for run_dir in run_dirs:
         r = check_run(run_dir, args.suites)
