@@ -1,7 +1,8 @@
-"""Call-syntax recognition on the fixtures, per family, before (evalkit/recovery.py) and after
-(evalkit/callsyntax), plus the time to scan 1 MB replies.
+"""Call-syntax recognition on the fixtures, per family, before (evalkit/recovery.py, the recogniser
+scoring used until issue 11; read from git history) and after (evalkit/callsyntax), plus the time
+to scan 1 MB replies.
 
-    python benchmarks/bench_callsyntax.py [--repeat N]
+    python benchmarks/bench_callsyntax.py [--repeat N] [--before REV]
 
 Prints a Markdown table and writes benchmarks/results/callsyntax.json. Columns, per family:
 - recognised: call replies (single, parallel, reasoning) where an attempt is found where it was written;
@@ -17,15 +18,35 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
+import types
 from collections import defaultdict
 from pathlib import Path
 
 from evalkit.callsyntax import FAMILIES, scan
-from evalkit.recovery import find_call_syntax, recover_calls
 from evalkit.testing.callsyntax_fixtures import CALL_KINDS, load, judge_with, run
 
 RESULTS = Path(__file__).parent / "results" / "callsyntax.json"
+ROOT = Path(__file__).resolve().parents[1]
+# The last commit with evalkit/recovery.py, the recogniser the family table replaced.
+BEFORE = "5942eb7"
+
+
+def old_recogniser(rev: str) -> types.ModuleType | None:
+    """evalkit/recovery.py as it was at `rev`, loaded as a module of the evalkit package (its
+    relative imports still resolve); None when git or the revision is not at hand."""
+    try:
+        source = subprocess.run(["git", "show", f"{rev}:evalkit/recovery.py"], cwd=ROOT, check=True,
+                                capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"no 'before' columns: cannot read evalkit/recovery.py at {rev} ({exc})", file=sys.stderr)
+        return None
+    module = types.ModuleType("evalkit._recovery_before")
+    module.__package__ = "evalkit"
+    exec(compile(source, f"{rev}:evalkit/recovery.py", "exec"), module.__dict__)  # noqa: S102 - our own history
+    return module
 
 
 def pct(hit: int, total: int) -> str:
@@ -81,13 +102,16 @@ def timing(repeat: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed scans per 1 MB reply (median reported)")
+    parser.add_argument("--before", default=BEFORE, help="git revision whose evalkit/recovery.py is 'before'")
     args = parser.parse_args()
 
     fixtures = load()
+    old = old_recogniser(args.before)
     before, after = defaultdict(list), defaultdict(list)
     for f in fixtures:
         after[f.family].append((f.kind, run(f)))
-        before[f.family].append((f.kind, judge_with(f, find_call_syntax, recover_calls)))
+        if old is not None:
+            before[f.family].append((f.kind, judge_with(f, old.find_call_syntax, old.recover_calls)))
 
     rows, report = [], {}
     order = [fam.name for fam in FAMILIES]

@@ -1,8 +1,11 @@
 """Multi-round agent cases: execute the requested tools, feed results back, score the ending.
 
-Like LM Studio's `.act()`: the model asks for tools, evalkit runs the suite's Python
-implementations (inside a temporary sandbox directory), returns the results in the format's
-own way, and asks again until the model answers or `max_rounds` is reached.
+Like LM Studio's `.act()`: the model asks for tools, evalkit runs them, returns the results in
+the format's own way, and asks again until the model answers or `max_rounds` is reached. The
+tools run either as the suite's Python implementations (inside a temporary sandbox directory)
+or on the suite's MCP server (evalkit/toolboxes.py starts and stops it); both go through one
+guard (`request_problem`) first, and both give back (text for the model, ok), recorded in the
+round's `tool_results` the same way.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import inspect
 import threading
 from pathlib import Path
 from types import ModuleType
+from typing import Any, Awaitable, Callable
 
 from .client import decode_rate
 from .errors import EvalkitError
 from .formats import get_format
 from .formats.base import ParsedReply, result_text
-from .jobs import Endpoint, Job, RunContext, apply_verdict, fetch, new_sample, request_params
+from .jobs import Endpoint, Job, RunContext, apply_verdict, fetch, new_sample, offered_tools, request_params, tool_tokens
+from .mcp_tools import McpToolbox
 from .sandbox import sandbox_dir
 from .schema import Round, Sample, ToolCall, ToolDef
 from .scoring import argument_errors, score_agent
@@ -55,13 +60,29 @@ def fixtures_dir(job: Job, module: ModuleType) -> Path | None:
     raise EvalkitError(f"{module.__file__}: FIXTURES {relative!r} is not a directory")
 
 
-def execute_call(module: ModuleType, call: ToolCall, tools: dict[str, ToolDef], sandbox: Path) -> tuple[str, bool]:
-    """Run one requested tool. Returns (text for the model, ok). Bad requests become error text."""
+def request_problem(call: ToolCall, tools: dict[str, ToolDef], runnable: set[str]) -> str | None:
+    """Why a requested call is not run, as the error text the model gets back; None to run it.
+
+    One guard for both kinds of tools: an unparseable call, arguments that do not fit the offered
+    tool's schema (or a tool that was not offered), and a tool that was offered but has nothing
+    behind it (a --distractors tool) never reach a Python function or an MCP server."""
     if call.parse_error:
-        return f"Error: the tool call could not be parsed ({call.parse_error})", False
+        return f"Error: the tool call could not be parsed ({call.parse_error})"
     problem = argument_errors(call, tools)
     if problem:
-        return f"Error: invalid tool request: {problem}", False
+        return f"Error: invalid tool request: {problem}"
+    if call.name not in runnable:
+        return f"Error: tool {call.name!r} is offered but has no implementation"
+    return None
+
+
+def execute_call(
+    module: ModuleType, call: ToolCall, tools: dict[str, ToolDef], sandbox: Path, runnable: set[str]
+) -> tuple[str, bool]:
+    """Run one requested tool. Returns (text for the model, ok). Bad requests become error text."""
+    problem = request_problem(call, tools, runnable)
+    if problem:
+        return problem, False
     function = getattr(module, call.name or "", None)
     if not callable(function):
         return f"Error: tool {call.name!r} has no implementation", False
@@ -74,62 +95,91 @@ def execute_call(module: ModuleType, call: ToolCall, tools: dict[str, ToolDef], 
         return f"Error: {call.name} failed: {type(exc).__name__}: {exc}", False
 
 
-async def _execute_all(
-    module: ModuleType, calls: list[ToolCall], tools: dict[str, ToolDef], sandbox: Path, parallel: int
-) -> list[tuple[str, bool]]:
+async def call_mcp(box: McpToolbox, call: ToolCall, tools: dict[str, ToolDef], runnable: set[str]) -> tuple[str, bool]:
+    """Run one requested tool on the suite's MCP server: (text for the model, ok). The server's
+    timeouts, crashes and protocol errors come back as error text (McpToolbox.call never raises)."""
+    problem = request_problem(call, tools, runnable)
+    if problem:
+        return problem, False
+    return await box.call(call)
+
+
+RunOne = Callable[[ToolCall], Awaitable[tuple[str, bool]]]
+
+
+async def _execute_all(run_one: RunOne, calls: list[ToolCall], parallel: int) -> list[tuple[str, bool]]:
     if parallel <= 1:
-        return [execute_call(module, c, tools, sandbox) for c in calls]
+        return [await run_one(c) for c in calls]
     gate = asyncio.Semaphore(parallel)
 
     async def one(call: ToolCall) -> tuple[str, bool]:
         async with gate:
-            return await asyncio.to_thread(execute_call, module, call, tools, sandbox)
+            return await run_one(call)
 
     return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 async def run_agent(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
+    suite, case = job.loaded.suite, job.case
+    offered = offered_tools(suite, case, ctx.settings.seed, job.distractors)
+    tools = {t.function.name: t for t in offered}
+    runnable = {t.function.name for t in suite.tools_for(case)}  # distractors are offered, never run
+    parallel = ctx.max_parallel_tool_calls
+    if suite.mcp is not None:
+        async with ctx.toolboxes.use(job.loaded) as box:
+            return await _converse(job, endpoint, ctx, offered, lambda c: call_mcp(box, c, tools, runnable))
+    module = load_implementations(job)
+    with sandbox_dir(fixtures_dir(job, module)) as sandbox:
+
+        async def run_python(call: ToolCall) -> tuple[str, bool]:
+            if parallel <= 1:
+                return execute_call(module, call, tools, sandbox, runnable)
+            return await asyncio.to_thread(execute_call, module, call, tools, sandbox, runnable)
+
+        return await _converse(job, endpoint, ctx, offered, run_python)
+
+
+async def _converse(job: Job, endpoint: Endpoint, ctx: RunContext, offered: list[ToolDef], run_one: RunOne) -> Sample:
+    """The rounds of one agent sample: ask, run the requested tools, answer with their results."""
     case = job.case
     fmt = get_format(job.format)
-    offered = job.loaded.suite.tools_for(case)
-    tools = {t.function.name: t for t in offered}
-    module = load_implementations(job)
-    params = request_params(ctx, fmt, [m.model_dump(exclude_none=True) for m in case.messages], offered)
+    messages: list[dict[str, Any]] = [m.model_dump(exclude_none=True) for m in case.messages]
+    params = request_params(ctx, fmt, messages, offered)
     sample = new_sample(job, ctx, endpoint)
     sample.request = {k: v for k, v in params.items()}
+    sample.tools_offered = len(offered)
 
     replies: list[ParsedReply] = []
     latency = 0.0
     completion_tokens = 0
-    with sandbox_dir(fixtures_dir(job, module)) as sandbox:
-        for number in range(1, case.max_rounds + 1):
-            round_params = {**params, "messages": list(params["messages"])}
-            completion, cached = await fetch(endpoint, ctx, round_params, job.repeat, job.format)
-            sample.cached = sample.cached or cached
-            latency += completion.latency_s
-            completion_tokens += completion.completion_tokens or 0
-            if number == 1:
-                sample.ttft_s = round(completion.ttft_s, 4) if completion.ttft_s is not None else None
-                sample.prompt_tokens = completion.prompt_tokens
-            parsed = fmt.parse_reply(completion.content, completion.tool_calls)
-            replies.append(parsed)
-            record = Round(request=round_params, raw=completion.raw(), calls=parsed.calls)
-            sample.trajectory.append(record)
-            sample.rounds = number
-            if not parsed.calls:
-                break  # an answer, or an attempt the format could not parse: either ends the task
-            results = await _execute_all(module, parsed.calls, tools, sandbox, ctx.max_parallel_tool_calls)
-            record.tool_results = [{"name": c.name, "result": text, "ok": ok} for c, (text, ok) in zip(parsed.calls, results)]
-            sample.tool_errors += sum(1 for _, ok in results if not ok)
-            good = [(c, text) for c, (text, _ok) in zip(parsed.calls, results) if not c.parse_error]
-            broken = [text for c, (text, _ok) in zip(parsed.calls, results) if c.parse_error]
-            # Unparseable calls cannot be echoed back as calls; the model hears about them as a user turn.
-            history = [fmt.assistant_message(parsed.text, [c for c, _ in good])]
-            history += fmt.tool_messages([c for c, _ in good], [text for _, text in good])
-            history += [{"role": "user", "content": text} for text in broken]
-            params["messages"] = list(params["messages"]) + history
+    for number in range(1, case.max_rounds + 1):
+        round_params = {**params, "messages": list(params["messages"])}
+        completion, cached = await fetch(endpoint, ctx, round_params, job.repeat, job.format)
+        sample.cached = sample.cached or cached
+        latency += completion.latency_s
+        completion_tokens += completion.completion_tokens or 0
+        if number == 1:
+            sample.ttft_s = round(completion.ttft_s, 4) if completion.ttft_s is not None else None
+            sample.prompt_tokens = completion.prompt_tokens
+        parsed = fmt.parse_reply(completion.content, completion.tool_calls)
+        replies.append(parsed)
+        record = Round(request=round_params, raw=completion.raw(), calls=parsed.calls)
+        sample.trajectory.append(record)
+        sample.rounds = number
+        if not parsed.calls:
+            break  # an answer, or an attempt the format could not parse: either ends the task
+        results = await _execute_all(run_one, parsed.calls, ctx.max_parallel_tool_calls)
+        record.tool_results = [{"name": c.name, "result": text, "ok": ok} for c, (text, ok) in zip(parsed.calls, results)]
+        sample.tool_errors += sum(1 for _, ok in results if not ok)
+        good = [(c, text) for c, (text, _ok) in zip(parsed.calls, results) if not c.parse_error]
+        broken = [text for c, (text, _ok) in zip(parsed.calls, results) if c.parse_error]
+        # Unparseable calls cannot be echoed back as calls; the model hears about them as a user turn.
+        history = [fmt.assistant_message(parsed.text, [c for c, _ in good])]
+        history += fmt.tool_messages([c for c, _ in good], [text for _, text in good])
+        history += [{"role": "user", "content": text} for text in broken]
+        params["messages"] = list(params["messages"]) + history
 
-    verdict, path = score_agent(case, offered, replies)
+    verdict, path = score_agent(case, offered, replies, ctx.own_family)
     apply_verdict(sample, verdict)
     sample.calls = path.executed
     sample.final_answer = path.final_text or None
@@ -139,4 +189,5 @@ async def run_agent(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
     sample.completion_tokens = completion_tokens or None
     tps = decode_rate(completion_tokens, latency, sample.ttft_s)
     sample.tokens_per_s = round(tps, 2) if tps is not None else None
+    sample.tool_tokens = await tool_tokens(endpoint, ctx, fmt, messages, sample.prompt_tokens)
     return sample

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, cache, shards
+from . import __version__, cache, mcp_import, mcp_npm, rescore, shards
 from .bfcl import cli as bfcl_cli
 from .cliargs import whole_number
 from .engine import cli as engine_cli
@@ -16,10 +16,10 @@ from .report import cli as report_cli
 from .schema import Settings
 
 # Modules that add their own subcommands with `add_commands(subparsers)`.
-COMMAND_MODULES = [engine_cli, report_cli, shards, cache, probe_cli]
+COMMAND_MODULES = [engine_cli, report_cli, rescore, shards, cache, probe_cli, mcp_npm]
 # Importers of public benchmarks: each adds its source to `evalkit import` with
 # `add_import_command(sources)`, `sources` being the sub-parsers of the one `import` command.
-IMPORT_MODULES = [bfcl_cli]
+IMPORT_MODULES = [bfcl_cli, mcp_import]
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
@@ -63,6 +63,13 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", action="store_true", help="use the response cache even at temperature > 0 (default off)")
     p.add_argument("--max-parallel-tool-calls", type=whole_number(1), default=1,
                    help="agent cases: run up to N requested tools at once (default 1)")
+    p.add_argument("--distractors", action="append", type=whole_number(0), default=[], metavar="N",
+                   help="also offer N tools from the built-in pool that do not fit the request, drawn by --seed "
+                        "and case id (repeatable: --distractors 0 --distractors 8 --distractors 32 draws the "
+                        "accuracy-vs-tool-count curve); implies --tool-cost (default: none)")
+    p.add_argument("--tool-cost", action="store_true",
+                   help="measure the prompt tokens the tool definitions cost (one tools-free request per prompt; "
+                        "default off)")
     p.add_argument("--shard", help="run only shard i of n (i/n), for splitting a run across machines (default: all)")
     p.add_argument("--out", type=Path, default=Path("reports/runs"),
                    help="parent directory of run (and sweep) directories (default reports/runs)")
@@ -71,6 +78,9 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
                    help="embedded engine: context tokens per slot (default 4096)")
     p.add_argument("--threads", type=whole_number(1), default=None,
                    help="embedded engine: CPU threads (default: all; fewer keeps a shared machine responsive)")
+    p.add_argument("--probe", action="store_true",
+                   help="first run `evalkit probe`'s checks on the same server and model; kept as probe.json "
+                        "and shown in the report (default: off)")
     p.add_argument("--no-report", action="store_true",
                    help="skip report.md / report.html (default: write them, and a sweep's comparison)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr (default: progress)")
@@ -118,10 +128,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         cache=False if args.no_cache else (True if args.cache else None),
         shard=args.shard,
         max_parallel_tool_calls=args.max_parallel_tool_calls,
+        distractors=args.distractors,
+        tool_cost=args.tool_cost or bool(args.distractors),
         report=not args.no_report,
         engine_ctx=args.ctx,
         engine_threads=args.threads,
         quiet=args.quiet,
+        probe=args.probe,
     )
     from . import sweep
 
@@ -176,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_import_commands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """`evalkit import SOURCE ...`: one sub-command, a sub-parser per importer module."""
-    p = subparsers.add_parser("import", help="convert a public benchmark into evalkit suites")
+    p = subparsers.add_parser("import", help="convert a public benchmark or an MCP server's tools into evalkit suites")
     sources = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
     for module in IMPORT_MODULES:
         module.add_import_command(sources)

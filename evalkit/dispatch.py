@@ -11,6 +11,7 @@ from typing import Callable
 
 from .agent import run_agent
 from .client import TransportError, make_client
+from .errors import EvalkitError
 from .jobs import Endpoint, Job, RunContext, new_sample
 from .schema import Sample
 from .single import run_single
@@ -83,6 +84,10 @@ async def run_jobs(
                 sample = error_sample(job, ctx, endpoint, str(exc))
             except asyncio.CancelledError:
                 raise
+            except EvalkitError as exc:
+                # A suite's MCP server that cannot start, implementations that cannot load: the
+                # message is already one line for the user; the sample is redone by --resume.
+                sample = error_sample(job, ctx, endpoint, str(exc))
             except Exception as exc:  # noqa: BLE001 - one boundary per sample
                 # Anything else (a hostile reply, a broken tool, a bug) is this sample's error: a
                 # worker that died here would leave its job unfinished and the run waiting forever.
@@ -99,7 +104,10 @@ async def run_jobs(
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        for endpoint in endpoints:
-            if endpoint.client is not None:
-                await endpoint.client.close()
-                endpoint.client = None
+        try:
+            await ctx.toolboxes.close()  # MCP servers: at the end, on an error and on Ctrl-C alike
+        finally:
+            for endpoint in endpoints:
+                if endpoint.client is not None:
+                    await endpoint.client.close()
+                    endpoint.client = None

@@ -1,21 +1,26 @@
-"""What a run is made of: jobs (suite x case x format x repeat), the endpoints that answer them,
-the context every sample shares, and the two steps every sample takes: build the request, fetch
-the completion (from the response cache when allowed)."""
+"""What a run is made of: jobs (suite x case x format x repeat, and x distractor count with
+--distractors), the endpoints that answer them, the context every sample shares, and the steps
+every sample takes: choose the tools to offer, build the request, fetch the completion (from the
+response cache when allowed), and, with --tool-cost, what the tools cost in prompt tokens."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import openai
 
 from .cache import ResponseCache
 from .client import Completion, complete
+from .distractors import with_distractors
 from .formats import ToolFormat
-from .schema import Case, Sample, Settings, ToolDef
+from .schema import Case, Sample, SampleKey, Settings, Suite, ToolDef, sample_key
 from .scoring import Verdict
 from .suites import LoadedSuite, sample_cases, select_cases
+from .toolboxes import Toolboxes
 
 
 @dataclass(frozen=True)
@@ -24,9 +29,10 @@ class Job:
     case: Case
     format: str
     repeat: int
+    distractors: int | None = None  # --distractors N: pool tools offered besides the case's own
 
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.loaded.suite.name, self.case.id, self.format, self.repeat)
+    def key(self) -> SampleKey:
+        return sample_key(self.loaded.suite.name, self.case.id, self.format, self.repeat, self.distractors)
 
 
 @dataclass
@@ -49,22 +55,39 @@ class RunContext:
     cache: ResponseCache | None = None
     max_parallel_tool_calls: int = 1
     clock: Callable[[], float] = time.perf_counter
+    # The call-syntax family the model writes natively (rundir.own_family): with `native`, a clean
+    # call in it left in the content is one the server's parser lost.
+    own_family: str | None = None
+    # The MCP servers of agent cases, started when first needed; dispatch.run_jobs stops them.
+    toolboxes: Toolboxes = field(default_factory=Toolboxes)
+    tool_cost: bool = False  # measure each sample's tool_tokens against a tools-free request
+    _tools_free: dict[str, asyncio.Task[int | None]] = field(default_factory=dict, repr=False, init=False)
 
 
 def plan(
     suites: Iterable[LoadedSuite], formats: list[str], repeats: int, tags: list[str] | None = None,
-    limit: int | None = None, sample: int | None = None, seed: int = 0,
+    limit: int | None = None, sample: int | None = None, seed: int = 0, distractors: list[int] | None = None,
 ) -> list[Job]:
+    """Every job of a run; with `distractors`, each case and format once per count."""
+    counts: list[int | None] = list(dict.fromkeys(distractors)) if distractors else [None]
     return [
-        Job(loaded, case, fmt, repeat)
+        Job(loaded, case, fmt, repeat, count)
         for loaded in suites
         for case in sample_cases(select_cases(loaded.suite, tags), sample, seed)[:limit]
         for fmt in formats
+        for count in counts
         for repeat in range(repeats)
     ]
 
 
-def done_keys(samples: Iterable[Sample]) -> set[tuple[str, str, str, int]]:
+def offered_tools(suite: Suite, case: Case, seed: int | None, distractors: int | None) -> list[ToolDef]:
+    """The tools a sample offers: the case's own, plus `distractors` drawn from the pool by seed
+    and case id (the same for every model, format and repeat; never one of the case's tools)."""
+    own = suite.tools_for(case)
+    return with_distractors(case.id, seed, own, distractors) if distractors else own
+
+
+def done_keys(samples: Iterable[Sample]) -> set[SampleKey]:
     """Samples a resumed run need not redo: everything but transport errors."""
     return {s.key() for s in samples if s.error is None}
 
@@ -105,6 +128,34 @@ async def fetch(
     return completion, False
 
 
+async def tool_tokens(
+    endpoint: Endpoint, ctx: RunContext, fmt: ToolFormat, messages: list[dict[str, Any]], prompt_tokens: int | None
+) -> int | None:
+    """What offering the tools cost a request in prompt tokens, by the server's own count: its
+    `prompt_tokens` minus those of the same messages sent with no tools at all (the format's tool
+    instructions and the definitions both count). One tools-free request (max_tokens 1) per
+    distinct prompt in a run, shared by every format, distractor count and repeat; None when the
+    server reports no usage or the tools-free request fails (the sample itself is unaffected)."""
+    if not ctx.tool_cost or prompt_tokens is None:
+        return None
+    params = {**request_params(ctx, fmt, messages, []), "max_tokens": 1}
+    key = json.dumps(params, sort_keys=True, ensure_ascii=False)
+    task = ctx._tools_free.get(key)
+    if task is None:
+        task = asyncio.create_task(_prompt_tokens(endpoint, ctx, params))
+        ctx._tools_free[key] = task
+    baseline = await asyncio.shield(task)
+    return prompt_tokens - baseline if baseline is not None else None
+
+
+async def _prompt_tokens(endpoint: Endpoint, ctx: RunContext, params: dict[str, Any]) -> int | None:
+    try:
+        completion, _cached = await fetch(endpoint, ctx, params, 0, "tools-free")
+    except Exception:  # noqa: BLE001 - a missing baseline leaves tool_tokens empty, nothing more
+        return None
+    return completion.prompt_tokens
+
+
 def new_sample(job: Job, ctx: RunContext, endpoint: Endpoint) -> Sample:
     """A sample with the job's identity filled in and nothing measured yet."""
     case = job.case
@@ -118,6 +169,7 @@ def new_sample(job: Job, ctx: RunContext, endpoint: Endpoint) -> Sample:
         mode=case.mode,
         expected_calls=len(case.expect.calls),
         endpoint=endpoint.base_url,
+        distractors=job.distractors,
     )
 
 
@@ -130,3 +182,4 @@ def apply_verdict(sample: Sample, verdict: Verdict) -> None:
     sample.failure_kind = verdict.failure_kind
     sample.failure_detail = verdict.failure_detail
     sample.final_answer_ok = verdict.final_answer_ok
+    sample.syntax = verdict.syntax

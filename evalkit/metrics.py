@@ -38,6 +38,13 @@ def count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def amount(value: float | None) -> str:
+    """A mean of counts (tools, tokens): one decimal below 100, whole above."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"
+
+
 def interval(value: Interval | None) -> str:
     return "-" if value is None else f"{value.low * 100:.1f}-{value.high * 100:.1f}%"
 
@@ -121,9 +128,15 @@ class Group:
         return self.ok[~self.from_cache]
 
 
+def _case_counts(g: Group) -> Iterable[tuple[int, int]]:
+    """(samples, correct) per question: a case's repeats. With --distractors a case is asked once
+    per count: those are different questions, not repeats."""
+    per_case = g.ok.groupby(["suite", "case_id", "distractors"], dropna=False)["call_correct"].agg(["count", "sum"])
+    return zip(per_case["count"], per_case["sum"])
+
+
 def _per_case(g: Group) -> dict[str, float] | None:
-    per_case = g.ok.groupby(["suite", "case_id"])["call_correct"].agg(["count", "sum"])
-    return pass_hat_k(zip(per_case["count"], per_case["sum"]))
+    return pass_hat_k(_case_counts(g))
 
 
 def flip_rate(per_case: Iterable[tuple[int, int]]) -> float | None:
@@ -136,8 +149,7 @@ def flip_rate(per_case: Iterable[tuple[int, int]]) -> float | None:
 
 
 def _flips(g: Group) -> float | None:
-    per_case = g.ok.groupby(["suite", "case_id"])["call_correct"].agg(["count", "sum"])
-    return flip_rate(zip(per_case["count"], per_case["sum"]))
+    return flip_rate(_case_counts(g))
 
 
 # ---------------------------------------------------------------- the table
@@ -186,6 +198,13 @@ METRICS: tuple[Metric, ...] = (
            pct, lambda g: mean(g.ok["args_valid"]), True, summary="args_valid", over_parsed=True),
     Metric("malformed_rate", "malformed", "share of replies with a call attempt that could not be parsed",
            pct, lambda g: mean(g.ok["malformed"]), False, summary="malformed"),
+    Metric("server_parse_lost", "lost by server",
+           "replies whose clean call, in the model's own call syntax, the server's parser did not return as "
+           "tool_calls (native; failure kind server_parse_lost)",
+           count, lambda g: int((g.ok["failure_kind"] == "server_parse_lost").sum()), leaderboard=False),
+    Metric("clean_calls", "clean calls",
+           "replies with a call the model wrote cleanly: returned parsed, or lost by the server's parser",
+           count, lambda g: int(g.ok["clean_call"].sum()), leaderboard=False),
     Metric("hallucination_rate", "halluc.", "share of replies calling a tool that was not offered",
            pct, lambda g: mean(g.ok["hallucinated_tool"]), False, over_parsed=True),
     Metric("no_call_accuracy", "no-call acc",
@@ -214,6 +233,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("flip_rate", "flip rate",
            "with repeats: the share of cases whose verdict differs between repeats of the same request",
            pct, _flips, False, leaderboard=False),
+    Metric("tools_offered", "tools", "mean number of tools offered (the case's own plus --distractors)",
+           amount, lambda g: mean(g.ok["tools_offered"]), None, leaderboard=False),
+    Metric("prompt_tokens", "prompt tok", "mean prompt tokens of the (first) request, as the server counted them",
+           amount, lambda g: mean(g.ok["prompt_tokens"]), False, leaderboard=False),
+    Metric("tool_tokens", "tool tok",
+           "mean prompt tokens the tools cost: prompt tokens minus those of the same messages sent without tools "
+           "(--tool-cost)", amount, lambda g: mean(g.ok["tool_tokens"]), False, leaderboard=False),
 )
 
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}

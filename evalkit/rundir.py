@@ -17,12 +17,14 @@ from typing import Iterator
 
 from pydantic import BaseModel, ValidationError
 
+from . import callsyntax
 from .errors import EvalkitError
-from .schema import Header, Results, Sample
+from .schema import Header, ProbeResult, Results, Sample, SampleKey
 
 HEADER = "header.json"
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
+PROBE = "probe.json"  # `run --probe`: the server's probe before the run (schema.ProbeResult)
 
 
 def new_run_id(model: str) -> str:
@@ -101,7 +103,7 @@ def read_samples(run_dir: Path) -> Iterator[Sample]:
 def latest_samples(*run_dirs: Path) -> list[Sample]:
     """The samples of one run (or of shards, in order); a later sample of the same key wins, as
     a resumed run appends the redone samples after the failed ones."""
-    latest: dict[tuple[str, str, str, int], Sample] = {}
+    latest: dict[SampleKey, Sample] = {}
     for run_dir in run_dirs:
         for sample in read_samples(run_dir):
             latest[sample.key()] = sample
@@ -125,6 +127,30 @@ def read_results(run_dir: Path) -> Results | None:
     return Results.model_validate_json(path.read_text(encoding="utf-8"))
 
 
+def read_probe(run_dir: Path) -> ProbeResult | None:
+    """The probe `run --probe` stored before the run; None when the run was not probed."""
+    path = Path(run_dir) / PROBE
+    if not path.is_file():
+        return None
+    try:
+        return ProbeResult.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise EvalkitError(f"{path}: not a valid probe result ({exc.errors()[0]['msg']})") from None
+
+
+def own_family(header: Header) -> str | None:
+    """The call-syntax family the run's model writes natively (for `server_parse_lost`): the one
+    its chat template renders, when the server told it (`serving.template_family`), else the one
+    its name implies. The one place a run's own family is decided."""
+    if header.serving is not None and header.serving.template_family:
+        return header.serving.template_family
+    for name in (header.model, header.model_requested):
+        family = callsyntax.own_family(name)
+        if family:
+            return family
+    return None
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -140,7 +166,7 @@ def finalize(run_dir: Path) -> None:
 
 def print_summary(run_dir: Path) -> None:
     """The summary table of results.json and where the run is: what `run` and `merge` print."""
-    from .aggregate import format_table, summary_table  # pandas only when a run is summed up
+    from .aggregate import cache_note, format_table, server_lost_lines, summary_table  # pandas only when summed up
 
     results = read_results(run_dir)
     if results is None:
@@ -149,18 +175,7 @@ def print_summary(run_dir: Path) -> None:
     note = cache_note(results)
     if note:
         print(note)
+    for line in server_lost_lines(results.aggregates, own_family(read_header(run_dir))):
+        print(f"\n{line}")
     print(f"\nrun directory: {run_dir}")
 
-
-def cache_note(results: Results) -> str | None:
-    """What the terminal says about the response cache, or None when every sample was live."""
-    overall = [a for a in results.aggregates if a.suite == "*" and a.tag is None]
-    scored = sum(a.n for a in overall)
-    cached = sum(a.from_cache or 0 for a in overall)
-    if not cached:
-        return None
-    if cached == scored:
-        return (f"from cache {cached}/{scored}: every reply came from the response cache, so this run measured no "
-                "latency, TTFT or tokens/s (the verdicts stand); rerun with --no-cache to time the model")
-    return (f"from cache {cached}/{scored}: latency, TTFT and tokens/s are over the {scored - cached} live samples "
-            "only")

@@ -5,9 +5,9 @@ Field names follow ../shared/CONTRACT.md; new fields are optional so old files k
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from . import failures
 from .matchers import is_matcher, problem
@@ -91,12 +91,60 @@ class Case(Strict):
         return messages
 
 
+class McpServer(Strict):
+    """The MCP server that runs a suite's tools (CONTRACT §1): started over stdio, or reached by URL.
+
+    In `command`, `env` and `setup`, `{root}` is the server's working root and `{suite}` the suite
+    file's folder; a first word `python` is the Python running evalkit, where the Python servers
+    evalkit depends on are installed.
+    """
+
+    command: list[str] | None = Field(default=None, min_length=1)
+    url: str | None = None  # streamable HTTP; such a server is not started or stopped by evalkit
+    cwd: str | None = None  # working directory of a shared server, relative to the suite file
+    env: dict[str, str] = Field(default_factory=dict)
+    # A fresh working root per sample (a copy of `fixtures`, then `setup`), with its own server.
+    isolate: bool = False
+    fixtures: str | None = None  # folder whose contents seed the working root, relative to the suite file
+    setup: list[str] | None = Field(default=None, min_length=1)  # run in the working root before the server starts
+    timeout_s: float = Field(default=30.0, gt=0)  # per tool call, and for starting the server
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> "McpServer":
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either 'command' (a server evalkit starts) or 'url', not both or neither")
+        if self.url is not None and (self.cwd or self.env or self.isolate or self.fixtures or self.setup):
+            raise ValueError("a server reached by 'url' is not started by evalkit: cwd, env, isolate, fixtures and setup do not apply")
+        if self.cwd is not None and (self.fixtures is not None or self.isolate):
+            raise ValueError("'cwd' is for a server on an existing folder; with 'fixtures' or 'isolate' evalkit makes the working root")
+        return self
+
+
+class McpImplementations(Strict):
+    mcp: McpServer
+
+
+# Tags of `Suite.implementations`: a string is a Python file, a mapping names an MCP server.
+# suites.py leaves them out of the field it names in an error.
+UNION_TAGS = ("path", "server")
+
+Implementations = Annotated[
+    Annotated[str, Tag("path")] | Annotated[McpImplementations, Tag("server")],
+    Discriminator(lambda v: "path" if isinstance(v, str) else "server"),
+]
+
+
 class Suite(Strict):
     name: str
     description: str = ""
     tools: list[ToolDef] = Field(default_factory=list)
-    implementations: str | None = None
+    implementations: Implementations | None = None
     cases: list[Case]
+
+    @property
+    def mcp(self) -> McpServer | None:
+        """The suite's MCP server, when its tools run on one."""
+        return self.implementations.mcp if isinstance(self.implementations, McpImplementations) else None
 
     @model_validator(mode="after")
     def _ids_unique(self) -> "Suite":
@@ -140,6 +188,15 @@ class Round(BaseModel):
     tool_results: list[dict[str, Any]] = Field(default_factory=list)
 
 
+# (suite, case, format, repeat), and the distractor count when the run used --distractors.
+SampleKey = tuple[Any, ...]
+
+
+def sample_key(suite: str, case_id: str, fmt: str, repeat: int, distractors: int | None = None) -> SampleKey:
+    base = (suite, case_id, fmt, repeat)
+    return base if distractors is None else (*base, distractors)
+
+
 class Sample(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -163,7 +220,7 @@ class Sample(BaseModel):
     error: str | None = None
     failure_kind: FailureKind | None = None  # why call_correct is false (evalkit/failures.py)
     failure_detail: str | None = None  # the specifics, in words a person reads
-    syntax: str | None = None  # which family's call syntax the reply used (not recorded yet)
+    syntax: str | None = None  # which call-syntax family the reply's calls were written in (evalkit/callsyntax)
     # agent cases
     final_answer: str | None = None
     final_answer_ok: bool | None = None
@@ -179,6 +236,13 @@ class Sample(BaseModel):
     tokens_per_s: float | None = None
     endpoint: str | None = None
     cached: bool = False
+    # --distractors N: the pool tools added to the case's own (None: the run offered only the case's
+    # tools); part of the sample's key only when set, so older runs keep their keys.
+    distractors: int | None = None
+    tools_offered: int | None = None  # tools in the (first) request: the case's own plus distractors
+    # Prompt tokens the tool definitions cost in the first request: prompt_tokens minus the same
+    # messages sent with no tools (measured with --tool-cost or --distractors; None otherwise).
+    tool_tokens: int | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -191,8 +255,8 @@ class Sample(BaseModel):
                 data["failure_kind"], data["failure_detail"] = failures.from_legacy(text)
         return data
 
-    def key(self) -> tuple[str, str, str, int]:
-        return (self.suite, self.case_id, self.format, self.repeat)
+    def key(self) -> SampleKey:
+        return sample_key(self.suite, self.case_id, self.format, self.repeat, self.distractors)
 
 
 # ---------------------------------------------------------------- run directory
@@ -217,6 +281,51 @@ class Settings(BaseModel):
     retries: int = 2
 
 
+class ModelFacts(BaseModel):
+    """What a server tells of the model it serves (engine/facts.py names each source); None: not told."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    quantization: str | None = None
+    context_length: int | None = None  # the context the server gives it
+    context_length_train: int | None = None  # the context the model was trained for
+    parameter_count: int | None = None
+    parameter_label: str | None = None  # the server's own words, e.g. Ollama's "8.0B"
+    size_bytes: int | None = None
+    architecture: str | None = None
+    file: str | None = None
+    vram_bytes: int | None = None  # how much of it sits in GPU memory (Ollama /api/ps size_vram)
+
+
+class ServerFacts(BaseModel):
+    """What a server tells of itself: engine.facts.server_facts, in a header and in probe.json."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = "unknown"  # llama.cpp | ollama | lmstudio | vllm | unknown
+    build: str | None = None
+    template_sha256: str | None = None
+    template_family: str | None = None  # the call-syntax family the template writes (callsyntax's table)
+    tool_call_format: str | None = None  # the format the server detected from the template
+    template_caps: dict[str, Any] | None = None
+    slots: int | None = None
+    model: ModelFacts = Field(default_factory=ModelFacts)
+    served: list[str] = Field(default_factory=list)  # ids from /v1/models
+    asked: list[str] = Field(default_factory=list)
+    errors: dict[str, str] = Field(default_factory=dict)
+
+
+class Machine(BaseModel):
+    """Where the model ran, as far as evalkit can tell; None: unknown."""
+
+    model_config = ConfigDict(extra="allow")
+    local: bool = False  # the server runs on this machine (the embedded engine, or a loopback URL)
+    cpu_model: str | None = None  # this machine's, recorded only when the server is local
+    cpu_cores: int | None = None  # cores this process may use (CPU affinity)
+    gpu: bool | None = None  # does the model run (partly) on a GPU; None: the server does not tell
+    gpu_detail: str | None = None  # how that is known
+    engine_threads: int | None = None  # the embedded engine's CPU threads
+
+
 class Header(BaseModel):
     model_config = ConfigDict(extra="allow")
     evalkit_version: str
@@ -235,6 +344,13 @@ class Header(BaseModel):
     tags: list[str] | None = None
     limit: int | None = None  # first N cases per suite, for a quick look at a large suite
     sample: int | None = None  # N cases per suite drawn by `sample_cases` with settings.seed
+    # What the server tells of itself and its model, and where it ran (issue 14, issue 12 §4).
+    # Runs before these fields have only `server` (raw /v1/models and /props bodies).
+    serving: ServerFacts | None = None
+    model_served_ids: list[str] | None = None  # /v1/models at the start; None when it did not answer
+    machine: Machine | None = None
+    distractors: list[int] | None = None  # --distractors: each case runs once per count
+    tool_cost: bool | None = None  # tool_tokens measured (a tools-free request per distinct prompt)
 
 
 class SweepMember(BaseModel):
@@ -277,6 +393,9 @@ class Aggregate(BaseModel):
     format: str
     suite: str  # "*" for all suites together
     tag: str | None = None
+    # Set on the rows that break a model x format down by --distractors count (suite "*", no tag);
+    # the rows without it count every sample, whatever its count.
+    distractors: int | None = None
     n: int
     errors: int
     # Scored samples answered from the response cache; timings are over the other (live) ones.
@@ -288,6 +407,10 @@ class Aggregate(BaseModel):
     args_validity: float | None
     malformed_rate: float | None
     hallucination_rate: float | None
+    # Replies whose clean call in the model's own syntax the server's parser lost (native), of the
+    # replies with a clean call (parsed, or lost): "the server lost 38 of 111". None in older files.
+    server_parse_lost: int | None = None
+    clean_calls: int | None = None
     no_call_accuracy: float | None
     # BFCL's rule, for comparison with its leaderboard: an attempt that did not decode into any
     # call (no call without a parse_error) counts as abstaining. no_call_accuracy counts it as wrong.
@@ -297,9 +420,75 @@ class Aggregate(BaseModel):
     ttft_p50_s: float | None
     tokens_per_s: float | None
     flip_rate: float | None = None  # with repeats: share of cases whose verdict differs between repeats
+    tools_offered: float | None = None
+    prompt_tokens: float | None = None
+    tool_tokens: float | None = None
 
 
 class Results(BaseModel):
     run_id: str
     model: str
     aggregates: list[Aggregate]
+
+
+# ---------------------------------------------------------------- probe.json (`evalkit probe`, `run --probe`)
+
+ProbeStatus = Literal["pass", "fail", "unsupported"]
+
+
+class Exchange(BaseModel):
+    """One HTTP exchange, as evidence: the request as sent and the reply as received.
+
+    `raw` is the reply body: a non-streamed reply's JSON, or a stream's `data:` payloads in order
+    (JSON where they parse). The fields after it are what a client reads from that raw reply.
+    """
+
+    name: str
+    method: str = "POST"
+    path: str = "/v1/chat/completions"
+    stream: bool = False
+    request: Any = None
+    http_status: int | None = None
+    error: str | None = None  # transport failure, or the server's error message on a non-2xx
+    raw: Any = None
+    elapsed_s: float = 0.0
+    content: str | None = None
+    calls: list[dict[str, Any]] = Field(default_factory=list)  # {id, name, arguments} as a client joins them
+    finish_reason: str | None = None
+    fragments: list[dict[str, Any]] = Field(default_factory=list)  # stream: every raw tool_calls delta item
+    read_error: str | None = None  # evalkit's own stream reader could not join the fragments
+    attempts: int = 1  # 2 when the connection dropped before any answer and it was sent again
+    retried_after: str | None = None  # the first attempt's transport error
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.http_status is not None and 200 <= self.http_status < 300
+
+
+class CheckResult(BaseModel):
+    name: str
+    status: ProbeStatus
+    detail: str
+    evidence: list[Exchange] = Field(default_factory=list)
+
+
+class ProbeResult(BaseModel):
+    evalkit_version: str
+    base_url: str
+    model: str
+    started_at: str
+    elapsed_s: float
+    requests: int  # every HTTP request the probe sent: chat completions and the facts' GETs
+    chat_requests: int
+    server: ServerFacts  # engine.facts.server_facts, without the raw bodies
+    checks: list[CheckResult]
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def summary(self) -> dict[str, int]:
+        counts = {"pass": 0, "fail": 0, "unsupported": 0}
+        for check in self.checks:
+            counts[check.status] += 1
+        return counts

@@ -1,5 +1,12 @@
 """Per-sample verdicts, exactly as CONTRACT.md section 3 defines them: single-turn replies
-(`score`) and agent cases' whole trajectories (`score_agent`)."""
+(`score`, `score_reply`) and agent cases' whole trajectories (`score_agent`).
+
+Call syntax left in a reply's text is recognised and recovered by the one family table
+(evalkit/callsyntax): each reply's text is scanned once, and that scan decides `malformed`
+(an attempt in the answer), `intent_correct` (the calls it recovers), `syntax` (its family) and
+`server_parse_lost` (a clean call in the model's own family that the server did not return).
+A call written only inside the reasoning is no attempt: no server would run it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,15 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import jsonschema
 
+from .callsyntax import Scan, scan
+from .callsyntax.readers import calls_from_value
+from .callsyntax.text import loads_lenient
 from .formats.base import ParsedReply
 from .matching import match_calls, names_text
-from .recovery import _to_calls, find_call_syntax, loads_lenient, recover_calls
 from .schema import Case, FailureKind, FinalAnswer, ToolCall, ToolDef
 
 
@@ -27,6 +36,7 @@ class Verdict:
     failure_kind: FailureKind | None  # why call_correct is false: a key of evalkit/failures.py
     failure_detail: str | None = None  # the specifics, in words
     final_answer_ok: bool | None = None  # agent cases: does the final answer hold (None: nothing to check)
+    syntax: str | None = None  # the call-syntax family the reply's calls were written in (None: none seen)
 
 
 @lru_cache(maxsize=1024)
@@ -51,23 +61,19 @@ def argument_errors(call: ToolCall, tools: dict[str, ToolDef]) -> str | None:
     return f"{call.name}: {where + ': ' if where else ''}{error.message}"
 
 
-def _lenient_repair(call: ToolCall) -> ToolCall:
-    """A call whose arguments failed to parse, retried with a forgiving parser."""
+def _lenient_repair(call: ToolCall, schemas: dict[str, Any]) -> ToolCall:
+    """A call whose arguments failed to parse, retried with callsyntax's forgiving reader."""
     if call.parse_error is None or not call.raw_arguments:
         return call
-    try:
-        value = loads_lenient(call.raw_arguments)
-    except Exception:  # noqa: BLE001
-        value = None
+    value, _ = loads_lenient(call.raw_arguments)
     if isinstance(value, dict) and call.name:
         return ToolCall(name=call.name, arguments=value, raw_arguments=call.raw_arguments, id=call.id)
-    if isinstance(value, dict):
-        # A whole call whose JSON was broken (e.g. a [TOOL_REQUEST] body with a trailing comma).
-        whole = _to_calls(value)
-        if len(whole) == 1:
-            return whole[0]
-    recovered = recover_calls(call.raw_arguments)
-    return recovered[0] if len(recovered) == 1 else call
+    # A whole call whose JSON was broken (e.g. a [TOOL_REQUEST] body with a trailing comma)...
+    whole = calls_from_value(value, call.raw_arguments) if value is not None else None
+    if whole is None:  # ...or any family's call syntax in what the format could not read.
+        whole = scan(call.raw_arguments, schemas).recovered
+    good = [c for c in whole if c.parse_error is None]
+    return good[0] if len(good) == 1 else call
 
 
 def final_answer_holds(spec: FinalAnswer | None, answer: str | None) -> bool | None:
@@ -143,17 +149,38 @@ def abstains_by_bfcl_rule(malformed: bool, calls: list[ToolCall]) -> bool:
     return malformed and not any(c.parse_error is None for c in calls)
 
 
-def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) -> Verdict:
-    """Verdicts for one reply: `calls` as the format parsed them, `text` the prose left over."""
+def tool_schemas(offered: list[ToolDef]) -> tuple[dict[str, ToolDef], dict[str, str], dict[str, Any]]:
+    """(tools by name, aliases, the scanner's name -> JSON Schema map, aliases included).
+
+    A tool renamed to fit OpenAI's name pattern (`math.factorial` -> `math_factorial`) keeps its
+    original name in `x-original-name`; a call by that name is a call to the tool."""
     tools = {t.function.name: t for t in offered}
-    names = set(tools)
-    # A tool renamed to fit OpenAI's name pattern (`math.factorial` -> `math_factorial`) keeps its
-    # original name in `x-original-name`; a call by that name is a call to the tool.
     aliases = {
         original: name
         for name, t in tools.items()
         if isinstance(original := (t.model_extra or {}).get("x-original-name"), str) and original not in tools
     }
+    schemas: dict[str, Any] = {name: t.function.parameters for name, t in tools.items()}
+    schemas.update({original: tools[name].function.parameters for original, name in aliases.items()})
+    return tools, aliases, schemas
+
+
+def score_reply(case: Case, offered: list[ToolDef], reply: ParsedReply, own_family: str | None = None) -> Verdict:
+    """Verdicts for one reply as a format parsed it. `own_family`: the call-syntax family the model
+    writes natively (callsyntax.own_family); it matters only where the server parses calls (native)."""
+    return score(case, offered, reply.calls, reply.text, own_family=own_family if reply.server_parses else None,
+                 syntax=reply.syntax)
+
+
+def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, *,
+          own_family: str | None = None, syntax: str | None = None, scanned: Scan | None = None) -> Verdict:
+    """Verdicts for one reply: `calls` as the format parsed them, `text` the prose left over.
+
+    `own_family`: when the server was to parse the calls (native), the model's own call syntax; a reply
+    with no parsed calls whose text holds only clean calls in it is `server_parse_lost`.
+    `syntax`: the family the format itself read the calls in (`lmstudio` for `default`...), if any."""
+    tools, aliases, schemas = tool_schemas(offered)
+    names = set(tools)
 
     def by_tool_name(found: list[ToolCall]) -> list[ToolCall]:
         return [c.model_copy(update={"name": aliases[c.name]}) if c.name in aliases else c for c in found]
@@ -162,10 +189,14 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
     expect = case.expect
     extra_allowed = expect.extra_args == "allow"
 
-    leftover_syntax = find_call_syntax(text, names | set(aliases))
+    s = scanned if scanned is not None else scan(text, schemas)
     broken = [c for c in calls if c.parse_error]
-    malformed = bool(broken or leftover_syntax)
+    malformed = bool(broken or s.attempted)
     parsed = [c for c in calls if not c.parse_error]
+    # The server returned nothing, and the text holds only clean calls in the model's own syntax.
+    lost = own_family is not None and not calls and s.clean_in(own_family)
+    lost_detail = (f"{names_text(s.recovered)} written as a clean {own_family} call in the content; "
+                   "the server's parser did not return it as tool_calls")
 
     hallucinated = any(c.name not in names for c in parsed)
     arg_problems = [argument_errors(c, tools) for c in parsed]
@@ -181,13 +212,17 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
             # The request lacked something the tool needs, and the model made it up instead of asking.
             failure, detail = "invented_argument", f"{', '.join(invented)}: not given anywhere in the conversation"
         elif not correct:
-            failure = "malformed" if malformed and not parsed else "called_when_should_not"
-            detail = f"called {names_text(calls)}" if calls else f"call syntax in the text: {', '.join(leftover_syntax)}"
+            # A lost call is still a call: on a case that wants none, that is the model's mistake.
+            failure = "malformed" if malformed and not parsed and not lost else "called_when_should_not"
+            detail = f"called {names_text(calls)}" if calls else (lost_detail if lost else s.describe())
+    elif lost:
+        correct, failure, detail = False, "server_parse_lost", lost_detail
     elif malformed:
         correct, failure = False, "malformed"
-        detail = broken[0].parse_error if broken else f"unparsed call syntax in the reply: {', '.join(leftover_syntax)}"
+        detail = broken[0].parse_error if broken else s.describe()
     elif not parsed:
-        correct, failure, detail = False, "did_not_call", None
+        # A call written only in the reasoning is no call; the detail says where it was.
+        correct, failure, detail = False, "did_not_call", s.describe()
     else:
         match = match_calls(expect.calls, parsed, expect.order, extra_allowed)
         correct = match.ok and bool(args_valid)
@@ -202,10 +237,8 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
 
     # Lenient verdict: what the model meant, recovered from whatever syntax it used.
     if malformed:
-        intended = [c for c in (_lenient_repair(c) for c in calls) if not c.parse_error]
-        if leftover_syntax:
-            intended += recover_calls(text, names | set(aliases))
-        intended = by_tool_name(intended)
+        intended = [c for c in (_lenient_repair(c, schemas) for c in calls) if not c.parse_error]
+        intended = by_tool_name(intended + s.recovered)
     else:
         intended = parsed
     if not expect.calls:
@@ -213,6 +246,9 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
     else:
         match = match_calls(expect.calls, intended, expect.order, extra_allowed)
         intent_correct = match.ok and all(argument_errors(c, tools) is None for c in intended)
+        if lost and not intent_correct:  # the server lost it, but the call itself was wrong too
+            why = match.detail or next((p for c in intended if (p := argument_errors(c, tools))), None)
+            detail = f"{detail}; the call itself is wrong too: {why}" if why else detail
 
     verdict = Verdict(
         malformed=malformed,
@@ -222,6 +258,7 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
         intent_correct=intent_correct or correct,
         failure_kind=failure,
         failure_detail=detail,
+        syntax=syntax or s.syntax,
     )
     if case.mode == "single" and expect.final_answer is not None:
         # A single-turn reply's text checked like an agent's final answer: e.g. that a model which
@@ -239,9 +276,9 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str) 
 # ---------------------------------------------------------------- agent cases
 
 
-def round_malformed(reply: ParsedReply, tool_names: set[str]) -> bool:
-    """An agent round held a call attempt that could not be parsed (in a call or left in the text)."""
-    return any(c.parse_error for c in reply.calls) or bool(find_call_syntax(reply.text, tool_names))
+def round_malformed(reply: ParsedReply, scanned: Scan) -> bool:
+    """An agent round held a call attempt that could not be parsed (in a call or left in its text)."""
+    return any(c.parse_error for c in reply.calls) or scanned.attempted
 
 
 def dedupe(calls: list[ToolCall]) -> list[ToolCall]:
@@ -264,11 +301,16 @@ class Trajectory:
     final_text: str  # the prose of the round that ended the case ("" at the round limit)
     ended_by: Literal["answer", "round_limit"]
     malformed_rounds: int
+    syntax: str | None = None  # the family of the first call syntax written in any round
+    lost: str | None = None  # the last round's call the server's parser lost, in words (None: none)
+    note: str | None = None  # the last round's call syntax in words (e.g. only in the reasoning)
 
 
-def trajectory(replies: Sequence[ParsedReply], tool_names: set[str]) -> Trajectory:
+def trajectory(replies: Sequence[ParsedReply], schemas: dict[str, Any], own_family: str | None = None) -> Trajectory:
     """A reply without calls ends the case (an answer, or an attempt the format could not
-    parse); the case ran out of rounds when every reply asked for tools."""
+    parse); the case ran out of rounds when every reply asked for tools. Each round's text is
+    scanned once."""
+    scans = [scan(r.text, schemas) for r in replies]
     executed: list[ToolCall] = []
     for reply in replies:
         if not reply.calls:
@@ -276,29 +318,44 @@ def trajectory(replies: Sequence[ParsedReply], tool_names: set[str]) -> Trajecto
         executed += [c for c in reply.calls if not c.parse_error]
     last = replies[-1] if replies else ParsedReply()
     ended_by: Literal["answer", "round_limit"] = "answer" if replies and not last.calls else "round_limit"
+    lost = None
+    if ended_by == "answer" and own_family and last.server_parses and scans[-1].clean_in(own_family):
+        lost = (f"round {len(replies)}: {names_text(scans[-1].recovered)} written as a clean {own_family} call in "
+                "the content; the server's parser did not return it as tool_calls")
     return Trajectory(
         executed=executed,
         final_text=last.text if ended_by == "answer" else "",
         ended_by=ended_by,
-        malformed_rounds=sum(round_malformed(r, tool_names) for r in replies),
+        malformed_rounds=sum(round_malformed(r, sc) for r, sc in zip(replies, scans)),
+        syntax=next((r.syntax or sc.syntax for r, sc in zip(replies, scans) if r.syntax or sc.syntax), None),
+        lost=lost,
+        note=scans[-1].describe() if scans else None,
     )
 
 
-def score_agent(case: Case, offered: list[ToolDef], replies: Sequence[ParsedReply]) -> tuple[Verdict, Trajectory]:
+def score_agent(case: Case, offered: list[ToolDef], replies: Sequence[ParsedReply],
+                own_family: str | None = None) -> tuple[Verdict, Trajectory]:
     """Verdicts for an agent case from the parsed reply of each round: the executed calls (each
-    distinct call once) against the expected ones, then the rounds and the final answer."""
-    path = trajectory(replies, {t.function.name for t in offered})
+    distinct call once) against the expected ones, then the rounds and the final answer.
+    `own_family` as for `score_reply`: a last round whose call the server lost is `server_parse_lost`."""
+    path = trajectory(replies, tool_schemas(offered)[2], own_family)
     verdict = score(case, offered, dedupe(path.executed), "")
+    verdict.syntax = path.syntax
     if path.ended_by == "answer":
         verdict.final_answer_ok = final_answer_holds(case.expect.final_answer, path.final_text)
     else:
         verdict.final_answer_ok = False
+    if verdict.failure_kind == "did_not_call" and path.note:
+        verdict.failure_detail = path.note  # e.g. a call written only in the reasoning
     if path.malformed_rounds:
         verdict.malformed = True
         verdict.call_correct = False
         if verdict.failure_kind in (None, "did_not_call", "wrong_count"):
-            verdict.failure_kind = "malformed"
-            verdict.failure_detail = f"{path.malformed_rounds} round(s) held a tool call that could not be parsed"
+            if path.lost and path.malformed_rounds == 1:
+                verdict.failure_kind, verdict.failure_detail = "server_parse_lost", path.lost
+            else:
+                verdict.failure_kind = "malformed"
+                verdict.failure_detail = f"{path.malformed_rounds} round(s) held a tool call that could not be parsed"
     if verdict.call_correct and path.ended_by != "answer":
         verdict.call_correct = verdict.intent_correct = False
         verdict.failure_kind, verdict.failure_detail = "round_limit", f"no answer after {case.max_rounds} rounds"

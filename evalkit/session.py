@@ -12,13 +12,17 @@ from typing import Callable
 from . import __version__
 from .cache import ResponseCache
 from .dispatch import run_jobs
-from .engine.discover import check_server, resolve, server_info, server_slots
+from .engine.discover import check_server, resolve, unserved_warning
+from .engine.machine import describe_machine
 from .errors import EvalkitError
 from .formats import get_format
 from .jobs import Endpoint, RunContext, done_keys, plan
 from .progress import Progress
-from .rundir import HEADER, SampleLog, finalize, new_run_id, now_iso, read_header, read_samples, write_model
-from .schema import Header, Sample, Settings, SuiteRef
+from .rundir import (
+    HEADER, PROBE, SampleLog, finalize, new_run_id, now_iso, own_family, read_header, read_probe, read_samples,
+    write_model,
+)
+from .schema import Header, Sample, ServerFacts, Settings, SuiteRef
 from .shards import shard_of
 from .suites import LoadedSuite, default_suites, find_suite, read_suite
 
@@ -39,10 +43,13 @@ class RunOptions:
     cache: bool | None = None  # None: on at temperature 0 only
     shard: str | None = None
     max_parallel_tool_calls: int = 1
+    distractors: list[int] = field(default_factory=list)  # --distractors: counts of pool tools to add
+    tool_cost: bool = False  # --tool-cost (implied by --distractors)
     report: bool = True
     engine_ctx: int = 4096
     engine_threads: int | None = None
     quiet: bool = False
+    probe: bool = False  # run `evalkit probe`'s checks first and keep them as probe.json
     on_run_dir: Callable[[Path], None] | None = None  # told the new run directory before any sample (sweeps)
     resume_hint: Path | None = None  # what `--resume` finishes after Ctrl-C (a sweep's directory)
 
@@ -63,6 +70,8 @@ def execute(options: RunOptions) -> Path:
             header, suites, endpoints = _resume_setup(options, stack)
         else:
             header, suites, endpoints = _fresh_setup(options, stack)
+        if options.probe:
+            _probe(options, header, endpoints[0])
         return _run(options, header, suites, endpoints)
 
 
@@ -74,8 +83,14 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
     for url in base_urls:
         check_server(url)
     settings = options.settings
-    if not options.concurrency_given and backend != "embedded":
-        settings.concurrency = server_slots(base_urls[0]) or settings.concurrency
+    serving = _serving(base_urls[0], model_id)
+    if not options.concurrency_given and backend != "embedded" and serving.slots:
+        # As many requests in flight as the server has slots: busy without queueing (capped, so a
+        # single local GPU is never flooded).
+        settings.concurrency = min(serving.slots, 16)
+    served = serving.served if "GET /v1/models" not in serving.errors else None
+    if options.base_urls and options.model:  # a name the user typed, passed through unchecked
+        _warn_unserved(options.model, base_urls[0], served)
     run_id = new_run_id(model_id)
     header = Header(
         evalkit_version=__version__,
@@ -91,11 +106,16 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
             SuiteRef(name=s.suite.name, path=str(s.path), sha256=s.sha256, cases=len(s.suite.cases)) for s in suites
         ],
         settings=settings,
-        server=server_info(base_urls[0]),
+        serving=serving,
+        model_served_ids=served,
+        machine=describe_machine(base_urls[0], embedded=backend == "embedded", serving=serving,
+                                 engine_threads=options.engine_threads),
         shard=options.shard,
         tags=options.tags or None,
         limit=options.limit,
         sample=options.sample,
+        distractors=list(dict.fromkeys(options.distractors)) or None,
+        tool_cost=options.tool_cost or None,
     )
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -135,6 +155,8 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
     options.tags = list(header.tags or [])
     options.limit = header.limit
     options.sample = header.sample
+    options.distractors = list(header.distractors or [])
+    options.tool_cost = bool(header.tool_cost)
     if header.backend == "embedded" and not options.base_urls:
         return header, suites, [_start_engine(options, stack, header.model)]
     return header, suites, options.base_urls or header.base_urls or [header.base_url]
@@ -149,6 +171,7 @@ def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
     engine = stack.enter_context(
         EmbeddedEngine(path, n_ctx=options.engine_ctx, n_parallel=slots, n_threads=options.engine_threads)
     )
+    options.engine_threads = engine.n_threads  # the threads it really uses, for the header's machine
     _say(options, f"embedded engine: {name} at {engine.base_url} ({slots} slots)")
     return engine.base_url
 
@@ -157,7 +180,8 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
     run_dir = options.out / header.run_id
     settings = header.settings
     jobs = plan(
-        suites, header.formats, settings.repeats, options.tags or None, options.limit, options.sample, settings.seed
+        suites, header.formats, settings.repeats, options.tags or None, options.limit, options.sample, settings.seed,
+        list(header.distractors or []),
     )
     jobs = shard_of(jobs, header.shard)
     already = done_keys(read_samples(run_dir))
@@ -165,7 +189,9 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
 
     cache = _open_cache(options, settings)
     ctx = RunContext(
-        model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls
+        model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls,
+        own_family=own_family(header),
+        tool_cost=bool(header.tool_cost),
     )
     per_endpoint = max(1, settings.concurrency)
     identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None
@@ -192,7 +218,61 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         print(f"interrupted: the samples so far are in {run_dir}; finish with "
               f"`evalkit run --resume {options.resume_hint or run_dir}`", file=sys.stderr)
         raise KeyboardInterrupt
+    _complete_serving(run_dir, header, base_urls[0])
     return run_dir
+
+
+# ---------------------------------------------------------------- the server's identity and probe
+
+
+def _serving(base_url: str, model_id: str) -> ServerFacts:
+    """What the server tells of itself and its model. The user named this server (or evalkit
+    found it on loopback), so it is asked wherever it is; never fatal."""
+    from .engine.facts import server_facts
+
+    return ServerFacts.model_validate(server_facts(base_url, model_id, any_host=True))
+
+
+def _warn_unserved(model: str, base_url: str, served: list[str] | None) -> None:
+    # Always shown, --quiet or not: every result of the run will carry this label.
+    line = unserved_warning(model, base_url, served or [])
+    if line:
+        print(f"evalkit: {line}", file=sys.stderr)
+
+
+def _complete_serving(run_dir: Path, header: Header, base_url: str) -> None:
+    """llama.cpp shows the tool-call format it detected from the template only once a request
+    with tools has run: ask again now that samples have, and keep it in the header."""
+    from .engine.facts import tool_call_format
+
+    serving = header.serving
+    if serving is None or serving.kind != "llama.cpp" or serving.tool_call_format:
+        return
+    detected = tool_call_format(base_url)
+    if detected:
+        serving.tool_call_format = detected
+        write_model(run_dir / HEADER, header)
+
+
+def _probe(options: RunOptions, header: Header, base_url: str) -> None:
+    """`run --probe`: the probe's checks on the same endpoint and model, before the run, kept as
+    probe.json; a resumed run keeps the probe it has."""
+    from .probe.run import run_probe
+
+    run_dir = options.out / header.run_id
+    result = read_probe(run_dir)
+    if result is None:
+        _say(options, f"probing {base_url} before the run (about 7 requests)...")
+        result = run_probe(base_url, header.model, timeout_s=header.settings.timeout_s)
+        write_model(run_dir / PROBE, result)
+    counts = result.summary()
+    failed = ", ".join(c.name for c in result.failed)
+    line = (f"probe: {counts['pass']} pass, {counts['fail']} fail, {counts['unsupported']} unsupported"
+            + (f"; failed: {failed} (details in {run_dir / PROBE} and the report)" if failed else ""))
+    if failed:
+        print(f"evalkit: {line}", file=sys.stderr)  # shown even with --quiet, like a warning
+    else:
+        _say(options, line)
 
 
 def _engine_version() -> str:

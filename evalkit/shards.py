@@ -42,7 +42,7 @@ def merge(shard_dirs: list[Path], out_parent: Path) -> Path:
     first = headers[0]
     for directory, header in zip(shard_dirs[1:], headers[1:]):
         # Shards are only comparable if they ran the same thing the same way.
-        for field in ("model", "formats"):
+        for field in ("model", "formats", "distractors"):
             if getattr(header, field) != getattr(first, field):
                 raise EvalkitError(f"{directory}: {field} differs from {shard_dirs[0]} ({getattr(header, field)!r})")
         if [s.sha256 for s in header.suites] != [s.sha256 for s in first.suites]:

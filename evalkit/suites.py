@@ -9,13 +9,13 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 from pydantic import ValidationError
 
 from .errors import EvalkitError, SuiteError
-from .schema import Case, Suite
+from .schema import UNION_TAGS, Case, Suite
 
 # The checkout's top-level suites/; an installed wheel has them as evalkit/builtin_suites/ (setup.py).
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -57,7 +57,7 @@ def _field_of(error: dict[str, Any]) -> tuple[int | None, str]:
     if len(loc) >= 2 and loc[0] == "cases" and isinstance(loc[1], int):
         case_index = loc[1]
         loc = loc[2:]
-    field = ".".join(str(part) for part in loc) or "(root)"
+    field = ".".join(str(part) for part in loc if part not in UNION_TAGS) or "(root)"
     return case_index, field
 
 
@@ -230,6 +230,10 @@ def read_suite(path: Path | str) -> LoadedSuite:
 
 
 def _check_references(path: Path, suite: Suite) -> None:
+    if suite.mcp is not None and not suite.tools and suite.cases:
+        # The tools are declared in the suite (written by `evalkit import mcp`), so cases are checked
+        # here without starting the server; the run checks that the server still offers them.
+        raise SuiteError(str(path), None, "tools", "an MCP suite declares its tools (`evalkit import mcp` writes them)")
     names = {t.function.name for t in suite.tools}
     for case in suite.cases:
         for tool in case.tools or []:
@@ -241,15 +245,29 @@ def _check_references(path: Path, suite: Suite) -> None:
                 raise SuiteError(str(path), case.id, f"expect.calls.{i}.name", f"expects {call.name!r}, which is not offered")
         if case.mode == "agent" and not suite.implementations:
             raise SuiteError(str(path), case.id, "mode", "agent cases need the suite's 'implementations'")
-    if suite.implementations:
+    server = suite.mcp
+    if server is not None:
+        for field in ("fixtures", "cwd"):
+            value = getattr(server, field)
+            if value is not None and not suite_relative(path, value).is_dir():
+                raise SuiteError(str(path), None, f"implementations.mcp.{field}", f"{suite_relative(path, value)} is not a directory")
+    elif suite.implementations:
         impl = resolve_implementations(path, suite)
         if not impl.is_file():
             raise SuiteError(str(path), None, "implementations", f"{impl} does not exist")
 
 
+def suite_relative(path: Path, value: str) -> Path:
+    """A folder named in a suite's MCP server (`fixtures`, `cwd`), relative to the suite file."""
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else path.parent / candidate
+
+
 def resolve_implementations(path: Path, suite: Suite) -> Path:
     """`implementations` is relative to the suite file, or to its parent `suites/` folder's parent."""
     assert suite.implementations
+    if suite.mcp is not None:
+        raise EvalkitError(f"{path}: its tools run on an MCP server, not on a Python file")
     candidate = Path(suite.implementations)
     if candidate.is_absolute():
         return candidate
@@ -274,6 +292,23 @@ def find_suite(name_or_path: str) -> LoadedSuite:
             return loaded
     known = ", ".join(sorted(p.stem for p in suite_paths())) or "none"
     raise EvalkitError(f"no suite named {name_or_path!r} (built-in suites: {known})")
+
+
+def same_suite(name: str, path: str, sha256: str, extra_dirs: Sequence[Path] = ()) -> LoadedSuite | None:
+    """The suite file a run used (a header's SuiteRef), if the very same file (same SHA-256) is still
+    at hand: at its recorded path, by its name among the built-in suites, or by its file name in
+    `extra_dirs` (e.g. a folder of imported suites). None when it changed or is gone."""
+    filename = Path(path).name
+    attempts = [lambda: read_suite(path), lambda: find_suite(name)]
+    attempts += [lambda d=d: read_suite(Path(d) / filename) for d in extra_dirs]
+    for attempt in attempts:
+        try:
+            candidate = attempt()
+        except Exception:  # noqa: BLE001 - a missing or broken file is simply not the same suite
+            continue
+        if candidate.sha256 == sha256:
+            return candidate
+    return None
 
 
 def default_suites() -> list[LoadedSuite]:

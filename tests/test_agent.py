@@ -13,6 +13,7 @@ from evalkit.dispatch import run_jobs
 from evalkit.jobs import Endpoint, RunContext, plan
 from evalkit.schema import Sample, Settings
 from evalkit.suites import read_suite
+from evalkit.testing.callsyntax_fixtures import load as load_fixtures
 from evalkit.testing.scripted_server import Reply, ScriptedServer
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
@@ -39,12 +40,14 @@ def call_reply(fmt: str, calls: list[tuple[str, dict]]) -> Reply:
     return Reply(content=f"[{rendered}]")
 
 
-def run_case(loaded, case_id: str, fmt: str, responder, parallel: int = 1) -> tuple[Sample, list[dict]]:
+def run_case(loaded, case_id: str, fmt: str, responder, parallel: int = 1,
+             own_family: str | None = None) -> tuple[Sample, list[dict]]:
     jobs = [j for j in plan([loaded], [fmt], 1) if j.case.id == case_id]
     assert len(jobs) == 1
     samples: list[Sample] = []
     with ScriptedServer(responder=responder) as server:
-        ctx = RunContext(model="m", settings=Settings(retries=0), max_parallel_tool_calls=parallel)
+        ctx = RunContext(model="m", settings=Settings(retries=0), max_parallel_tool_calls=parallel,
+                         own_family=own_family)
         asyncio.run(run_jobs(jobs, [Endpoint(server.base_url, 1)], ctx, samples.append))
         requests = server.requests
     assert len(samples) == 1
@@ -86,6 +89,23 @@ def test_wrong_final_answer_fails():
     sample, _ = run_case(loaded, "agent-multiply-12345-54321-en", "native", model)
     assert not sample.call_correct and sample.final_answer_ok is False
     assert sample.failure_kind == "final_answer"
+
+
+@pytest.mark.parametrize("own_family,kind", [("hermes", "server_parse_lost"), (None, "malformed")])
+def test_a_call_the_server_lost_ends_the_case_as_server_parse_lost(own_family, kind):
+    """Round 1 brings a clean Hermes call in `content` and no tool_calls: the server's parser lost it
+    when Hermes is the model's own syntax, a malformed reply otherwise."""
+    fixture = next(f for f in load_fixtures() if f.id == "hermes/Qwen-Qwen2.5-7B-Instruct/single")
+    written = json.dumps({"name": "get_weather", "arguments": {"location": "Paris", "unit": "celsius"}})
+    assert written in fixture.text  # the fixture's exact text, with another call in its place
+    text = fixture.text.replace(written, json.dumps({"name": "multiply_data", "arguments": {"num1": 12345, "num2": 54321}}))
+    loaded = read_suite(SUITES / "agent_math.yaml")
+    sample, requests = run_case(loaded, "agent-multiply-12345-54321-en", "native", Reply(content=text),
+                                own_family=own_family)
+    assert len(requests) == sample.rounds == 1
+    assert (sample.failure_kind, sample.malformed, sample.call_correct, sample.syntax) == (kind, True, False, "hermes")
+    if kind == "server_parse_lost":
+        assert sample.failure_detail.startswith("round 1: multiply_data written as a clean hermes call")
 
 
 def test_round_limit():

@@ -209,11 +209,14 @@ def test_every_suite_is_named_like_its_file():
 def test_discovery_sees_only_the_top_level_suites():
     """Fixture trees and implementations under suites/ must not be mistaken for suites.
 
-    `evalkit import bfcl` writes real (git-ignored) suites to suites/bfcl/; those are meant to be found.
+    `evalkit import bfcl` and `evalkit import mcp` write real (git-ignored) suites to suites/bfcl/ and
+    suites/imported/; those are meant to be found. The built-in MCP suites (suites/mcp/, checked by
+    test_mcp_suites.py) are found too.
     """
-    imported = (SUITES_DIR / "bfcl").resolve()
-    discovered = {p.resolve() for p in suite_paths(SUITES_DIR) if imported not in p.resolve().parents}
-    assert discovered == {p.resolve() for p in SUITE_FILES}
+    imported = [(SUITES_DIR / folder).resolve() for folder in ("bfcl", "imported")]
+    discovered = {p.resolve() for p in suite_paths(SUITES_DIR) if not any(i in p.resolve().parents for i in imported)}
+    mcp_suites = {p.resolve() for p in (SUITES_DIR / "mcp").glob("*.yaml")}
+    assert mcp_suites and discovered == {p.resolve() for p in SUITE_FILES} | mcp_suites
 
 
 def test_case_ids_unique_across_suites():

@@ -102,7 +102,7 @@ def test_every_metric_is_a_field_of_aggregate():
     assert len(keys) == len(set(keys))
     assert set(keys) <= set(Aggregate.model_fields)
     # ... and every number of Aggregate is a metric (identity fields aside)
-    assert set(Aggregate.model_fields) - set(keys) == {"model", "format", "suite", "tag"}
+    assert set(Aggregate.model_fields) - set(keys) == {"model", "format", "suite", "tag", "distractors"}
 
 
 def test_csv_columns_come_from_the_metric_table():

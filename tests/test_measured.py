@@ -1,5 +1,6 @@
 """Behaviour kept: today's scoring and aggregation, applied to the measured runs committed in
-reports/measured/, give the verdicts and results.json stored there (benchmarks/check_measured.py).
+reports/measured/, give the verdicts and results.json stored there (benchmarks/check_measured.py,
+which scores exactly as `evalkit rescore` does).
 
 Runs on imported BFCL suites are checked too when suites/bfcl/ holds the same files
 (`evalkit import bfcl`); otherwise they are left out here."""
@@ -32,8 +33,9 @@ def test_measured_run_unchanged(run_dir):
         assert "bfcl" in result.skipped, result.skipped  # only imported suites may be missing
         pytest.skip(result.skipped)
     assert result.rescored > 0
+    # Stored == today's scoring, every verdict field (kind, detail, syntax included): when scoring
+    # changes on purpose, `evalkit rescore` updates the stored runs and says what moved.
     assert not result.verdict_diffs, result.verdict_diffs[:5]
-    assert not result.kind_diffs, result.kind_diffs[:5]
 
 
 def test_the_check_sees_a_changed_verdict_and_aggregate(tmp_path):

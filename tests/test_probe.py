@@ -58,6 +58,13 @@ OLLAMA_SHOW = {
     "capabilities": ["completion", "tools"],
 }
 OLLAMA_MODELS = {"object": "list", "data": [{"id": "llama3.1:8b", "object": "model", "created": 0, "owned_by": "library"}]}
+# GET /api/ps as in https://docs.ollama.com/api/ps (its example, with this model's name).
+OLLAMA_PS = {"models": [{"name": "llama3.1:8b", "model": "llama3.1:8b", "size": 6591830464,
+                         "digest": "a2af6cc3eb7fa8be8504abaf9b04e88f17a119ec3f04a3addf55f92841195f5a",
+                         "details": {"format": "gguf", "family": "llama", "parameter_size": "8.0B",
+                                     "quantization_level": "Q4_0"},
+                         "expires_at": "2025-10-17T16:47:07.93355-07:00", "size_vram": 5333539264,
+                         "context_length": 4096}]}
 
 # LM Studio: GET /api/v0/models as in https://lmstudio.ai/docs/developer/rest/endpoints (trimmed).
 LMSTUDIO_V0 = {"object": "list", "data": [
@@ -106,8 +113,8 @@ def test_a_server_that_keeps_the_contract_passes_every_check():
 def test_the_probe_keeps_within_its_request_budget():
     result, srv = probe(ContractResponder(), LLAMACPP)
     assert srv.hits == result.chat_requests == len(planned_requests()) == 7
-    assert result.requests == result.chat_requests + len(result.server["asked"]) <= MAX_REQUESTS
-    assert srv.endpoint_hits == len(result.server["asked"])
+    assert result.requests == result.chat_requests + len(result.server.asked) <= MAX_REQUESTS
+    assert srv.endpoint_hits == len(result.server.asked)
 
 
 # ---------------------------------------------------------------- each break is caught
@@ -126,7 +133,7 @@ EXPECTED = {  # break -> {failing check: a phrase its detail must hold}; every o
     "reject_tool_turns": {"tool_result_turn": "the server rejected a tool message"},
     "arguments_object": {"arguments_json": "a streamed arguments fragment is a dict, not a string (server)"},
     "stream_disagrees": {"stream_parity": "differ from non-streamed"},
-    "calls_in_content": {"tool_choice_required": "in qwen call syntax in content, which the server did not parse (server)",
+    "calls_in_content": {"tool_choice_required": "in hermes call syntax in content, which the server did not parse (server)",
                          "tool_choice_named": "which the server did not parse (server)",
                          "parallel_calls": "which the server did not parse (server)"},
 }
@@ -272,7 +279,8 @@ def test_facts_of_llamacpp():
     assert facts["model"] == {
         "id": "qwen2.5-coder-0.5b", "quantization": "Q4_K - Medium", "context_length": 2048,
         "context_length_train": 32768, "parameter_count": 630167424, "parameter_label": None,
-        "size_bytes": 485452288, "architecture": None, "file": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"}
+        "size_bytes": 485452288, "architecture": None, "file": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "vram_bytes": None}
     assert facts["asked"] == ["GET /v1/models", "GET /props", "GET /slots"] and facts["errors"] == {}
 
 
@@ -283,7 +291,8 @@ def test_facts_of_ollama():
         seen.append(request)
         return OLLAMA_SHOW
 
-    endpoints = {"GET /api/version": {"version": "0.5.1"}, "POST /api/show": show, "GET /v1/models": OLLAMA_MODELS}
+    endpoints = {"GET /api/version": {"version": "0.5.1"}, "POST /api/show": show, "GET /v1/models": OLLAMA_MODELS,
+                 "GET /api/ps": OLLAMA_PS}
     with ScriptedServer(endpoints=endpoints) as srv:
         facts = server_facts(srv.base_url, "llama3.1:8b")
     assert seen == [{"model": "llama3.1:8b"}]
@@ -293,6 +302,7 @@ def test_facts_of_ollama():
     m = facts["model"]
     assert (m["quantization"], m["parameter_label"], m["parameter_count"]) == ("Q4_0", "8.0B", 8030261248)
     assert (m["context_length"], m["context_length_train"], m["architecture"]) == (4096, 8192, "llama")
+    assert (m["vram_bytes"], m["size_bytes"]) == (5333539264, 6591830464)  # from /api/ps
 
 
 def test_facts_of_lmstudio_pick_the_requested_model():

@@ -30,9 +30,9 @@ def test_probe_of_the_embedded_engine(capsys):
     # kept-alive connection closed after a streamed reply).
     assert 7 <= result.chat_requests and result.requests <= MAX_REQUESTS
     server = result.server
-    assert server["kind"] == "llama.cpp"
-    assert len(server["template_sha256"]) == 64 and server["tool_call_format"]
-    assert server["model"]["parameter_count"] > 100_000_000 and server["model"]["context_length"] == 4096
+    assert server.kind == "llama.cpp"
+    assert len(server.template_sha256 or "") == 64 and server.tool_call_format
+    assert (server.model.parameter_count or 0) > 100_000_000 and server.model.context_length == 4096
     # Every chat request got an answer from the engine (checks judge replies, not transport errors).
     chat = {e.name: e for c in result.checks for e in c.evidence if e.path == "/v1/chat/completions"}
     assert len(chat) == 7 and all(e.http_status == 200 for e in chat.values())

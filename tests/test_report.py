@@ -329,9 +329,10 @@ def test_csv_columns(runs, reports):
         rows = list(reader)
     assert header == [
         "run_id", "model", "format", "n", "errors", "call_accuracy", "call_accuracy_ci95_low",
-        "call_accuracy_ci95_high", "intent_accuracy", "args_validity", "malformed_rate", "hallucination_rate",
+        "call_accuracy_ci95_high", "intent_accuracy", "args_validity", "malformed_rate", "server_parse_lost",
+        "clean_calls", "hallucination_rate",
         "no_call_accuracy", "no_call_accuracy_bfcl", "from_cache", "latency_p50_s", "latency_p95_s", "ttft_p50_s",
-        "tokens_per_s", "pass_hat_k", "pass_hat_k_k", "flip_rate",
+        "tokens_per_s", "pass_hat_k", "pass_hat_k_k", "flip_rate", "tools_offered", "prompt_tokens", "tool_tokens",
     ]
     assert sorted(r[2] for r in rows) == ["default", "native"]
     assert all(len(r) == len(header) for r in rows)

@@ -111,7 +111,7 @@ def test_run_writes_the_run_directory_of_the_contract(tiny_server, tiny_suite, t
     assert SETTINGS_FIELDS <= set(header["settings"])
     assert (header["settings"]["temperature"], header["settings"]["repeats"], header["settings"]["seed"],
             header["settings"]["max_tokens"]) == (0.0, 1, 0, 512)
-    assert "scripted-model" in json.dumps(header["server"])  # what /v1/models said
+    assert header["model_served_ids"] == ["scripted-model"]  # what /v1/models said
 
     samples = read_lines(run_dir / "samples.jsonl")
     assert len(samples) == 3 * 2  # cases x formats x repeats

@@ -42,7 +42,14 @@ def test_header_records_the_embedded_engine(run_dir):
     assert header.formats == ["native", "default"]
     greetings = find_suite("greetings")
     assert {s.name: s.sha256 for s in header.suites}["greetings"] == greetings.sha256
-    assert header.server["models"]["data"][0]["id"] == "qwen2.5-coder-0.5b"
+    assert header.model_served_ids == ["qwen2.5-coder-0.5b"]
+    s = header.serving  # what the engine tells of itself (llama.cpp /props, /v1/models)
+    assert s.kind == "llama.cpp" and len(s.template_sha256 or "") == 64 and s.slots == header.settings.concurrency
+    assert (s.model.parameter_count or 0) > 100_000_000 and s.model.quantization
+    # The bundled Qwen GGUF carries Qwen's template: its fingerprints in the family table say Hermes.
+    assert s.template_family == "hermes"
+    # The wheel here is a CPU build: llama.cpp lists the CPU alone.
+    assert header.machine.local and header.machine.gpu is False and (header.machine.engine_threads or 0) >= 1
 
 
 def test_every_sample_is_scored_with_timings(run_dir):

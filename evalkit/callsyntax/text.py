@@ -13,6 +13,7 @@ from json.decoder import scanstring
 from typing import Any
 
 from ..formats.pythonic import _jsonable  # tuples and sets as lists, as a JSON round trip would
+from ..formats.base import value_problem  # the parser limits (formats.base.LIMITS) every reader keeps
 
 # One structural character of JSON, or a string opening; strings are skipped whole with _STRING_TAIL.
 _STRUCTURAL = re.compile(r'[{}\[\]"]')
@@ -113,10 +114,11 @@ def loads(raw: str) -> tuple[Any, str | None]:
         return None, f"invalid JSON: {exc.msg} at char {exc.pos}"
     except (ValueError, RecursionError, MemoryError) as exc:  # 5000-digit ints, 10k-deep nesting
         return None, f"invalid JSON: {type(exc).__name__}: {str(exc)[:80]}"
-    if "\\u" in raw or "\\U" in raw:
+    problem = value_problem(value)  # a 400-digit integer, nesting past max_depth: no value a tool takes
+    if problem is None and ("\\u" in raw or "\\U" in raw):
         problem = _unencodable(value)
-        if problem:
-            return None, problem
+    if problem:
+        return None, problem
     return value, None
 
 
@@ -142,7 +144,7 @@ def loads_lenient(raw: str) -> tuple[Any, str | None]:
             repaired = attempt(raw)
         except Exception:  # noqa: BLE001 - any failure of a repair just means "not repairable"
             continue
-        if repaired is not None and _unencodable(repaired) is None:
+        if repaired is not None and value_problem(repaired) is None and _unencodable(repaired) is None:
             return repaired, reason
     return None, reason
 

@@ -124,31 +124,15 @@ def check_server(base_url: str) -> None:
         raise EvalkitError(f"cannot reach {base_url}: {exc}; is the server running?") from None
 
 
-def server_info(base_url: str) -> dict[str, Any]:
-    """What the server says about itself, for the run header. Never fatal: the run itself will tell."""
-    info: dict[str, Any] = {}
-    for name, url in (("models", base_url.rstrip("/") + "/models"), ("props", server_root(base_url) + "/props")):
-        try:
-            info[name] = get_json(url, 5.0)
-        except Exception as exc:  # noqa: BLE001
-            info[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
-    props = info.get("props")
-    if isinstance(props, dict):
-        # llama.cpp's /props also holds the whole chat template; keep the useful facts only.
-        info["props"] = {k: props[k] for k in ("total_slots", "model_path", "build_info", "n_ctx") if k in props}
-        if "default_generation_settings" in props:
-            info["props"]["n_ctx"] = props["default_generation_settings"].get("n_ctx")
-    return info
-
-
-def server_slots(base_url: str) -> int | None:
-    """llama.cpp reports its parallel slots at /props; matching them keeps the server busy
-    without queueing (capped, so a single local GPU is never flooded)."""
-    try:
-        slots = get_json(server_root(base_url) + "/props", 2.0).get("total_slots")
-    except Exception:  # noqa: BLE001 - most servers have no /props; keep the default
+def unserved_warning(model: str, base_url: str, served: list[str]) -> str | None:
+    """One line when `model` is not among what the server lists (the run goes on: some servers
+    answer any name, but every result will carry this label); None when it is, or nothing is listed."""
+    if not served or model in served:
         return None
-    return min(int(slots), 16) if isinstance(slots, int) and slots > 0 else None
+    close = best_match(model, served)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (f"warning: --model {model!r} is not among the models {base_url} serves {_short_list(served)}{hint} "
+            f"(running anyway: some servers accept any name; results are labelled {model!r})")
 
 
 # --- loose matching -----------------------------------------------------------------------

@@ -14,7 +14,9 @@ host about itself. Every field below is read from the servers' own documentation
 - Ollama: `GET /api/version` -> `{"version"}` and `POST /api/show {"model"}` -> `details`
   (`quantization_level`, `parameter_size`), `model_info` (`general.parameter_count`,
   `<arch>.context_length`), `template`, `capabilities`, `parser`, `renderer` per
-  https://github.com/ollama/ollama/blob/main/docs/api.md and `api/types.go` (ShowResponse).
+  https://github.com/ollama/ollama/blob/main/docs/api.md and `api/types.go` (ShowResponse);
+  `GET /api/ps` -> `models[]` with `name`, `size`, `size_vram` (the bytes in GPU memory) and
+  `context_length` (the context it was loaded with) per https://docs.ollama.com/api/ps.
 - LM Studio: `GET /api/v0/models` -> `data[]` with `id`, `arch`, `compatibility_type`,
   `quantization`, `max_context_length` per https://lmstudio.ai/docs/developer/rest/endpoints.
 - vLLM: `GET /v1/models` -> `owned_by: "vllm"`, `root`, `max_model_len` (ModelCard in
@@ -26,11 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import partial
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from evalkit.callsyntax import own_family
 from evalkit.engine.discover import HTTPStatusError, get_json, server_root
 from evalkit.engine.server import LOOPBACK_HOSTS
+from evalkit.schema import ServerFacts
 
 KINDS = ("llama.cpp", "ollama", "lmstudio", "vllm", "unknown")
 TIMEOUT_S = 3.0
@@ -38,9 +43,9 @@ TIMEOUT_S = 3.0
 Fetch = Callable[[str, "dict | None", float], Any]
 
 
-def fetch_json(url: str, body: dict | None = None, timeout: float = TIMEOUT_S) -> Any:
+def fetch_json(url: str, body: dict | None = None, timeout: float = TIMEOUT_S, api_key: str | None = None) -> Any:
     """GET (or POST `body`) and decode JSON, through evalkit's one HTTP probe helper."""
-    return get_json(url, timeout, body=body)
+    return get_json(url, timeout, body=body, api_key=api_key)
 
 
 def is_loopback(base_url: str) -> bool:
@@ -81,27 +86,23 @@ def _short_error(exc: Exception) -> str:
 
 
 def server_facts(base_url: str, model: str | None = None, *, keep_raw: bool = False,
-                 fetch: Fetch | None = None) -> dict[str, Any]:
+                 fetch: Fetch | None = None, api_key: str | None = None, any_host: bool = False) -> dict[str, Any]:
     """Serving stack and model identity as the server tells them; unknown fields are None.
 
-    `{"kind", "build", "template_sha256", "tool_call_format", "template_caps", "slots",
-    "model": {"id", "quantization", "context_length", "context_length_train", "parameter_count",
-    "parameter_label", "size_bytes", "architecture", "file"}, "served": [ids from /v1/models],
-    "asked": [...], "errors": {...}}`, plus `raw`
-    (the bodies, for a probe's evidence) when `keep_raw`.
+    The fields of `schema.ServerFacts` as a dict: `{"kind", "build", "template_sha256",
+    "tool_call_format", "template_caps", "slots", "model": {"id", "quantization", ...},
+    "served": [ids from /v1/models], "asked": [...], "errors": {...}}`, plus `raw` (the bodies,
+    for a probe's evidence) when `keep_raw`. Only loopback servers are asked unless `any_host`
+    (a run asks the server the user named with --base-url, where its requests go anyway).
     """
-    facts: dict[str, Any] = {
-        "kind": "unknown", "build": None, "template_sha256": None, "tool_call_format": None,
-        "template_caps": None, "slots": None,
-        "model": {"id": model, "quantization": None, "context_length": None, "context_length_train": None,
-                  "parameter_count": None, "parameter_label": None, "size_bytes": None, "architecture": None,
-                  "file": None},
-        "served": [], "asked": [], "errors": {},
-    }
-    if not is_loopback(base_url):
+    facts: dict[str, Any] = ServerFacts().model_dump()
+    facts["model"]["id"] = model
+    if not any_host and not is_loopback(base_url):
         facts["errors"]["*"] = "not a loopback server: evalkit asks only loopback servers about themselves"
         return facts
-    ask = _Asker(server_root(base_url), fetch or fetch_json, keep_raw)
+    if fetch is None:
+        fetch = partial(fetch_json, api_key=api_key) if api_key else fetch_json
+    ask = _Asker(server_root(base_url), fetch, keep_raw)
     listing = ask("/v1/models")
     facts["served"] = _served(listing)
     entry = _model_entry(listing, model)
@@ -138,6 +139,12 @@ def _model_entry(listing: Any, model: str | None) -> dict[str, Any] | None:
     return next((e for e in entries if model and e.get("id") == model), entries[0] if entries else None)
 
 
+def _template_family(template: Any) -> str | None:
+    """The call-syntax family a chat template renders tool calls in (its fingerprints in the
+    family table): the header keeps this, not the template, so a run knows its model's own syntax."""
+    return own_family(None, template) if isinstance(template, str) and template else None
+
+
 def _llamacpp(facts: dict, ask: _Asker, entry: dict | None, props: Any = None) -> None:
     facts["kind"] = "llama.cpp"
     props = props if props is not None else ask("/props")
@@ -150,6 +157,7 @@ def _llamacpp(facts: dict, ask: _Asker, entry: dict | None, props: Any = None) -
     if isinstance(props, dict):
         facts["build"] = props.get("build_info")
         facts["template_sha256"] = sha256_text(props.get("chat_template"))
+        facts["template_family"] = _template_family(props.get("chat_template"))
         caps = props.get("chat_template_caps")
         facts["template_caps"] = caps if isinstance(caps, dict) else None
         facts["slots"] = props.get("total_slots")
@@ -157,11 +165,41 @@ def _llamacpp(facts: dict, ask: _Asker, entry: dict | None, props: Any = None) -
         m["context_length"] = settings.get("n_ctx") or props.get("n_ctx")
         if props.get("model_path"):
             m["file"] = re.split(r"[\\/]", str(props["model_path"]))[-1]
-    # The format llama.cpp detected from the template shows in a slot's params once a request
-    # has run; before that /slots has no params and the format stays unknown.
-    slots = ask("/slots")
+    facts["tool_call_format"] = _slots_format(ask("/slots"))
+
+
+def _slots_format(slots: Any) -> str | None:
+    """The format llama.cpp detected from the template shows in a slot's params once a request
+    has run; before that /slots has no params and the format stays unknown. "Content-only" is
+    what a request without tools gets (and /props' default before any request), not the format."""
     formats = [s.get("params", {}).get("chat_format") for s in slots or [] if isinstance(s, dict)]
-    facts["tool_call_format"] = next((f for f in formats if f), None)
+    return next((f for f in formats if f and f != "Content-only"), None)
+
+
+def tool_call_format(base_url: str, api_key: str | None = None) -> str | None:
+    """llama.cpp's detected tool-call format, asked again once requests have run (None: not told)."""
+    try:
+        return _slots_format(fetch_json(server_root(base_url) + "/slots", api_key=api_key))
+    except (OSError, ValueError):
+        return None
+
+
+def stored_facts(server: dict[str, Any], base_url: str, model: str | None) -> dict[str, Any] | None:
+    """Facts read from the raw bodies older run headers kept (`{"models": /v1/models, "props":
+    /props}`), by the same readers as live ones; None when the header kept none."""
+    bodies = {"/v1/models": server.get("models"), "/props": server.get("props")}
+    if not any(isinstance(body, dict) for body in bodies.values()):
+        return None
+
+    root = server_root(base_url)
+
+    def stored(url: str, body: dict | None, timeout: float) -> Any:
+        path = url.removeprefix(root)
+        if bodies.get(path) is None:
+            raise OSError("not kept in this run's header")
+        return bodies[path]
+
+    return server_facts(base_url, model, fetch=stored, any_host=True)
 
 
 def _vllm(facts: dict, ask: _Asker, entry: dict) -> None:
@@ -195,10 +233,19 @@ def _ollama(facts: dict, ask: _Asker, version: dict, model: str | None) -> None:
     num_ctx = re.search(r"(?m)^num_ctx\s+(\d+)", show.get("parameters") or "")
     m["context_length"] = int(num_ctx.group(1)) if num_ctx else None
     facts["template_sha256"] = sha256_text(show.get("template"))
+    facts["template_family"] = _template_family(show.get("template"))
     facts["tool_call_format"] = show.get("parser") or show.get("renderer") or None
     capabilities = show.get("capabilities")
     if isinstance(capabilities, list):
         facts["template_caps"] = {"supports_tool_calls": "tools" in capabilities, "capabilities": capabilities}
+    # Once loaded, /api/ps tells how much of the model sits in GPU memory and its real context.
+    ps = ask("/api/ps")
+    running = ps.get("models") if isinstance(ps, dict) else None
+    loaded = [e for e in running or [] if isinstance(e, dict) and model in (e.get("name"), e.get("model"))]
+    if loaded:
+        m["vram_bytes"] = loaded[0].get("size_vram")
+        m["size_bytes"] = loaded[0].get("size")
+        m["context_length"] = m["context_length"] or loaded[0].get("context_length")
 
 
 def _lmstudio(facts: dict, v0: dict, model: str | None) -> None:

@@ -13,6 +13,10 @@ from ..schema import ToolCall
 class ParsedReply:
     calls: list[ToolCall] = field(default_factory=list)
     text: str = ""  # the reply's prose once recognised call blocks are taken out
+    syntax: str | None = None  # the call-syntax family (evalkit/callsyntax) the format read calls in, if any
+    # The server was asked to parse the model's calls (native): a clean call in the model's own
+    # syntax left in `text` is one the server's parser lost.
+    server_parses: bool = False
 
 
 class ToolFormat(Protocol):

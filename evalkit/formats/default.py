@@ -80,7 +80,8 @@ class DefaultFormat:
         if too_long:  # not read: a malformed attempt, whatever the blocks hold
             calls.append(ToolCall(raw_arguments=text[:1000], parse_error=too_long))
             text = ""
-        for body, end in BLOCK.findall(text):
+        blocks = BLOCK.findall(text)
+        for body, end in blocks:
             call = parse_block(body)
             if not end and call.parse_error is None:
                 # LM Studio only parses closed blocks; an open one (cut off, or the model forgot the
@@ -89,7 +90,7 @@ class DefaultFormat:
             calls.append(call)
         # A server that parsed the blocks itself (LM Studio with `tools`) hands them back as tool_calls.
         calls += [call_from_wire(c.get("name"), c.get("arguments"), c.get("id")) for c in tool_calls]
-        return ParsedReply(calls=calls, text=BLOCK.sub("", text).strip())
+        return ParsedReply(calls=calls, text=BLOCK.sub("", text).strip(), syntax="lmstudio" if blocks or too_long else None)
 
     def assistant_message(self, content: str | None, calls: list[ToolCall]) -> dict[str, Any]:
         return {"role": "assistant", "content": self._render_calls((content or "").strip(), calls)}

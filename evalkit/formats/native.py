@@ -20,7 +20,7 @@ class NativeFormat:
 
     def parse_reply(self, content: str | None, tool_calls: list[dict[str, Any]]) -> ParsedReply:
         calls = [call_from_wire(c.get("name"), c.get("arguments"), c.get("id")) for c in tool_calls]
-        return ParsedReply(calls=calls, text=content or "")
+        return ParsedReply(calls=calls, text=content or "", server_parses=True)
 
     def assistant_message(self, content: str | None, calls: list[ToolCall]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": content or None}

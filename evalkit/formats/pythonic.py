@@ -151,8 +151,8 @@ class PythonicFormat:
             return ParsedReply(calls=server_calls, text=text)  # prose: an answer, or an attempt scoring will flag
         calls, error = parse_pythonic(text)
         if error:
-            return ParsedReply(calls=server_calls + [ToolCall(raw_arguments=text, parse_error=error)], text="")
-        return ParsedReply(calls=server_calls + calls, text="")
+            calls = [ToolCall(raw_arguments=text, parse_error=error)]
+        return ParsedReply(calls=server_calls + calls, text="", syntax="pythonic")
 
     def assistant_message(self, content: str | None, calls: list[ToolCall]) -> dict[str, Any]:
         return {"role": "assistant", "content": render_list(calls) if calls else content or ""}

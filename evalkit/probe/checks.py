@@ -14,8 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from evalkit.probe.result import Exchange, Status
-from evalkit.recovery import MARKERS, find_call_syntax
+from evalkit.callsyntax import scan
+from evalkit.schema import Exchange
+from evalkit.schema import ProbeStatus as Status
 
 SEED = 7
 MAX_TOKENS = 64  # two short calls fit (about 20 tokens each); a chatty reply is cut early: no prose is judged
@@ -29,7 +30,9 @@ def _tool(name: str, description: str) -> dict[str, Any]:
 
 
 TOOLS = [_tool("get_weather", "Current weather in a city."), _tool("get_time", "Current local time in a city.")]
-TOOL_NAMES = {t["function"]["name"] for t in TOOLS}
+TOOL_SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}  # what the call-syntax scanner reads
+# Call syntax with no markers of its own: a model writing it did not use its template's syntax.
+UNMARKED = ("json", "pythonic")
 SYSTEM = {"role": "system", "content": "You are a helpful assistant. Use the provided tools when they help."}
 WEATHER_RESULT = '{"city": "Paris", "temperature_c": 21, "sky": "sunny"}'
 
@@ -104,18 +107,26 @@ def _rejected(ex: Exchange, what: str) -> Verdict | None:
     return "fail", f"{what}: {ex.error} (server)"
 
 
+def _wrote_call(content: str | None) -> bool:
+    """The content holds a call attempt in any family's syntax (evalkit/callsyntax)."""
+    return scan(content, TOOL_SCHEMAS).attempted
+
+
 def _lost_call(ex: Exchange) -> str:
     """Why a call the model meant is not in tool_calls, from what the content holds."""
-    syntax = find_call_syntax(ex.content, TOOL_NAMES)
-    if not syntax:
+    attempts = scan(ex.content, TOOL_SCHEMAS).where("answer")
+    if not attempts:
         if ex.read_error and not ex.content:
             return f"the reply could not be read: {ex.read_error} (server)"
         return f"the model answered in text: {_quote(ex.content)}" if ex.content else "the reply is empty"
-    own = [s for s in syntax if s in MARKERS]
-    if own:
-        return (f"the model wrote a call in {own[0]} call syntax in content, which the server did not parse "
+    marked = [a for a in attempts if a.family not in UNMARKED]
+    if marked and marked[0].clean:
+        return (f"the model wrote a call in {marked[0].family} call syntax in content, which the server did not parse "
                 f"(server)")
-    return (f"the model wrote the call as plain JSON in content instead of its template's call syntax, "
+    if marked:
+        return f"the model wrote a broken call in {marked[0].family} call syntax ({marked[0].broken}) (model)"
+    what = "plain JSON" if attempts[0].family == "json" else "a bare Python call list"
+    return (f"the model wrote the call as {what} in content instead of its template's call syntax, "
             f"so the server did not parse it: {_quote(ex.content)} (model)")
 
 
@@ -151,7 +162,7 @@ def judge_none(ex: Exchanges, facts: dict) -> Verdict:
     if reply.calls:
         return "fail", f'tool_choice "none" ignored: the reply called {", ".join(_names(reply))} (server)'
     note = ""
-    if find_call_syntax(reply.content, TOOL_NAMES):
+    if _wrote_call(reply.content):
         note = "; the model still wrote a call as text, which the server rightly left unparsed"
     return "pass", "no call came back" + note
 
@@ -198,7 +209,7 @@ def judge_parallel(ex: Exchanges, facts: dict) -> Verdict:
     if caps.get("supports_parallel_tool_calls") is False:
         return "unsupported", "the server says its chat template cannot make parallel calls (chat_template_caps)"
     if len(starts) == 1:
-        extra = find_call_syntax(reply.content, TOOL_NAMES)
+        extra = _wrote_call(reply.content)
         if extra:
             return "fail", f"one call came back and another stayed in content: {_lost_call(reply)}"
         return "fail", f"one call came back ({', '.join(_names(reply))}): the model made one call for two cities (model)"
@@ -295,7 +306,7 @@ def judge_tool_turn(ex: Exchanges, facts: dict) -> Verdict:
         return "fail", f"the server rejected a tool message (tool_call_id {call_id!r}): {reply.error} (server)"
     if reply.calls:
         return "fail", f"accepted, but the model called {', '.join(_names(reply))} again instead of answering (model)"
-    if find_call_syntax(reply.content, TOOL_NAMES):
+    if _wrote_call(reply.content):
         return "fail", f"accepted, but the model wrote another call as text instead of answering: {_quote(reply.content)} (model)"
     if not (reply.content or "").strip():
         return "fail", "accepted, but the answer is empty"

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from evalkit.cliargs import whole_number
 from evalkit.errors import EvalkitError
-from evalkit.probe.result import Exchange, ProbeResult
+from evalkit.schema import Exchange, ProbeResult
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -69,11 +69,11 @@ def _start_engine(stack: ExitStack, name: str, threads: int | None, quiet: bool)
 
 def format_result(result: ProbeResult) -> str:
     s = result.server
-    stack = [s.get("kind") or "unknown"] + [str(s[k]) for k in ("build",) if s.get(k)]
-    if s.get("template_sha256"):
-        stack.append(f"template {s['template_sha256'][:12]}…")
-    if s.get("tool_call_format"):
-        stack.append(f"format {s['tool_call_format']}")
+    stack = [s.kind] + [s.build] * bool(s.build)
+    if s.template_sha256:
+        stack.append(f"template {s.template_sha256[:12]}…")
+    if s.tool_call_format:
+        stack.append(f"format {s.tool_call_format}")
     lines = [f"probe: {result.model} at {result.base_url} — {', '.join(stack)}", ""]
     width = max(len(c.name) for c in result.checks)
     lines.append(f"{'check':<{width}}  {'status':<11}  detail")

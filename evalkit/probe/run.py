@@ -1,5 +1,5 @@
 """`run_probe(base_url, model)`: send the checks' requests once each, ask the server about itself,
-judge every check. The lead's `evalkit run --probe` stores the result as probe.json."""
+judge every check. `evalkit run --probe` stores the result as probe.json in the run directory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from evalkit import __version__
 from evalkit.client import make_client
 from evalkit.engine.facts import server_facts
 from evalkit.probe.checks import CHECKS, MAX_TOKENS, SEED, Exchanges, planned_requests
-from evalkit.probe.result import CheckResult, Exchange, ProbeResult
+from evalkit.schema import CheckResult, Exchange, ProbeResult
 from evalkit.probe.wire import send
 
 MAX_REQUESTS = 20  # chat completions (retries included) plus the facts' GETs (issue 14: "at most 20")
@@ -26,7 +26,7 @@ def run_probe(base_url: str, model: str, *, timeout_s: float = TIMEOUT_S, api_ke
     exchanges = asyncio.run(_send_all(base_url, model, timeout_s, api_key))
     # Asked after the requests: llama.cpp shows the tool-call format it detected only once a
     # request with tools has run.
-    facts = server_facts(base_url, model, keep_raw=True)
+    facts = server_facts(base_url, model, keep_raw=True, api_key=api_key)
     raw = facts.pop("raw", {})
     chat = sum(e.attempts for e in exchanges.values())
     checks = []

@@ -14,7 +14,7 @@ from typing import Any
 import openai
 
 from evalkit.client import TransportError, _StreamState, classify
-from evalkit.probe.result import Exchange
+from evalkit.schema import Exchange
 
 
 async def send(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]) -> Exchange:

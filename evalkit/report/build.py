@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Sequence
 
+from ..aggregate import server_lost_lines
 from ..errors import EvalkitError
+from ..rundir import own_family
 from ..schema import Sample
 from .compare import Difference, FlipSet, difference, flips
 from .explain import failure_kind
 from .model import Entry, Run, make_entries, ranked
 from .recommend import Constraints, Recommendation, recommend_entries
+from .serving import ProbeView, probe_views
 
 MAX_FAILURES = 50  # failing cases listed per model x format; the rest are counted
 
@@ -117,6 +120,8 @@ class Report:
     generated_at: str
     comparison: bool = False
     max_failures: int = MAX_FAILURES
+    probes: list[ProbeView] = field(default_factory=list)  # runs started with --probe
+    notes: list[str] = field(default_factory=list)  # one line each, said before anything else (e.g. calls the server lost)
 
     @property
     def suites(self) -> list[str]:
@@ -184,4 +189,6 @@ def build_report(runs: Sequence[Run], comparison: bool = False, max_failures: in
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         comparison=comparison,
         max_failures=max_failures,
+        probes=probe_views(runs),
+        notes=[line for run in runs for line in server_lost_lines(run.results.aggregates, own_family(run.header))],
     )

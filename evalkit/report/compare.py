@@ -2,8 +2,8 @@
 
 Two tests, chosen by the data:
 
-* McNemar's exact test when the two options answered the same cases (same suite, case and
-  repeat): only the discordant pairs carry information — `b` cases right in the first option and
+* McNemar's exact test when the two options answered the same cases (same suite, case,
+  repeat and distractor count): only the discordant pairs carry information — `b` cases right in the first option and
   wrong in the second, `c` the reverse — and under "no difference" each discordant pair is a fair
   coin, so p = P(Binomial(b + c, 1/2) at least as lopsided as observed), two-sided.
 * A two-proportion z-test (pooled) otherwise, e.g. runs over different case sets.
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from ..schema import FailureKind, Sample
+from .model import CaseKey, case_key
 
 ALPHA = 0.05
 POWER = 0.8
@@ -96,8 +97,9 @@ def format_p(p: float) -> str:
     return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
-def _scored(samples: Iterable[Sample]) -> dict[tuple[str, str, int], bool]:
-    return {(s.suite, s.case_id, s.repeat): bool(s.call_correct) for s in samples if s.error is None}
+def _scored(samples: Iterable[Sample]) -> dict[CaseKey, bool]:
+    # Pairs are the same question: the same case, repeat and distractor count.
+    return {case_key(s): bool(s.call_correct) for s in samples if s.error is None}
 
 
 @dataclass

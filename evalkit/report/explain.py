@@ -40,9 +40,9 @@ def explain(sample: Sample) -> str:
     meaning = failures.meaning(kind)
     detail = failure_detail(sample)
     text = f"{meaning[0].upper()}{meaning[1:]}" + (f" ({detail})" if detail else "") + "."
-    if kind not in ("malformed", "error") and sample.malformed:
+    if kind not in ("malformed", "server_parse_lost", "error") and sample.malformed:
         text += " The reply also held a call attempt that could not be parsed."
-    if kind == "malformed" and sample.intent_correct:
+    if kind in ("malformed", "server_parse_lost") and sample.intent_correct:
         text += " Read leniently, the intended call was right, so it counts for intent accuracy."
     if sample.hallucinated_tool and kind != "hallucinated_tool":
         text += " It named a tool that was not offered."

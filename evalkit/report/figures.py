@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from .build import FigureFile, Report
 from .model import Entry, ranked
+from .toolcount import FALL_SHARE, curves
 
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
            "#64B5CD"]
@@ -181,9 +182,51 @@ def tokens_per_s(entries: Sequence[Entry], style: Style) -> FigureFile | None:
                       _png(fig))
 
 
+def tool_count_curve(entries: Sequence[Entry], style: Style) -> FigureFile | None:
+    """Strict and intent accuracy, and prompt tokens, against the number of tools offered (--distractors)."""
+    found = [c for c in curves(entries) if any(p.tools_offered is not None for p in c.points)]
+    if not found:
+        return None
+    fig = _new(11.0, 4.6)
+    acc_ax, tok_ax = fig.subplots(1, 2)
+    for curve in found:
+        entry = curve.entry
+        points = [p for p in curve.points if p.tools_offered is not None]
+        xs = [p.tools_offered for p in points]
+        look = {"color": style.colour[entry.model], "marker": style.marker[entry.format], "markersize": 6}
+        acc_ax.plot(xs, [(p.call_accuracy or 0) * 100 for p in points], linestyle="-", label=f"{entry.label} strict",
+                    **look)
+        acc_ax.plot(xs, [(p.intent_accuracy or 0) * 100 for p in points], linestyle="--", alpha=0.7,
+                    label=f"{entry.label} intent", **look)
+        base = curve.baseline
+        if base is not None and base.call_accuracy:
+            acc_ax.axhline(base.call_accuracy * FALL_SHARE * 100, color=look["color"], linestyle=":", linewidth=0.8)
+        tokens = [(p.tools_offered, p.prompt_tokens) for p in points if p.prompt_tokens is not None]
+        if tokens:
+            tok_ax.plot([t for t, _ in tokens], [v for _, v in tokens], label=entry.label, **look)
+        for p in points:
+            acc_ax.annotate(f"+{p.distractors}", (p.tools_offered, (p.call_accuracy or 0) * 100),
+                            textcoords="offset points", xytext=(4, 4), fontsize=7, color="#555555")
+    acc_ax.set_ylim(-3, 105)
+    acc_ax.set_xlabel("tools offered (mean; +N: distractors)")
+    acc_ax.set_ylabel("accuracy (%)")
+    acc_ax.set_title(f"Accuracy (solid strict, dashed intent; dotted: {FALL_SHARE:.0%} of strict at +0)", fontsize=9)
+    acc_ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize=7, loc="lower left", frameon=True)
+    tok_ax.set_xlabel("tools offered (mean)")
+    tok_ax.set_ylabel("prompt tokens (mean, first request)")
+    tok_ax.set_title("Prompt tokens", fontsize=9)
+    tok_ax.grid(alpha=0.3)
+    if tok_ax.lines:
+        tok_ax.legend(fontsize=7, loc="upper left", frameon=True)
+    return FigureFile("tool_count", "fig_tool_count.png", "Accuracy and prompt tokens by tool count",
+                      "Strict and intent accuracy, and mean prompt tokens, against the number of tools offered "
+                      "(the cases' own tools plus --distractors N).", _png(fig))
+
+
 def make_figures(report: Report) -> list[FigureFile]:
     entries = ranked(report.entries)
     style = Style(report.entries)
     made = [accuracy_by_suite(entries, style), accuracy_vs_latency(entries, style), malformed_rate(entries, style),
-            tokens_per_s(entries, style)]
+            tokens_per_s(entries, style), tool_count_curve(entries, style)]
     return [f for f in made if f is not None]

@@ -15,6 +15,10 @@ from .explain import (
 )
 from .model import Entry, ranked
 from .recommend import option_name
+from .serving import MEANINGS, PROBE_NOTE, identity
+from .toolcount import (
+    CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
+)
 
 LEADERBOARD = [m for m in METRICS if m.leaderboard]
 
@@ -30,6 +34,7 @@ h1 { font-size: 26px; margin: 0 0 8px; }
 h2 { font-size: 20px; margin: 36px 0 10px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
 h3 { font-size: 16px; margin: 24px 0 8px; }
 p.lead { color: var(--muted); max-width: 980px; }
+p.alert { border-left: 4px solid #c60; padding: .4em .8em; max-width: 980px; }
 nav { display: flex; flex-wrap: wrap; gap: 6px 14px; margin: 14px 0 4px; font-size: 13px; }
 nav a { color: var(--accent); text-decoration: none; }
 nav a:hover { text-decoration: underline; }
@@ -71,6 +76,8 @@ pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px
       font: 12.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, "Noto Sans Mono CJK SC", monospace;
       white-space: pre-wrap; word-break: break-word; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+td.probe-fail { color: var(--bad); font-weight: 600; }
+td.probe-pass { color: var(--good); }
 """
 
 
@@ -124,12 +131,27 @@ def _runs(report: Report) -> str:
     for run in report.runs:
         h = run.header
         suites = ", ".join(f"{s.name} ({s.cases})" for s in h.suites)
+        who = identity(run)
         rows.append([escape(h.run_id), escape(h.model), escape(h.backend), escape(h.started_at),
                      escape(", ".join(h.formats)), escape(suites), str(h.settings.repeats),
                      f"{h.settings.temperature:g}", str(len(run.samples)),
-                     f"{sum(1 for s in run.samples if s.cached)}/{len(run.samples)}"])
+                     escape(run.from_cache), escape(who.server), escape(who.model), escape(who.machine)])
     return _table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples",
-                   "from cache"], rows, text_cols=6)
+                   "from cache", "server", "model as served", "machine"],
+                  rows, text_cols={0, 1, 2, 3, 4, 5, 10, 11, 12})
+
+
+def _probe(report: Report) -> str:
+    parts = [f'<p class="note">{escape(PROBE_NOTE)}</p>']
+    for view in report.probes:
+        rows = [[escape(name), (escape(status), f' class="text probe-{status}"'),
+                 (escape(detail), ' class="text" style="white-space: normal; min-width: 420px"')]
+                for name, status, detail in view.rows]
+        parts.append(f"<p>{escape(view.line)}</p>" + _table(["check", "status", "detail"], rows, text_cols=3))
+    names = [name for name in MEANINGS if any(name == row[0] for v in report.probes for row in v.rows)]
+    parts.append('<dl class="metrics">' + "".join(f"<dt>{escape(n)}</dt><dd>{escape(MEANINGS[n])}</dd>"
+                                                  for n in names) + "</dl>")
+    return "".join(parts)
 
 
 def _recommendation(report: Report) -> str:
@@ -198,6 +220,24 @@ def _differences(report: Report) -> tuple[str, str]:
                  else '<span class="badge noise">within the noise</span>')
         items.append(f"<li><b>{escape(d.model_label)}</b> {badge} {escape(d.sentence())}</li>")
     return title, f"<ul>{''.join(items)}</ul><p class=\"note\">{escape(SIGNIFICANCE_NOTE)}</p>"
+
+
+def _tool_count(report: Report) -> list[tuple[str, str, str]]:
+    """The accuracy-vs-tool-count curve (--distractors) and what the tools cost (--tool-cost)."""
+    entries = ranked(report.entries)
+    found = curves(entries)
+    sections = []
+    if found:
+        items = "".join(f"<li><b>{escape(c.entry.label)}</b>: {escape(c.sentence())}</li>" for c in found)
+        rows = [[escape(cell) for cell in row] for row in curve_rows(found)]
+        sections.append(("tool-count", "Accuracy by tool count",
+                         f'<p class="note">{escape(CURVE_NOTE)}</p><ul>{items}</ul>' + _table(CURVE_HEADERS, rows)))
+    cost = tool_cost_rows(entries)
+    if cost:
+        rows = [[escape(cell) for cell in row] for row in cost]
+        sections.append(("tool-cost", "Tool cost",
+                         f'<p class="note">{escape(TOOL_COST_NOTE)}</p>' + _table(TOOL_COST_HEADERS, rows)))
+    return sections
 
 
 def _figures(figures: Sequence[FigureFile]) -> str:
@@ -329,12 +369,14 @@ def render_html(report: Report, figures: Sequence[FigureFile]) -> str:
     entries = ranked(report.entries)
     sections: list[tuple[str, str, str]] = [
         ("runs", "Runs", _runs(report)),
+        *([("probe", "Server probe", _probe(report))] if report.probes else []),
         ("deploy", "Which to deploy", _recommendation(report)),
         ("leaderboard", "Leaderboard", _leaderboard(report)),
     ]
     if report.differences:
         title, inner = _differences(report)
         sections.append(("formats", title, inner))
+    sections += _tool_count(report)
     if figures:
         sections.append(("figures", "Figures", _figures(figures)))
     sections.append(("suites", "By suite", '<p class="note">Call accuracy (scored samples) per suite.</p>'
@@ -358,6 +400,7 @@ def render_html(report: Report, figures: Sequence[FigureFile]) -> str:
         '<link rel="icon" href="data:,">'
         f"<title>{escape(report.title)}</title><style>{CSS}</style></head>"
         f'<body><main><h1>{escape(report.title)}</h1><p class="lead">{escape(STRICT_VS_LENIENT)}</p>'
+        + "".join(f'<p class="alert"><strong>Note:</strong> {escape(note)}</p>' for note in report.notes) +
         f"<nav>{nav}</nav>{body}"
         f"<footer>Generated by evalkit {escape(__version__)} at {escape(report.generated_at)}.</footer>"
         "</main></body></html>\n"

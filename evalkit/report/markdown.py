@@ -12,6 +12,10 @@ from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureLi
 from .explain import clip, describe_failure, expected_text, explain, failure_kind, prompt_of, reply_lines, trajectory_text
 from .model import Entry, ranked
 from .recommend import option_name
+from .serving import MEANINGS, PROBE_NOTE, identity
+from .toolcount import (
+    CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
+)
 
 LEADERBOARD = [m for m in METRICS if m.leaderboard]
 FAILURES_FILE = "failures.md"
@@ -66,16 +70,26 @@ def runs_section(report: Report) -> list[str]:
     for run in report.runs:
         h = run.header
         suites = ", ".join(f"{s.name} ({s.cases})" for s in h.suites)
+        who = identity(run)
         rows.append([h.run_id, h.model, h.backend, h.started_at, ", ".join(h.formats), suites,
-                     str(h.settings.repeats), f"{h.settings.temperature:g}", str(len(run.samples)), from_cache(run)])
+                     str(h.settings.repeats), f"{h.settings.temperature:g}", str(len(run.samples)), run.from_cache,
+                     who.server, who.model, who.machine])
     return ["## Runs", "",
             table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples",
-                   "from cache"], rows, [False] * 6 + [True] * 4), ""]
+                   "from cache", "server", "model as served", "machine"],
+                  rows, [False] * 6 + [True] * 4 + [False] * 3), ""]
 
 
-def from_cache(run) -> str:
-    """"12/64": samples of a run answered from the response cache (their timings are not this run's)."""
-    return f"{sum(1 for s in run.samples if s.cached)}/{len(run.samples)}"
+def probe_section(report: Report) -> list[str]:
+    if not report.probes:
+        return []
+    lines = ["## Server probe", "", PROBE_NOTE, ""]
+    for view in report.probes:
+        lines += [view.line, "", table(["check", "status", "detail"], view.rows), ""]
+    names = [name for name in MEANINGS if any(name == row[0] for v in report.probes for row in v.rows)]
+    lines += [f"- {name}: {MEANINGS[name]}" for name in names]
+    lines.append("")
+    return lines
 
 
 def recommendation_section(report: Report) -> list[str]:
@@ -129,6 +143,22 @@ def differences_section(report: Report) -> list[str]:
     for d in report.differences:
         lines.append(f"- {d.model_label}: {d.sentence()}")
     lines += ["", SIGNIFICANCE_NOTE, ""]
+    return lines
+
+
+def tool_count_sections(report: Report) -> list[str]:
+    """The accuracy-vs-tool-count curve (--distractors) and what the tools cost (--tool-cost)."""
+    entries = ranked(report.entries)
+    found = curves(entries)
+    lines: list[str] = []
+    if found:
+        lines += ["## Accuracy by tool count", "", CURVE_NOTE, ""]
+        lines += [f"- {c.entry.label}: {c.sentence()}" for c in found] + [""]
+        lines += [table(CURVE_HEADERS, curve_rows(found), [False] + [True] * (len(CURVE_HEADERS) - 1)), ""]
+    cost = tool_cost_rows(entries)
+    if cost:
+        lines += ["## Tool cost", "", TOOL_COST_NOTE, "",
+                  table(TOOL_COST_HEADERS, cost, [False] + [True] * (len(TOOL_COST_HEADERS) - 1)), ""]
     return lines
 
 
@@ -283,10 +313,13 @@ def _failing_for(fl: FailureList) -> list[str]:
 
 def render_markdown(report: Report, figures: Sequence[FigureFile]) -> str:
     lines = [f"# {report.title}", "", STRICT_VS_LENIENT, ""]
+    lines += [f"**Note:** {note}" for note in report.notes] + ([""] if report.notes else [])
     lines += runs_section(report)
+    lines += probe_section(report)
     lines += recommendation_section(report)
     lines += leaderboard_section(report)
     lines += differences_section(report)
+    lines += tool_count_sections(report)
     lines += figures_section(figures)
     lines += breakdown_sections(report)
     lines += failure_kinds_section(report)

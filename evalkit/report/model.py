@@ -11,11 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..aggregate import ALL, aggregate
+from ..aggregate import ALL, aggregate, is_breakdown
 from ..errors import EvalkitError
-from ..rundir import HEADER, latest_samples, read_header, read_results
-from ..schema import Aggregate, Case, Header, Results, Sample
-from ..suites import find_suite, read_suite
+from ..rundir import HEADER, latest_samples, read_header, read_probe, read_results
+from ..schema import Aggregate, Case, Header, ProbeResult, Results, Sample
+from ..suites import same_suite
 
 
 @dataclass
@@ -24,11 +24,17 @@ class Run:
     header: Header
     results: Results
     samples: list[Sample]  # the latest sample per (suite, case, format, repeat), as results.json counts them
+    probe: ProbeResult | None = None  # probe.json, when the run was started with --probe
     _cases: dict[tuple[str, str], Case] | None = field(default=None, repr=False)
 
     @property
     def run_id(self) -> str:
         return self.header.run_id
+
+    @property
+    def from_cache(self) -> str:
+        """"12/64": samples answered from the response cache (their timings are not this run's)."""
+        return f"{sum(1 for s in self.samples if s.cached)}/{len(self.samples)}"
 
     @property
     def cases(self) -> dict[tuple[str, str], Case]:
@@ -44,14 +50,8 @@ class Run:
 @lru_cache(maxsize=64)
 def _suite_cases(name: str, path: str, sha256: str) -> tuple[Case, ...]:
     """A suite's cases when the same file (same SHA-256) is still at hand, by path or by name."""
-    for attempt in (lambda: read_suite(path), lambda: find_suite(name)):
-        try:
-            candidate = attempt()
-        except Exception:  # noqa: BLE001 - expected calls are a nicety, never fatal
-            continue
-        if candidate.sha256 == sha256:
-            return tuple(candidate.suite.cases)
-    return ()
+    loaded = same_suite(name, path, sha256)
+    return tuple(loaded.suite.cases) if loaded is not None else ()
 
 
 def load_run(run_dir: Path | str) -> Run:
@@ -61,7 +61,7 @@ def load_run(run_dir: Path | str) -> Run:
     results = read_results(run_dir)
     if results is None:  # an interrupted run: aggregate what is there
         results = aggregate(samples, header.run_id, header.model)
-    return Run(run_dir, header, results, samples)
+    return Run(run_dir, header, results, samples, read_probe(run_dir))
 
 
 def expand_run_dirs(paths: Iterable[Path | str]) -> list[Path]:
@@ -94,6 +94,7 @@ class Entry:
     suites: dict[str, Aggregate]
     tags: dict[str, Aggregate]
     samples: list[Sample]
+    distractors: dict[int, Aggregate] = field(default_factory=dict)  # --distractors count -> all suites
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -116,15 +117,18 @@ def make_entries(runs: Sequence[Run], suites: Sequence[str] | None = None) -> li
             results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], run.run_id, run.header.model)
         else:
             chosen, results = run.samples, run.results
-        overall = [a for a in results.aggregates if a.suite == ALL and a.tag is None]
+        shown = [a for a in results.aggregates if not is_breakdown(a)]
+        overall = [a for a in shown if a.suite == ALL and a.tag is None]
         for agg in overall:
             mine = [s for s in chosen if s.model == agg.model and s.format == agg.format]
-            per_suite = {a.suite: a for a in results.aggregates
+            per_suite = {a.suite: a for a in shown
                          if a.model == agg.model and a.format == agg.format and a.suite != ALL and a.tag is None}
-            per_tag = {a.tag: a for a in results.aggregates
+            per_tag = {a.tag: a for a in shown
                        if a.model == agg.model and a.format == agg.format and a.tag is not None}
+            by_count = {a.distractors: a for a in results.aggregates
+                        if a.model == agg.model and a.format == agg.format and is_breakdown(a)}
             entries.append(Entry(run, agg.model, agg.format, f"{agg.model} [{agg.format}]", agg, per_suite,
-                                 per_tag, mine))  # type: ignore[arg-type]
+                                 per_tag, mine, by_count))  # type: ignore[arg-type]
     if suites and not entries:
         known = sorted({s.suite for run in runs for s in run.samples})
         raise EvalkitError(f"no samples for suite(s) {', '.join(suites)}; "
@@ -144,26 +148,34 @@ def _unique_labels(entries: list[Entry]) -> None:
             entry.label = f"{entry.label} ({entry.run.run_id})"
 
 
-CaseKey = tuple[str, str, int]  # (suite, case id, repeat): one question asked of every option
+# (suite, case id, repeat, --distractors count): one question asked of every option. The
+# distractor count is part of what was asked.
+CaseKey = tuple[str, str, int, int | None]
+
+
+def case_key(sample: Sample) -> CaseKey:
+    return (sample.suite, sample.case_id, sample.repeat, sample.distractors)
 
 
 def case_keys(entry: Entry) -> set[CaseKey]:
     """The cases an option ran (answered or failed at the server)."""
-    return {(s.suite, s.case_id, s.repeat) for s in entry.samples}
+    return {case_key(s) for s in entry.samples}
 
 
 def restrict_entries(entries: Sequence[Entry], keys: set[CaseKey]) -> list[Entry]:
     """The same options re-aggregated over only `keys` (per-tag figures left out)."""
     out: list[Entry] = []
     for entry in entries:
-        chosen = [s for s in entry.samples if (s.suite, s.case_id, s.repeat) in keys]
+        chosen = [s for s in entry.samples if case_key(s) in keys]
         results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], entry.run.run_id, entry.model)
         mine = [a for a in results.aggregates if a.model == entry.model and a.format == entry.format]
-        overall = next((a for a in mine if a.suite == ALL and a.tag is None), None)
+        shown = [a for a in mine if not is_breakdown(a)]
+        overall = next((a for a in shown if a.suite == ALL and a.tag is None), None)
         if overall is None:
             continue
         out.append(Entry(entry.run, entry.model, entry.format, entry.label, overall,
-                         {a.suite: a for a in mine if a.suite != ALL and a.tag is None}, {}, chosen))
+                         {a.suite: a for a in shown if a.suite != ALL and a.tag is None}, {}, chosen,
+                         {a.distractors: a for a in mine if is_breakdown(a)}))  # type: ignore[misc]
     return out
 
 

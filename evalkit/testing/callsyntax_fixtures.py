@@ -79,7 +79,8 @@ def judge(f: Fixture, result: Scan) -> Outcome:
 
 def judge_with(f: Fixture, recognise: Callable[[str, set[str] | None], list[str]],
                recover: Callable[[str, set[str] | None], list[Any]]) -> Outcome:
-    """The same questions asked of an older recogniser (evalkit/recovery.py's two functions)."""
+    """The same questions asked of an older recogniser (recognise, recover): evalkit/recovery.py before
+    issue 11, which benchmarks/bench_callsyntax.py reads from git history."""
     names = set(f.tools) if f.tools else None
     seen = bool(recognise(f.text, names))
     if f.kind == "plain":
