@@ -377,6 +377,9 @@ class Sweep(BaseModel):
     concurrency_given: bool = False
     cache: bool | None = None
     max_parallel_tool_calls: int = 1
+    distractors: list[int] = Field(default_factory=list)  # --distractors, for every member
+    tool_cost: bool = False
+    probe: bool = False  # --probe: each member probes its server first (probe.json in its run directory)
     engine_ctx: int = 4096
     engine_threads: int | None = None
     report: bool = True

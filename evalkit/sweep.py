@@ -61,7 +61,8 @@ def start(models: list[str], options: RunOptions) -> Path:
         base_urls=list(options.base_urls), suites=list(options.suites), formats=list(options.formats),
         tags=list(options.tags), limit=options.limit, sample=options.sample, settings=options.settings,
         concurrency_given=options.concurrency_given, cache=options.cache,
-        max_parallel_tool_calls=options.max_parallel_tool_calls, engine_ctx=options.engine_ctx,
+        max_parallel_tool_calls=options.max_parallel_tool_calls, distractors=list(options.distractors),
+        tool_cost=options.tool_cost, probe=options.probe, engine_ctx=options.engine_ctx,
         engine_threads=options.engine_threads, report=options.report,
     )
     write_model(sweep_dir / SWEEP, sweep)
@@ -75,7 +76,8 @@ def member_options(sweep: Sweep, sweep_dir: Path, member: SweepMember, quiet: bo
         tags=list(sweep.tags), limit=sweep.limit, sample=sweep.sample,
         settings=sweep.settings.model_copy(deep=True),  # `execute` may set the concurrency per server
         concurrency_given=sweep.concurrency_given, out=sweep_dir, cache=sweep.cache,
-        max_parallel_tool_calls=sweep.max_parallel_tool_calls, report=sweep.report,
+        max_parallel_tool_calls=sweep.max_parallel_tool_calls, distractors=list(sweep.distractors),
+        tool_cost=sweep.tool_cost, probe=sweep.probe, report=sweep.report,
         engine_ctx=sweep.engine_ctx, engine_threads=sweep.engine_threads, quiet=quiet, resume_hint=sweep_dir,
     )
 
