@@ -70,8 +70,6 @@ def check_run(run_dir: Path, suite_dirs: list[Path]) -> RunCheck:
         result.rescored += 1
         where = "/".join(map(str, sample.key()))
         for name in VERDICT_FIELDS:
-            if name == "final_answer_ok" and sample.mode != "agent":
-                continue  # single-turn answers are not checked
             if getattr(verdict, name) != getattr(sample, name):
                 result.verdict_diffs.append(f"{where}: {name} {getattr(verdict, name)!r} != {getattr(sample, name)!r}")
     return result

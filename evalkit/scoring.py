@@ -35,7 +35,7 @@ class Verdict:
     intent_correct: bool
     failure_kind: FailureKind | None  # why call_correct is false: a key of evalkit/failures.py
     failure_detail: str | None = None  # the specifics, in words
-    final_answer_ok: bool | None = None  # agent cases: does the final answer hold (None: nothing to check)
+    final_answer_ok: bool | None = None  # the final answer (or a single reply's text) holds (None: nothing to check)
     syntax: str | None = None  # the call-syntax family the reply's calls were written in (None: none seen)
 
 

@@ -360,6 +360,22 @@ def test_clarify_over_the_wire_scores_invented_arguments_and_asking(tmp_path, ca
     kinds = report.split("## Failure kinds")[1].split("##")[0]
     assert "invented argument" in kinds and "- invented argument: a call carries a value the user never gave" in kinds
 
+    # `evalkit rescore` scores the stored replies the same way: the text check and invented_argument included.
+    stored = (run_dir / "samples.jsonl").read_text(encoding="utf-8")
+    forgotten = []
+    for line in stored.splitlines():
+        sample = json.loads(line)
+        if sample["case_id"] in ("clarify-delivery-no-order-en", "clarify-reminder-no-time-en"):
+            sample |= {"call_correct": True, "intent_correct": True, "failure_kind": None, "failure_detail": None}
+        sample["final_answer_ok"] = None
+        forgotten.append(json.dumps(sample, ensure_ascii=False))
+    (run_dir / "samples.jsonl").write_text("\n".join(forgotten) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["rescore", str(run_dir), "--no-report"]) == 0
+    assert "invented_argument: 1" in capsys.readouterr().out
+    rescored = {s["case_id"]: s for s in map(json.loads, (run_dir / "samples.jsonl").read_text().splitlines())}
+    assert rescored == samples
+
 
 # ---------------------------------------------------------------- the terminal and the help
 
