@@ -93,7 +93,7 @@ def server_lost_lines(aggregates: Iterable[Aggregate], family: str | None) -> li
     (rundir.own_family), the syntax every lost call was written in."""
     lines = []
     for agg in aggregates:
-        if agg.suite != ALL or agg.tag is not None or not agg.server_parse_lost:
+        if agg.suite != ALL or agg.tag is not None or is_breakdown(agg) or not agg.server_parse_lost:
             continue
         syntax = f"in {family} syntax" if family else "in its own call syntax"
         lines.append(f"{agg.model} [{agg.format}]: the server's parser lost {agg.server_parse_lost} of "

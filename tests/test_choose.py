@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import case, write_suite
+from evalkit.aggregate import aggregate, cache_note, server_lost_lines
 from evalkit.cli import build_parser, main
 from evalkit.progress import Progress
 from evalkit.report.compare import cases_needed, detectable_difference, difference
@@ -266,6 +267,18 @@ def test_a_cached_rerun_says_from_cache_and_reports_no_latency(suite, tmp_path, 
     assert main(["recommend", str(live), str(cached), "--max-latency-p95", "10"]) == 0
     text = capsys.readouterr().out
     assert f"m [native] ({cached.name}): above latency: no latency measured" in text
+
+
+def test_terminal_notes_count_each_sample_once_with_distractors():
+    # --distractors adds a row per count beside the overall one; the notes must not add those up too.
+    samples = [Sample(suite="s", case_id=f"c{i}", format="native", repeat=0, model="m", distractors=count,
+                      cached=i == 0, call_correct=False, malformed=True, failure_kind="server_parse_lost")
+               for i in range(2) for count in (0, 2)]
+    results = aggregate(samples, "run", "m")
+    assert len([a for a in results.aggregates if a.suite == "*" and a.tag is None]) == 3  # overall, +0, +2
+    assert cache_note(results).startswith("from cache 2/4: latency, TTFT and tokens/s are over the 2 live samples")
+    (line,) = server_lost_lines(results.aggregates, "hermes")
+    assert "lost 4 of 4 calls" in line
 
 
 # ---------------------------------------------------------------- noise
