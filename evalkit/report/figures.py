@@ -187,8 +187,9 @@ def tool_count_curve(entries: Sequence[Entry], style: Style) -> FigureFile | Non
     found = [c for c in curves(entries) if any(p.tools_offered is not None for p in c.points)]
     if not found:
         return None
-    fig = _new(11.0, 4.6)
-    acc_ax, tok_ax = fig.subplots(1, 2)
+    # One above the other, not side by side: side by side they would not fit MAX_WIDTH legibly.
+    fig = _new(MAX_WIDTH, 8.4)
+    acc_ax, tok_ax = fig.subplots(2, 1)
     for curve in found:
         entry = curve.entry
         points = [p for p in curve.points if p.tools_offered is not None]
@@ -210,15 +211,14 @@ def tool_count_curve(entries: Sequence[Entry], style: Style) -> FigureFile | Non
     acc_ax.set_ylim(-3, 105)
     acc_ax.set_xlabel("tools offered (mean; +N: distractors)")
     acc_ax.set_ylabel("accuracy (%)")
-    acc_ax.set_title(f"Accuracy (solid strict, dashed intent; dotted: {FALL_SHARE:.0%} of strict at +0)", fontsize=9)
+    acc_ax.set_title(f"Accuracy (solid strict, dashed intent;\ndotted: {FALL_SHARE:.0%} of strict at +0)", fontsize=9)
     acc_ax.grid(alpha=0.3)
-    acc_ax.legend(fontsize=7, loc="lower left", frameon=True)
     tok_ax.set_xlabel("tools offered (mean)")
-    tok_ax.set_ylabel("prompt tokens (mean, first request)")
-    tok_ax.set_title("Prompt tokens", fontsize=9)
+    tok_ax.set_ylabel("prompt tokens (mean,\nfirst request)")
+    tok_ax.set_title("Prompt tokens (colour and marker as above)", fontsize=9)
     tok_ax.grid(alpha=0.3)
-    if tok_ax.lines:
-        tok_ax.legend(fontsize=7, loc="upper left", frameon=True)
+    # Below the axes (outside them), as in every figure: inside, a legend sits on the lines.
+    fig.legend(*acc_ax.get_legend_handles_labels(), fontsize=7, ncols=2, loc="outside lower center", frameon=False)
     return FigureFile("tool_count", "fig_tool_count.png", "Accuracy and prompt tokens by tool count",
                       "Strict and intent accuracy, and mean prompt tokens, against the number of tools offered "
                       "(the cases' own tools plus --distractors N).", _png(fig))
