@@ -70,8 +70,6 @@ def check_run(run_dir: Path, suite_dirs: list[Path]) -> RunCheck:
         result.rescored += 1
         where = "/".join(map(str, sample.key()))
         for name in VERDICT_FIELDS:
-            if name == "final_answer_ok" and sample.mode != "agent":
-                continue  # single-turn answers are not checked
             if getattr(verdict, name) != getattr(sample, name):
                 result.verdict_diffs.append(f"{where}: {name} {getattr(verdict, name)!r} != {getattr(sample, name)!r}")
     return result
@@ -82,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dirs", nargs="*", type=Path)
     parser.add_argument("--suites", action="append", default=[], type=Path, help="a folder of imported suites")
     args = parser.parse_args(argv)
-    run_dirs = args.run_dirs or sorted(p for p in (ROOT / "reports" / "measured").iterdir() if p.is_dir())
+    # Run directories, also those inside sweep directories (reports/measured/sweep-*/RUN_ID).
+    run_dirs = args.run_dirs or sorted(p.parent for p in (ROOT / "reports" / "measured").rglob("header.json"))
     failed = False
     for run_dir in run_dirs:
         r = check_run(run_dir, args.suites)

@@ -184,7 +184,6 @@ async def _converse(job: Job, endpoint: Endpoint, ctx: RunContext, offered: list
     sample.calls = path.executed
     sample.final_answer = path.final_text or None
     sample.ended_by = path.ended_by
-    sample.final_answer_ok = verdict.final_answer_ok
     sample.latency_s = round(latency, 4)
     sample.completion_tokens = completion_tokens or None
     tps = decode_rate(completion_tokens, latency, sample.ttft_s)

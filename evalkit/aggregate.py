@@ -93,13 +93,27 @@ def server_lost_lines(aggregates: Iterable[Aggregate], family: str | None) -> li
     (rundir.own_family), the syntax every lost call was written in."""
     lines = []
     for agg in aggregates:
-        if agg.suite != ALL or agg.tag is not None or not agg.server_parse_lost:
+        if agg.suite != ALL or agg.tag is not None or is_breakdown(agg) or not agg.server_parse_lost:
             continue
         syntax = f"in {family} syntax" if family else "in its own call syntax"
         lines.append(f"{agg.model} [{agg.format}]: the server's parser lost {agg.server_parse_lost} of "
                      f"{agg.clean_calls} calls that the model wrote correctly {syntax}: check the chat template, "
                      "or use --format default")
     return lines
+
+
+def cache_note(results: Results) -> str | None:
+    """What the terminal says about the response cache, or None when every sample was live."""
+    overall = [a for a in results.aggregates if a.suite == ALL and a.tag is None and not is_breakdown(a)]
+    scored = sum(a.n for a in overall)
+    cached = sum(a.from_cache or 0 for a in overall)
+    if not cached:
+        return None
+    if cached == scored:
+        return (f"from cache {cached}/{scored}: every reply came from the response cache, so this run measured no "
+                "latency, TTFT or tokens/s (the verdicts stand); rerun with --no-cache to time the model")
+    return (f"from cache {cached}/{scored}: latency, TTFT and tokens/s are over the {scored - cached} live samples "
+            "only")
 
 
 def format_table(frame: pd.DataFrame) -> str:

@@ -23,47 +23,67 @@ IMPORT_MODULES = [bfcl_cli, mcp_import]
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("run", help="run suites against a model and write a run directory")
-    p.add_argument("--model", help="model name (a bundled one starts the embedded engine; default qwen2.5-coder-0.5b)")
-    p.add_argument("--base-url", action="append", default=[], dest="base_urls",
-                   help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:1234/v1 (repeat to share the work)")
-    p.add_argument("--base-url-file", type=Path, help="a file listing endpoints, one per line")
-    p.add_argument("--suite", action="append", default=[], dest="suites", help="suite name or path (repeatable)")
-    p.add_argument("--format", action="append", default=[], dest="formats",
+    p = subparsers.add_parser(
+        "run", help="run suites against a model (or several: a sweep) and write run directories",
+        description="One --model: a run directory. Several --model: a sweep, one run per model in turn and a "
+                    "comparison report with the recommendation, all in OUT/sweep-<timestamp>-<hex>/; "
+                    "`evalkit run --resume SWEEP_DIR` finishes an interrupted sweep.")
+    p.add_argument("--model", action="append", default=[], dest="models", metavar="MODEL",
+                   help="model name; a bundled one starts the embedded engine, another is looked up on the local "
+                        "servers (default qwen2.5-coder-0.5b). Repeat it to sweep several models")
+    p.add_argument("--base-url", action="append", default=[], dest="base_urls", metavar="URL",
+                   help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:1234/v1 (repeat to share the work; "
+                        "default: the embedded engine or a local server found on its usual port)")
+    p.add_argument("--base-url-file", type=Path, help="a file listing endpoints, one per line (default none)")
+    p.add_argument("--suite", action="append", default=[], dest="suites", metavar="SUITE",
+                   help="suite name or path (repeatable; default: every built-in suite)")
+    p.add_argument("--format", action="append", default=[], dest="formats", metavar="FORMAT",
                    help="tool-call format: native, default, pythonic (repeatable; default: native and default)")
-    p.add_argument("--tag", action="append", default=[], dest="tags", help="only cases with this tag (repeatable)")
-    p.add_argument("--limit", type=whole_number(1), default=None, help="only the first N cases of each suite")
+    p.add_argument("--tag", action="append", default=[], dest="tags", metavar="TAG",
+                   help="only cases with this tag (repeatable; default: every case)")
+    p.add_argument("--limit", type=whole_number(1), default=None,
+                   help="only the first N cases of each suite (default: all)")
     p.add_argument("--sample", type=whole_number(1), default=None,
-                   help="N cases of each suite drawn at random (fixed by --seed): the same N for every model and format")
-    p.add_argument("--repeats", type=whole_number(1), default=1)
-    p.add_argument("--concurrency", type=whole_number(1), default=None, help="requests in flight per endpoint")
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--max-tokens", type=whole_number(1), default=512)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    p.add_argument("--retries", type=int, default=2, help="retries on connection errors, timeouts, 429 and 5xx")
-    p.add_argument("--no-stream", action="store_true", help="ask for whole replies instead of streaming")
-    p.add_argument("--no-cache", action="store_true", help="never answer from the response cache")
-    p.add_argument("--cache", action="store_true", help="use the response cache even at temperature > 0")
+                   help="N cases of each suite drawn at random (fixed by --seed): the same N for every model and "
+                        "format (default: all)")
+    p.add_argument("--repeats", type=whole_number(1), default=1,
+                   help="ask every case this many times; reports pass^k and the flip rate (default 1)")
+    p.add_argument("--concurrency", type=whole_number(1), default=None,
+                   help="requests in flight per endpoint (default: the server's slots when it reports them, else "
+                        "4 with --base-url and 2 otherwise, the embedded engine's slots)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    p.add_argument("--max-tokens", type=whole_number(1), default=512, help="longest reply, in tokens (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="sent with every request, and draws --sample (default 0)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="retries on connection errors, timeouts, 429 and 5xx (default 2)")
+    p.add_argument("--no-stream", action="store_true", help="ask for whole replies instead of streaming (default: stream)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="never answer from the response cache (default: the cache answers repeats at temperature 0)")
+    p.add_argument("--cache", action="store_true", help="use the response cache even at temperature > 0 (default off)")
     p.add_argument("--max-parallel-tool-calls", type=whole_number(1), default=1,
-                   help="agent cases: run up to N requested tools at once")
+                   help="agent cases: run up to N requested tools at once (default 1)")
     p.add_argument("--distractors", action="append", type=whole_number(0), default=[], metavar="N",
                    help="also offer N tools from the built-in pool that do not fit the request, drawn by --seed "
                         "and case id (repeatable: --distractors 0 --distractors 8 --distractors 32 draws the "
-                        "accuracy-vs-tool-count curve); implies --tool-cost")
+                        "accuracy-vs-tool-count curve); implies --tool-cost (default: none)")
     p.add_argument("--tool-cost", action="store_true",
-                   help="measure the prompt tokens the tool definitions cost (one tools-free request per prompt)")
-    p.add_argument("--shard", help="run only shard i of n (i/n), for splitting a run across machines")
-    p.add_argument("--out", type=Path, default=Path("reports/runs"), help="parent directory of run directories")
-    p.add_argument("--resume", type=Path, help="finish an interrupted run directory")
-    p.add_argument("--ctx", type=whole_number(1), default=4096, help="embedded engine: context tokens per slot")
+                   help="measure the prompt tokens the tool definitions cost (one tools-free request per prompt; "
+                        "default off)")
+    p.add_argument("--shard", help="run only shard i of n (i/n), for splitting a run across machines (default: all)")
+    p.add_argument("--out", type=Path, default=Path("reports/runs"),
+                   help="parent directory of run (and sweep) directories (default reports/runs)")
+    p.add_argument("--resume", type=Path, help="finish an interrupted run directory or sweep directory (default none)")
+    p.add_argument("--ctx", type=whole_number(1), default=4096,
+                   help="embedded engine: context tokens per slot (default 4096)")
     p.add_argument("--threads", type=whole_number(1), default=None,
                    help="embedded engine: CPU threads (default: all; fewer keeps a shared machine responsive)")
     p.add_argument("--probe", action="store_true",
                    help="first run `evalkit probe`'s checks on the same server and model; kept as probe.json "
                         "and shown in the report (default: off)")
-    p.add_argument("--no-report", action="store_true", help="skip report.md / report.html")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip report.md / report.html (default: write them, and a sweep's comparison)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (default: progress)")
     p.set_defaults(func=cmd_run)
 
 
@@ -91,8 +111,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         retries=max(0, args.retries),
     )
+    if args.resume is not None and args.models:
+        raise EvalkitError("--resume takes the models from the run (or sweep) directory; leave out --model")
     options = RunOptions(
-        model=args.model,
+        model=args.models[0] if len(args.models) == 1 else None,
         base_urls=base_urls,
         suites=args.suites,
         formats=args.formats or ["native", "default"],
@@ -114,6 +136,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         probe=args.probe,
     )
+    from . import sweep
+
+    if len(args.models) > 1 or (args.resume is not None and sweep.is_sweep(args.resume)):
+        sweep_dir = args.resume if args.resume is not None else sweep.start(args.models, options)
+        sweep.finish(sweep_dir, sweep.run(sweep_dir, quiet=options.quiet))
+        return 0
     run_dir = execute(options)
     if options.report:
         from .report.write import write_run_report

@@ -191,4 +191,5 @@ def apply_verdict(sample: Sample, verdict: Verdict) -> None:
     sample.intent_correct = verdict.intent_correct
     sample.failure_kind = verdict.failure_kind
     sample.failure_detail = verdict.failure_detail
+    sample.final_answer_ok = verdict.final_answer_ok
     sample.syntax = verdict.syntax

@@ -116,11 +116,40 @@ class Group:
     def correct(self) -> int:
         return int(self.ok["call_correct"].sum())
 
+    @cached_property
+    def from_cache(self) -> pd.Series:
+        """Per scored sample: was its reply (any round of it) answered from the response cache."""
+        return self.ok["cached"].fillna(False).astype(bool)
+
+    @cached_property
+    def live(self) -> pd.DataFrame:
+        """Scored samples answered by the server in this run. A cached reply keeps its verdict, but
+        its timings were measured in another run, under another load: no timing metric reads it."""
+        return self.ok[~self.from_cache]
+
+
+def _case_counts(g: Group) -> Iterable[tuple[int, int]]:
+    """(samples, correct) per question: a case's repeats. With --distractors a case is asked once
+    per count: those are different questions, not repeats."""
+    per_case = g.ok.groupby(["suite", "case_id", "distractors"], dropna=False)["call_correct"].agg(["count", "sum"])
+    return zip(per_case["count"], per_case["sum"])
+
 
 def _per_case(g: Group) -> dict[str, float] | None:
-    # With --distractors a case is asked once per count: those are different questions, not repeats.
-    per_case = g.ok.groupby(["suite", "case_id", "distractors"], dropna=False)["call_correct"].agg(["count", "sum"])
-    return pass_hat_k(zip(per_case["count"], per_case["sum"]))
+    return pass_hat_k(_case_counts(g))
+
+
+def flip_rate(per_case: Iterable[tuple[int, int]]) -> float | None:
+    """The share of repeated cases whose verdict differs between repeats (some pass, some fail).
+    None when no case was scored twice."""
+    repeated = [(n, c) for n, c in per_case if n >= 2]
+    if not repeated:
+        return None
+    return sum(1 for n, c in repeated if 0 < c < n) / len(repeated)
+
+
+def _flips(g: Group) -> float | None:
+    return flip_rate(_case_counts(g))
 
 
 # ---------------------------------------------------------------- the table
@@ -138,6 +167,8 @@ class Metric:
     leaderboard: bool = True  # a column of the report's leaderboard
     csv: tuple[str, ...] | None = None  # leaderboard.csv columns (default: the key)
     cells: Callable[[Any], tuple[Any, ...]] = lambda value: (value,)  # the value as those CSV cells
+    of_n: bool = False  # a count out of the aggregate's n: report cells read "count/n"
+    over_parsed: bool = False  # a share of the calls that parsed: unreliable when most attempts did not
 
     @property
     def csv_columns(self) -> tuple[str, ...]:
@@ -164,7 +195,7 @@ METRICS: tuple[Metric, ...] = (
            pct, lambda g: mean(g.ok["intent_correct"]), True, summary="intent_acc"),
     Metric("args_validity", "args valid",
            "share of replies with calls whose arguments all validate against the tool's JSON Schema",
-           pct, lambda g: mean(g.ok["args_valid"]), True, summary="args_valid"),
+           pct, lambda g: mean(g.ok["args_valid"]), True, summary="args_valid", over_parsed=True),
     Metric("malformed_rate", "malformed", "share of replies with a call attempt that could not be parsed",
            pct, lambda g: mean(g.ok["malformed"]), False, summary="malformed"),
     Metric("server_parse_lost", "lost by server",
@@ -175,7 +206,7 @@ METRICS: tuple[Metric, ...] = (
            "replies with a call the model wrote cleanly: returned parsed, or lost by the server's parser",
            count, lambda g: int(g.ok["clean_call"].sum()), leaderboard=False),
     Metric("hallucination_rate", "halluc.", "share of replies calling a tool that was not offered",
-           pct, lambda g: mean(g.ok["hallucinated_tool"]), False),
+           pct, lambda g: mean(g.ok["hallucinated_tool"]), False, over_parsed=True),
     Metric("no_call_accuracy", "no-call acc",
            "accuracy on cases where the right reply is plain text, no call; a malformed attempt is wrong",
            pct, lambda g: mean(g.no_call["call_correct"]) if len(g.no_call) else None, True, summary="no_call_acc"),
@@ -184,17 +215,24 @@ METRICS: tuple[Metric, ...] = (
            "Calling Leaderboard counts it on its irrelevance categories",
            pct, lambda g: mean(g.no_call["call_correct"] | g.no_call["bfcl_abstained"]) if len(g.no_call) else None,
            True),
-    Metric("latency_p50_s", "lat p50", "median of the whole reply time (agent cases: all rounds)",
-           secs, lambda g: quantile(g.ok["latency_s"], 0.5), False, summary="lat_p50_s"),
+    Metric("from_cache", "from cache",
+           "scored samples answered from the response cache (of n): they keep their verdicts, but latency, "
+           "TTFT and tok/s are over the live samples only",
+           count, lambda g: int(g.from_cache.sum()), summary="from_cache", of_n=True),
+    Metric("latency_p50_s", "lat p50", "median of the whole reply time (agent cases: all rounds), over live samples",
+           secs, lambda g: quantile(g.live["latency_s"], 0.5), False, summary="lat_p50_s"),
     Metric("latency_p95_s", "lat p95", "95th percentile of the whole reply time",
-           secs, lambda g: quantile(g.ok["latency_s"], 0.95), False),
+           secs, lambda g: quantile(g.live["latency_s"], 0.95), False),
     Metric("ttft_p50_s", "TTFT p50", "median time to the first streamed token",
-           secs, lambda g: quantile(g.ok["ttft_s"], 0.5), False),
+           secs, lambda g: quantile(g.live["ttft_s"], 0.5), False),
     Metric("tokens_per_s", "tok/s", "median decode speed (the server's own figure when it reports one)",
-           per_second, lambda g: quantile(g.ok["tokens_per_s"], 0.5), True, summary="tok/s"),
+           per_second, lambda g: quantile(g.live["tokens_per_s"], 0.5), True, summary="tok/s"),
     Metric("pass_hat_k", "pass^k", "the chance that all k repeats of a case pass", pass_k, _per_case, True,
            leaderboard=False, csv=("pass_hat_k", "pass_hat_k_k"),
            cells=lambda v: (v[str(best_k(v))], best_k(v)) if v else (None, None)),
+    Metric("flip_rate", "flip rate",
+           "with repeats: the share of cases whose verdict differs between repeats of the same request",
+           pct, _flips, False, leaderboard=False),
     Metric("tools_offered", "tools", "mean number of tools offered (the case's own plus --distractors)",
            amount, lambda g: mean(g.ok["tools_offered"]), None, leaderboard=False),
     Metric("prompt_tokens", "prompt tok", "mean prompt tokens of the (first) request, as the server counted them",
@@ -205,3 +243,20 @@ METRICS: tuple[Metric, ...] = (
 )
 
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
+
+# Above this malformed rate, the metrics marked `over_parsed` rest on a minority of the replies.
+MOSTLY_UNPARSED = 0.5
+
+
+def cell(metric: Metric, agg: Any) -> str:
+    """A metric of one aggregate as a report cell: "64/64" for counts out of n."""
+    value = getattr(agg, metric.key, None)
+    text = metric.fmt(value)
+    return f"{text}/{agg.n}" if metric.of_n and value is not None else text
+
+
+def unreliable(metric: Metric, agg: Any) -> bool:
+    """The metric rests on the few calls that parsed: reports grey it out."""
+    malformed = getattr(agg, "malformed_rate", None)
+    measured = getattr(agg, metric.key, None) is not None
+    return metric.over_parsed and measured and malformed is not None and malformed > MOSTLY_UNPARSED

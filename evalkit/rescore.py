@@ -29,7 +29,7 @@ from .schema import Case, Sample, Suite, ToolDef
 from .scoring import Verdict, score_agent, score_reply
 from .suites import LoadedSuite, same_suite
 
-# The Sample fields a verdict sets (jobs.apply_verdict, plus the agent's final answer check).
+# The Sample fields a verdict sets (jobs.apply_verdict).
 VERDICT_FIELDS = ("malformed", "hallucinated_tool", "args_valid", "call_correct", "intent_correct",
                   "failure_kind", "failure_detail", "syntax", "final_answer_ok")
 COUNTED = ("call_correct", "intent_correct", "malformed")  # verdicts whose totals the summary reports
@@ -142,9 +142,8 @@ def rescore_run(run_dir: Path | str, extra_dirs: Sequence[Path] = (), *, write: 
             out.append(line)
             continue
         verdict = scorer.verdict(sample)
+        # final_answer_ok too: single-turn replies are checked against a case's final_answer (clarify).
         new = {name: getattr(verdict, name) for name in VERDICT_FIELDS}
-        if sample.mode != "agent":
-            new["final_answer_ok"] = sample.final_answer_ok  # single-turn answers are not checked
         result.rescored += 1
         _tally(result, sample, new)
         updated = {k: v for k, v in data.items() if k != LEGACY} | new

@@ -226,12 +226,16 @@ def finalize(run_dir: Path) -> None:
 
 def print_summary(run_dir: Path) -> None:
     """The summary table of results.json and where the run is: what `run` and `merge` print."""
-    from .aggregate import format_table, server_lost_lines, summary_table  # pandas only when a run is summed up
+    from .aggregate import cache_note, format_table, server_lost_lines, summary_table  # pandas only when summed up
 
     results = read_results(run_dir)
     if results is None:
         return
     print(format_table(summary_table(results)))
+    note = cache_note(results)
+    if note:
+        print(note)
     for line in server_lost_lines(results.aggregates, own_family(read_header(run_dir))):
         print(f"\n{line}")
     print(f"\nrun directory: {run_dir}")
+

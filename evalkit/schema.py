@@ -353,6 +353,38 @@ class Header(BaseModel):
     tool_cost: bool | None = None  # tool_tokens measured (a tools-free request per distinct prompt)
 
 
+class SweepMember(BaseModel):
+    model: str  # as the user typed it after --model
+    run_dir: str | None = None  # its run directory, relative to the sweep directory; None until it starts
+
+
+class Sweep(BaseModel):
+    """sweep.json: one `evalkit run --model A --model B ...`, the run options every member shares,
+    and each member's run directory (all inside the sweep directory)."""
+
+    model_config = ConfigDict(extra="allow")
+    evalkit_version: str
+    sweep_id: str
+    started_at: str
+    members: list[SweepMember]
+    base_urls: list[str] = Field(default_factory=list)
+    suites: list[str] = Field(default_factory=list)  # as given to --suite (empty: the built-in ones)
+    formats: list[str]
+    tags: list[str] = Field(default_factory=list)
+    limit: int | None = None
+    sample: int | None = None
+    settings: Settings
+    concurrency_given: bool = False
+    cache: bool | None = None
+    max_parallel_tool_calls: int = 1
+    distractors: list[int] = Field(default_factory=list)  # --distractors, for every member
+    tool_cost: bool = False
+    probe: bool = False  # --probe: each member probes its server first (probe.json in its run directory)
+    engine_ctx: int = 4096
+    engine_threads: int | None = None
+    report: bool = True
+
+
 class Interval(BaseModel):
     low: float
     high: float
@@ -369,6 +401,8 @@ class Aggregate(BaseModel):
     distractors: int | None = None
     n: int
     errors: int
+    # Scored samples answered from the response cache; timings are over the other (live) ones.
+    from_cache: int | None = None
     call_accuracy: float | None
     call_accuracy_ci95: Interval | None
     intent_accuracy: float | None
@@ -388,6 +422,7 @@ class Aggregate(BaseModel):
     latency_p95_s: float | None
     ttft_p50_s: float | None
     tokens_per_s: float | None
+    flip_rate: float | None = None  # with repeats: share of cases whose verdict differs between repeats
     tools_offered: float | None = None
     prompt_tokens: float | None = None
     tool_tokens: float | None = None

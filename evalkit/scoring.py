@@ -36,7 +36,7 @@ class Verdict:
     intent_correct: bool
     failure_kind: FailureKind | None  # why call_correct is false: a key of evalkit/failures.py
     failure_detail: str | None = None  # the specifics, in words
-    final_answer_ok: bool | None = None  # agent cases: does the final answer hold (None: nothing to check)
+    final_answer_ok: bool | None = None  # the final answer (or a single reply's text) holds (None: nothing to check)
     syntax: str | None = None  # the call-syntax family the reply's calls were written in (None: none seen)
 
 
@@ -114,6 +114,55 @@ def final_answer_holds(spec: FinalAnswer | None, answer: str | None) -> bool | N
     return True
 
 
+# ---------------------------------------------------------------- invented arguments
+
+
+def _conversation_text(case: Case) -> str:
+    """Everything the model was told, case-folded: where a value it passes must come from."""
+    return "\n".join(m.content or "" for m in case.messages).casefold()
+
+
+def _spellings(value: float | int) -> set[str]:
+    """How a number may be written in the conversation: 8.0 as "8" or "8.0", 1e3 as "1000"."""
+    out = {repr(value), str(value)}
+    if float(value).is_integer():
+        out |= {str(int(value)), f"{int(value)}.0"}
+    return out
+
+
+def _given(value: object, conversation: str) -> bool:
+    """Does a value appear in the conversation? Strings as case-folded substrings, numbers as
+    number tokens (8 does not appear in "2048"), lists and objects when every leaf does.
+    Booleans, null and empty strings are nothing a user types: they count as given."""
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, str):
+        text = value.strip().casefold()
+        return not text or text in conversation
+    if isinstance(value, (int, float)):
+        return any(re.search(rf"(?<![\d.]){re.escape(s)}(?![\d]|\.\d)", conversation) for s in _spellings(value))
+    if isinstance(value, list):
+        return all(_given(v, conversation) for v in value)
+    if isinstance(value, dict):
+        return all(_given(v, conversation) for v in value.values())
+    return True
+
+
+def invented_arguments(case: Case, tools: dict[str, ToolDef], calls: list[ToolCall]) -> list[str]:
+    """`name.argument=value` for every required argument of an offered tool whose value appears
+    nowhere in the case's messages (the rule of the `invented_argument` failure kind)."""
+    conversation = _conversation_text(case)
+    found = []
+    for call in calls:
+        tool = tools.get(call.name or "")
+        if tool is None or not call.arguments:
+            continue
+        for name in tool.function.parameters.get("required", []):
+            if name in call.arguments and not _given(call.arguments[name], conversation):
+                found.append(f"{call.name}.{name}={json.dumps(call.arguments[name], ensure_ascii=False)}")
+    return found
+
+
 def abstains_by_bfcl_rule(malformed: bool, calls: list[ToolCall]) -> bool:
     """BFCL's irrelevance rule: a call attempt that decoded into no call counts as abstaining.
     evalkit's own verdict counts it as wrong; both are reported (`no_call_accuracy_bfcl`)."""
@@ -179,7 +228,11 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
     strict_match = None
     if not expect.calls:
         correct = not calls and not malformed
-        if not correct:
+        invented = invented_arguments(case, tools, parsed) if parsed and not malformed else []
+        if invented:
+            # The request lacked something the tool needs, and the model made it up instead of asking.
+            failure, detail = "invented_argument", f"{', '.join(invented)}: not given anywhere in the conversation"
+        elif not correct:
             # A lost call is still a call: on a case that wants none, that is the model's mistake.
             failure = "malformed" if malformed and not parsed and not lost else "called_when_should_not"
             detail = f"called {names_text(calls)}" if calls else (lost_detail if lost else s.describe())
@@ -221,7 +274,7 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
             why = match.detail or next((p for p in problems if p), None)
             detail = f"{detail}; the call itself is wrong too: {why}" if why else detail
 
-    return Verdict(
+    verdict = Verdict(
         malformed=malformed,
         hallucinated_tool=hallucinated,
         args_valid=args_valid,
@@ -231,6 +284,17 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
         failure_detail=detail,
         syntax=syntax or s.syntax,
     )
+    if case.mode == "single" and expect.final_answer is not None:
+        # A single-turn reply's text checked like an agent's final answer: e.g. that a model which
+        # rightly made no call asks for the missing argument (the clarify suite).
+        verdict.final_answer_ok = final_answer_holds(expect.final_answer, text)
+        if verdict.call_correct and not verdict.final_answer_ok:
+            verdict.call_correct = verdict.intent_correct = False
+            verdict.failure_kind = "final_answer"
+            verdict.failure_detail = f"{json.dumps(text[:120], ensure_ascii=False)} does not satisfy the expected answer"
+        elif not verdict.final_answer_ok:
+            verdict.intent_correct = False
+    return verdict
 
 
 # ---------------------------------------------------------------- agent cases

@@ -7,8 +7,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import Callable
 
 from . import __version__
 from .cache import ResponseCache
@@ -18,6 +17,7 @@ from .engine.machine import describe_machine
 from .errors import EvalkitError
 from .formats import get_format
 from .jobs import Endpoint, RunContext, done_keys, plan
+from .progress import Progress
 from .rundir import (
     HEADER, PROBE, SampleLog, finalize, new_run_id, now_iso, own_family, read_header, read_probe, read_samples,
     write_model,
@@ -50,6 +50,8 @@ class RunOptions:
     engine_threads: int | None = None
     quiet: bool = False
     probe: bool = False  # run `evalkit probe`'s checks first and keep them as probe.json
+    on_run_dir: Callable[[Path], None] | None = None  # told the new run directory before any sample (sweeps)
+    resume_hint: Path | None = None  # what `--resume` finishes after Ctrl-C (a sweep's directory)
 
 
 def load_suites(names: list[str]) -> list[LoadedSuite]:
@@ -118,6 +120,8 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     write_model(run_dir / HEADER, header)
+    if options.on_run_dir is not None:
+        options.on_run_dir(run_dir)
     return header, suites, base_urls
 
 
@@ -193,11 +197,11 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
     identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None
     endpoints = [Endpoint(url, per_endpoint, identity=identity) for url in base_urls]
     log = SampleLog(run_dir)
-    bar = tqdm(total=len(jobs), desc=f"{header.model}", unit="sample", disable=options.quiet, file=sys.stderr)
+    bar = Progress(len(jobs), header.model, quiet=options.quiet)
 
     def on_sample(sample: Sample) -> None:
         log.append(sample)
-        bar.update(1)
+        bar.update(sample)
 
     interrupted = False
     try:
@@ -211,8 +215,8 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
             cache.close()
         finalize(run_dir)
     if interrupted:
-        print(f"interrupted: the samples so far are in {run_dir}; finish with `evalkit run --resume {run_dir}`",
-              file=sys.stderr)
+        print(f"interrupted: the samples so far are in {run_dir}; finish with "
+              f"`evalkit run --resume {options.resume_hint or run_dir}`", file=sys.stderr)
         raise KeyboardInterrupt
     _complete_serving(run_dir, header, base_urls[0])
     return run_dir

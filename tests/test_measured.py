@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import check_measured  # noqa: E402
 
-MEASURED = sorted(p for p in (ROOT / "reports" / "measured").iterdir() if (p / "header.json").is_file())
+# Run directories, and those of sweeps (reports/measured/sweep-*/RUN_ID/).
+MEASURED = sorted(p.parent for p in (ROOT / "reports" / "measured").rglob("header.json"))
 SUITE_DIRS = [ROOT / "suites" / "bfcl"]
 
 

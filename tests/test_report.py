@@ -30,7 +30,7 @@ from evalkit.report.write import write_comparison, write_run_report
 from evalkit.report.build import build_report
 from evalkit.report.model import load_run
 from evalkit.report.compare import mcnemar_exact, two_proportion_z
-from evalkit.report.markdown import display_width, render_markdown
+from evalkit.report.markdown import display_width, render_failures
 from evalkit.rundir import HEADER, SampleLog, finalize, new_run_id, now_iso, read_results, write_model
 from evalkit.dispatch import run_jobs
 from evalkit.jobs import Endpoint, RunContext, plan
@@ -232,6 +232,12 @@ def reports(runs) -> dict[str, str]:
     return texts
 
 
+@pytest.fixture(scope="module")
+def failing(runs, reports) -> dict[str, str]:
+    """Each run's failures.md: the failing cases, moved out of report.md."""
+    return {name: (run_dir / "failures.md").read_text(encoding="utf-8") for name, run_dir in runs.items()}
+
+
 def overall(run_dir: Path) -> dict[tuple[str, str], object]:
     return {(a.model, a.format): a for a in read_results(run_dir).aggregates if a.suite == "*" and a.tag is None}
 
@@ -301,8 +307,9 @@ def test_leaderboard_numbers_equal_results_json(runs, reports):
             assert row[9] == f"{agg.malformed_rate * 100:.1f}%"
             assert row[11] == f"{agg.no_call_accuracy * 100:.1f}%"
             assert row[12] == f"{agg.no_call_accuracy_bfcl * 100:.1f}%"
-            assert row[13] == f"{agg.latency_p50_s:.3f} s"
-            assert row[16] == f"{agg.tokens_per_s:.1f}"
+            assert row[13] == f"{agg.from_cache}/{agg.n}"
+            assert row[14] == f"{agg.latency_p50_s:.3f} s"
+            assert row[17] == f"{agg.tokens_per_s:.1f}"
         # leaderboard.csv carries the same numbers at full precision
         with open(run_dir / "leaderboard.csv", newline="", encoding="utf-8") as handle:
             for rec in csv.DictReader(handle):
@@ -324,8 +331,8 @@ def test_csv_columns(runs, reports):
         "run_id", "model", "format", "n", "errors", "call_accuracy", "call_accuracy_ci95_low",
         "call_accuracy_ci95_high", "intent_accuracy", "args_validity", "malformed_rate", "server_parse_lost",
         "clean_calls", "hallucination_rate",
-        "no_call_accuracy", "no_call_accuracy_bfcl", "latency_p50_s", "latency_p95_s", "ttft_p50_s", "tokens_per_s",
-        "pass_hat_k", "pass_hat_k_k", "tools_offered", "prompt_tokens", "tool_tokens",
+        "no_call_accuracy", "no_call_accuracy_bfcl", "from_cache", "latency_p50_s", "latency_p95_s", "ttft_p50_s",
+        "tokens_per_s", "pass_hat_k", "pass_hat_k_k", "flip_rate", "tools_offered", "prompt_tokens", "tool_tokens",
     ]
     assert sorted(r[2] for r in rows) == ["default", "native"]
     assert all(len(r) == len(header) for r in rows)
@@ -345,8 +352,10 @@ def test_breakdowns_per_suite_and_tag(runs, reports):
 # ---------------------------------------------------------------- failing cases
 
 
-def test_failing_cases_listed_with_prompt_reply_and_reason(reports):
-    md = section(reports["alpha"], "Failing cases")
+def test_failing_cases_listed_with_prompt_reply_and_reason(reports, failing):
+    pointer = section(reports["alpha"], "Failing cases")
+    assert "[failures.md](failures.md)" in pointer and "####" not in reports["alpha"]
+    md = section(failing["alpha"], "Failing cases")
     case = md[md.index("compare-9.11-9.9-en: wrong value"):]
     case = case[:case.index("####", 5)]
     assert "compare_data: num1=9.9, expected 9.11" in case
@@ -360,10 +369,12 @@ def test_failing_cases_listed_with_prompt_reply_and_reason(reports):
     assert "````text\nI will call the tool.\n```json" in fenced
 
 
-def test_failure_kinds_in_words(reports):
+def test_failure_kinds_in_words(reports, failing):
     md = reports["gamma"]
-    failing = section(md, "Failing cases")
-    for words in ("wrong tool", "wrong value", "called when it should not", "did not call", "wrong final answer",
+    listed = failing
+    failing = section(listed["gamma"], "Failing cases")
+    # gamma calls get_current_weather(location="Paris") on no-tool cases that never name Paris
+    for words in ("wrong tool", "wrong value", "invented argument", "did not call", "wrong final answer",
                   "wrong number of calls"):
         assert f": {words}\n" in failing, words
     # a call to a tool that was not offered is its own kind, explained with the tool's name
@@ -371,12 +382,12 @@ def test_failure_kinds_in_words(reports):
     assert "It called a tool that was not offered (called " in failing and ", which was not offered)." in failing
     kinds = {row[0]: row for row in table_rows(section(md, "Failure kinds"))}
     assert kinds["gamma-1b [native]"][2] == "11"
-    beta = section(reports["beta"], "Failing cases")
+    beta = section(listed["beta"], "Failing cases")
     assert "<tool_call>" in beta and ": malformed call\n" in beta
 
 
-def test_agent_cases_show_their_trajectory(reports):
-    md = section(reports["gamma"], "Failing cases")
+def test_agent_cases_show_their_trajectory(failing):
+    md = section(failing["gamma"], "Failing cases")
     case = md[md.index("agent-subtract-from-sum-en: wrong final answer"):]
     case = case[:case.index("####", 5)]
     assert "Trajectory (3 round(s), ended by answer)" in case
@@ -387,7 +398,7 @@ def test_agent_cases_show_their_trajectory(reports):
 
 def test_failing_cases_are_bounded(runs):
     report = build_report([load_run(runs["beta"])], max_failures=5)
-    md = render_markdown(report, [])
+    md = render_failures(report)
     assert "### beta-3b [native]: 24 failing of 36 scored" in md
     assert "Showing the first 5 failing cases; 19 more are in samples.jsonl" in md
     block = section(md, "Failing cases")
@@ -440,9 +451,16 @@ def _latency_cut(runs) -> float:
 def test_recommend_picks_best_and_says_why_others_are_out(runs):
     cut = _latency_cut(runs)
     rec = recommend(list(runs.values()), min_accuracy=0.9, max_latency_p95=cut)
-    assert (rec.best.model, rec.best.format) == ("beta-3b", "default")
-    assert "highest call accuracy" in rec.reason and "100.0%" in rec.reason
-    assert [(e.model, e.format) for e in rec.eligible] == [("beta-3b", "default"), ("alpha-7b", "native")]
+    # beta default 36/36 against alpha native 34/36 on the same cases: McNemar p = 0.5, a tie, which
+    # latency p95 decides (both fast here: whichever was quicker in this run)
+    assert "Tied on call accuracy within the noise: beta-3b [default] 100.0%, alpha-7b [native] 94.4%" in rec.reason
+    assert rec.decision.decided_by == "latency p95"
+    assert "Decided by latency p95 (after hallucinated tools, no-call accuracy: equal), lower is better" in rec.reason
+    tied = {("beta-3b", "default"): overall(runs["beta"])[("beta-3b", "default")],
+            ("alpha-7b", "native"): overall(runs["alpha"])[("alpha-7b", "native")]}
+    quicker = min(tied, key=lambda k: tied[k].latency_p95_s)
+    assert (rec.best.model, rec.best.format) == quicker
+    assert {(e.model, e.format) for e in rec.eligible} == set(tied) and rec.eligible[0] is rec.best
     out = {(r.entry.model, r.entry.format): r.kinds for r in rec.ruled_out}
     assert out == {
         ("alpha-7b", "default"): ["below accuracy"],
@@ -458,20 +476,23 @@ def test_recommend_cli(runs, capsys):
     code = main(["recommend", *map(str, runs.values()), "--min-accuracy", "90%", "--max-latency-p95", f"{cut:.3f}"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "Recommended: beta-3b [default]" in out
+    assert "Recommended: beta-3b [default]" in out or "Recommended: alpha-7b [native]" in out  # tied: latency decides
     assert "- gamma-1b [native]: below accuracy: call accuracy 69.4% < 90.0%; above latency: latency p95" in out
     assert "- delta-2b [native]: too many errors:" in out
     code = main(["recommend", *map(str, runs.values()), "--min-accuracy", "0.9", "--json"])
     data = json.loads(capsys.readouterr().out)
-    assert code == 0 and data["best"]["model"] == "beta-3b" and data["best"]["format"] == "default"
+    assert code == 0 and data["decided_by"] == "latency p95" and data["ready"]
+    assert data["tied"] == ["beta-3b [default]", "alpha-7b [native]"]
+    assert data["compared_on"] == {"shared_cases": 36, "restricted": False, "cases_per_run": {
+        p.name: 36 for p in runs.values()}}
 
 
 def test_recommend_nothing_meets_constraints(runs, capsys):
     # agent_math has 7 cases: too few samples for any option
     code = main(["recommend", *map(str, runs.values()), "--suite", "agent_math"])
     out = capsys.readouterr().out
-    assert code == 0
-    assert "Nothing meets the constraints." in out
+    assert code == 1
+    assert "None is ready for deployment: no option meets the constraints." in out
     assert "not enough samples: 7 scored, fewer than 10" in out
     rec = recommend(list(runs.values()), min_accuracy=0.999, suites=["arithmetic"])
     assert rec.best is not None and (rec.best.model, rec.best.format) == ("beta-3b", "default")
@@ -480,18 +501,21 @@ def test_recommend_nothing_meets_constraints(runs, capsys):
 
 
 def test_recommend_breaks_ties_by_latency(runs):
-    rec = recommend([runs["gamma"]])  # native and default are equally accurate
+    rec = recommend([runs["gamma"]], min_accuracy=None)  # native and default are equally accurate
     aggs = overall(runs["gamma"])
-    quicker = min(aggs, key=lambda k: aggs[k].latency_p50_s)
+    quicker = min(aggs, key=lambda k: aggs[k].latency_p95_s)
     assert (rec.best.model, rec.best.format) == quicker
-    assert "Tied on accuracy" in rec.reason and "lower latency p50" in rec.reason
+    assert rec.decision.decided_by == "latency p95"
+    assert "Tied on call accuracy within the noise" in rec.reason and "Decided by latency p95" in rec.reason
 
 
 def test_report_names_a_recommendation(reports):
     block = section(reports["beta"], "Which to deploy")
-    assert block.strip().startswith("Recommended: beta-3b [default]")
+    assert block.strip().startswith("**Recommended: beta-3b [default] (run ")
+    assert "| call accuracy: >= 80.0%      | --min-accuracy (default 80%)" in block  # constraints with defaults
     block = section(reports["delta"], "Which to deploy")
-    assert "Nothing meets the default constraints" in block and "too many errors" in block
+    assert "**None is ready for deployment: no option meets the constraints.**" in block
+    assert "too many errors" in block
 
 
 # ---------------------------------------------------------------- comparisons
@@ -502,11 +526,12 @@ def test_comparison_of_two_runs_shows_flipped_cases(runs, tmp_path):
     md_path, html_path = write_comparison([runs["alpha"], later], tmp_path / "cmp")
     md = md_path.read_text(encoding="utf-8")
     flipped = section(md, "Flipped cases")
-    native = flipped[flipped.index("### alpha-7b [native] (run 1) -> alpha-7b [native] (run 2)"):]
+    first, second = runs["alpha"].name, later.name  # options are told apart by run id, never by a position
+    native = flipped[flipped.index(f"### alpha-7b [native] ({first}) -> alpha-7b [native] ({second})"):]
     native = native[:native.index("###", 5)] if "###" in native[5:] else native
     assert "0 fixed, 1 broken, of 36 cases in common." in native
     assert "| arithmetic | add-0.1-0.2-en | wrong tool: no call to 'add_data'" in native
-    default = flipped[flipped.index("### alpha-7b [default] (run 1) -> alpha-7b [default] (run 2)"):]
+    default = flipped[flipped.index(f"### alpha-7b [default] ({first}) -> alpha-7b [default] ({second})"):]
     assert "7 fixed, 0 broken, of 36 cases in common." in default
     fixed = table_rows(default[:default.index("###", 5)] if "###" in default[5:] else default)
     assert {r[1] for r in fixed} == {"add-1234-5678-en", "add-256-128-zh", "add-0.1-0.2-en",

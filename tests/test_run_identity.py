@@ -211,6 +211,41 @@ def test_the_runs_table_shows_server_model_and_machine(tiny_suite, tmp_path):
     assert "Q4_K - Medium, 630M params, ctx 2048 (trained 32768)" in html
 
 
+# ---------------------------------------------------------------- a sweep (issue 12) records the same
+
+
+def test_each_model_of_a_sweep_records_its_serving_and_honours_probe_and_distractors(tiny_suite, tmp_path, capsys):
+    ref: list = []
+    with ScriptedServer(model_id="qwen2.5-coder-0.5b", responder=responder(), endpoints=llamacpp_endpoints(ref)) as srv:
+        ref.append(srv)
+        assert main(["run", "--base-url", srv.base_url, "--model", "qwen2.5-coder-0.5b", "--model", "llama-70b",
+                     "--suite", str(tiny_suite), "--out", str(tmp_path / "runs"), "--no-cache", "--quiet",
+                     "--format", "native", "--probe", "--distractors", "0", "--distractors", "2"]) == 0
+        probed = probe_requests(srv)
+    err = capsys.readouterr().err
+    (sweep_dir,) = (tmp_path / "runs").iterdir()
+    sweep = json.loads((sweep_dir / "sweep.json").read_text())
+    assert (sweep["probe"], sweep["distractors"], sweep["tool_cost"]) == (True, [0, 2], True)
+    members = [sweep_dir / m["run_dir"] for m in sweep["members"]]
+    assert probed >= 2 * 7  # each model probed its server before its run
+    for run_dir, model in zip(members, ["qwen2.5-coder-0.5b", "llama-70b"]):
+        header = read_header(run_dir)
+        assert header.model == model and header.model_served_ids == ["qwen2.5-coder-0.5b"]
+        assert header.serving.kind == "llama.cpp" and header.serving.tool_call_format == "peg-native"
+        assert header.machine is not None and header.machine.local
+        assert (header.distractors, header.tool_cost) == ([0, 2], True)
+        assert read_probe(run_dir).model == model
+        samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+        assert sorted({s["distractors"] for s in samples}) == [0, 2] and len(samples) == 2 * 3
+        assert all(s["tool_tokens"] is not None for s in samples)
+    # The --model check, once, for the member the server does not serve.
+    (warning,) = [line for line in err.splitlines() if "is not among the models" in line]
+    assert "'llama-70b'" in warning
+    report = (sweep_dir / "report.md").read_text()
+    assert "## Server probe" in report and "## Accuracy by tool count" in report
+    assert runs_table(report)[0].count("| from cache ") == 1 and "| model as served " in runs_table(report)[0]
+
+
 # ---------------------------------------------------------------- older runs
 
 

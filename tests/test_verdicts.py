@@ -213,8 +213,22 @@ SPECS: list[Spec] = [
          expect=NO_CALL),
     Spec("no-call-prose-with-json", text_in_all('A JSON object looks like {"a": 1, "b": [2, 3]}.'),
          V(False, False, None, True, True, None), expect=NO_CALL),
-    Spec("no-call-but-called", calls_in_all(CMP), V(False, False, True, False, False, "called_when_should_not"),
+    # 8.9 and 8.11 appear nowhere in "case:no-call-but-called": the call invented its arguments.
+    Spec("no-call-but-called", calls_in_all(CMP), V(False, False, True, False, False, "invented_argument"),
          expect=NO_CALL),
+    # The same call when the conversation holds both numbers: a call, but nothing invented.
+    Spec("no-call-values-given", calls_in_all(CMP), V(False, False, True, False, False, "called_when_should_not"),
+         expect=NO_CALL, extra={"messages": [{"role": "system", "content": "The numbers are 8.9 and 8.11."},
+                                             {"role": "user", "content": "case:no-call-values-given"}]}),
+    # A required value the user never gave, though the other one was given: still invented.
+    Spec("no-call-one-value-invented", calls_in_all(CMP), V(False, False, True, False, False, "invented_argument"),
+         expect=NO_CALL, extra={"messages": [{"role": "system", "content": "One number is 8.9; order 2048.11 too."},
+                                             {"role": "user", "content": "case:no-call-one-value-invented"}]}),
+    # A single-turn text check (the clarify suite): no call, and the reply must ask for what is missing.
+    Spec("asks-for-missing", text_in_all("Could you tell me your order number?"), V(False, False, None, True, True, None),
+         expect={"calls": [], "final_answer": {"regex": "(?i)order (number|id)"}}),
+    Spec("does-not-ask", text_in_all("Your order arrives tomorrow."), V(False, False, None, False, False, "final_answer"),
+         expect={"calls": [], "final_answer": {"regex": "(?i)order (number|id)"}}),
     Spec("no-call-malformed-args", {
         "native": Reply(tool_calls=[{"name": "compare_data", "arguments": "{num1: 8.9"}]),
         "default": Reply(content='[TOOL_REQUEST]{"name": "compare_data", "arguments": {num1: 8.9}[END_TOOL_REQUEST]'),

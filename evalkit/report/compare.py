@@ -2,13 +2,22 @@
 
 Two tests, chosen by the data:
 
-* McNemar's exact test when the two options answered the same cases (same suite, case and
-  repeat): only the discordant pairs carry information — `b` cases right in the first option and
+* McNemar's exact test when the two options answered the same cases (same suite, case,
+  repeat and distractor count): only the discordant pairs carry information — `b` cases right in the first option and
   wrong in the second, `c` the reverse — and under "no difference" each discordant pair is a fair
   coin, so p = P(Binomial(b + c, 1/2) at least as lopsided as observed), two-sided.
 * A two-proportion z-test (pooled) otherwise, e.g. runs over different case sets.
 
 A difference is called "larger than the noise" when p < 0.05.
+
+How small a difference a comparison can detect (at alpha 0.05, power 0.8) follows from the same
+two tests, solved for the difference instead of the sample size:
+
+* paired (McNemar; Connor 1987): n = (z_a * sqrt(psi) + z_b * sqrt(psi - d^2))^2 / d^2, psi the
+  share of cases on which the two options disagree (discordant pairs), taken as observed;
+* unpaired (two-proportion): n per option = (z_a + z_b)^2 * 2 p (1 - p) / d^2, p the accuracy.
+
+`cases_needed` gives n for a target difference (README: how many cases separate 5 points).
 """
 
 from __future__ import annotations
@@ -19,8 +28,12 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from ..schema import FailureKind, Sample
+from .model import CaseKey, case_key
 
 ALPHA = 0.05
+POWER = 0.8
+Z_ALPHA = 1.959964  # two-sided 5%
+Z_POWER = 0.841621  # one-sided 20%: power 0.8
 # Paired when the shared cases make up at least this share of each side's scored samples.
 PAIRED_SHARE = 0.8
 
@@ -47,6 +60,35 @@ def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
     return math.erfc(abs(z) / math.sqrt(2))
 
 
+def cases_needed(delta: float, *, discordant: float | None = None, accuracy: float = 0.5) -> int:
+    """Cases (per option) to detect a difference of `delta` at alpha 0.05 with power 0.8: paired
+    when `discordant` (the share of cases the two options disagree on) is given, else unpaired
+    at accuracies near `accuracy`."""
+    if discordant is not None:
+        if delta * delta >= discordant:
+            raise ValueError("a difference larger than the share of disagreeing cases is impossible")
+        root = Z_ALPHA * math.sqrt(discordant) + Z_POWER * math.sqrt(discordant - delta * delta)
+        return math.ceil(root * root / (delta * delta))
+    return math.ceil((Z_ALPHA + Z_POWER) ** 2 * 2 * accuracy * (1 - accuracy) / (delta * delta))
+
+
+def detectable_difference(n: int, *, discordant: float | None = None, accuracy: float = 0.5) -> float | None:
+    """The smallest difference in accuracy `n` cases detect at alpha 0.05 with power 0.8 (the
+    inverse of `cases_needed`); None when n is 0."""
+    if n <= 0:
+        return None
+    if discordant is not None:
+        psi = min(1.0, max(discordant, 1 / n))  # at least one disagreement: a test needs something to count
+        low, high = 1e-6, math.sqrt(psi) - 1e-9
+        for _ in range(60):  # n falls as delta grows: bisect
+            mid = (low + high) / 2
+            root = Z_ALPHA * math.sqrt(psi) + Z_POWER * math.sqrt(psi - mid * mid)
+            low, high = (mid, high) if root * root / (mid * mid) > n else (low, mid)
+        return high
+    p = accuracy if 0 < accuracy < 1 else 0.5
+    return (Z_ALPHA + Z_POWER) * math.sqrt(2 * p * (1 - p) / n)
+
+
 def format_p(p: float) -> str:
     if p < 0.001:
         return "p < 0.001"
@@ -55,9 +97,9 @@ def format_p(p: float) -> str:
     return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
-def _scored(samples: Iterable[Sample]) -> dict[tuple[str, str, int, int | None], bool]:
-    # The distractor count is part of what was asked: pairs are the same case, repeat and count.
-    return {(s.suite, s.case_id, s.repeat, s.distractors): bool(s.call_correct) for s in samples if s.error is None}
+def _scored(samples: Iterable[Sample]) -> dict[CaseKey, bool]:
+    # Pairs are the same question: the same case, repeat and distractor count.
+    return {case_key(s): bool(s.call_correct) for s in samples if s.error is None}
 
 
 @dataclass
@@ -99,6 +141,27 @@ class Difference:
     def verdict(self) -> str:
         return "larger than the noise" if self.significant else "within the noise"
 
+    @property
+    def detectable(self) -> float | None:
+        """The smallest difference this comparison's n detects (alpha 0.05, power 0.8)."""
+        if self.test == "mcnemar":
+            return detectable_difference(self.paired, discordant=(self.only_a + self.only_b) / max(1, self.paired))
+        pooled = (self.correct_a + self.correct_b) / max(1, self.n_a + self.n_b)
+        return detectable_difference(min(self.n_a, self.n_b), accuracy=pooled)
+
+    def detectable_text(self) -> str:
+        """The smallest detectable difference, with the assumptions it rests on."""
+        d = self.detectable
+        if d is None:
+            return "no samples to compare"
+        if self.test == "mcnemar":
+            share = (self.only_a + self.only_b) / max(1, self.paired)
+            return (f"with {self.paired} paired cases, the smallest difference this test detects is about "
+                    f"{d * 100:.0f} points (alpha {ALPHA:g}, power {POWER:g}, paired, the two disagreeing on "
+                    f"{share * 100:.0f}% of cases as here)")
+        return (f"with {min(self.n_a, self.n_b)} samples per option, the smallest difference this test detects is "
+                f"about {d * 100:.0f} points (alpha {ALPHA:g}, power {POWER:g}, unpaired)")
+
     def test_text(self) -> str:
         if self.test == "mcnemar":
             return (
@@ -119,7 +182,7 @@ class Difference:
             ahead, behind = (a, b) if self.diff > 0 else (b, a)
             lead = (f"{ahead} beats {behind} by {abs(self.diff) * 100:.1f} points "
                     f"({a} {_pct(self.acc_a)}, {b} {_pct(self.acc_b)})")
-        return f"{lead}: {self.verdict} ({self.test_text()})."
+        return f"{lead}: {self.verdict} ({self.test_text()}; {self.detectable_text()})."
 
 
 def _pct(value: float | None) -> str:

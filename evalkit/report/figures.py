@@ -21,6 +21,9 @@ PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#D
 HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 DPI = 110
+# Figures are drawn at most this wide (inches): at DPI 110 that is 700 px, which a 420 px phone
+# screen shows at 60% with 8-point text still legible; wider ones would shrink it past reading.
+MAX_WIDTH = 6.4
 FORMAT_ORDER = ["native", "default", "pythonic", "json"]
 
 
@@ -64,7 +67,7 @@ def accuracy_by_suite(entries: Sequence[Entry], style: Style) -> FigureFile | No
     groups = suites + (["all suites"] if len(suites) > 1 else [])
     count = len(entries)
     width = 0.8 / max(count, 1)
-    fig = _new(max(7.0, 1.0 + len(groups) * (0.35 + 0.22 * count)), 4.6)
+    fig = _new(min(MAX_WIDTH, max(5.6, 1.0 + len(groups) * (0.35 + 0.22 * count))), 4.6)
     ax = fig.add_subplot()
     for i, entry in enumerate(entries):
         aggs = [entry.suites.get(s) for s in suites] + ([entry.overall] if len(suites) > 1 else [])
@@ -74,15 +77,16 @@ def accuracy_by_suite(entries: Sequence[Entry], style: Style) -> FigureFile | No
         ax.bar(xs, heights, width * 0.92, label=entry.label, color=style.colour[entry.model],
                hatch=style.hatch[entry.format], edgecolor="white", linewidth=0.6,
                yerr=errs, error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
-    crowded = len(groups) > 4
+    crowded = len(groups) > 3
     ax.set_xticks(range(len(groups)), groups, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_ylim(0, 105)
     ax.set_ylabel("call accuracy (%)")
-    ax.set_title("Call accuracy by suite (bars: 95% Wilson interval)")
+    ax.set_title("Call accuracy by suite\n(bars: 95% Wilson interval)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(fontsize=8, ncols=min(count, 3), loc="upper center",
-              bbox_to_anchor=(0.5, -0.18 if crowded else -0.08), frameon=False)
+    # Below the axes (outside them): a legend inside would sit on the bars.
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, ncols=min(count, 2), loc="outside lower center",
+               frameon=False)
     return FigureFile("accuracy_by_suite", "fig_accuracy_by_suite.png", "Accuracy by suite",
                       "Call accuracy per suite for each model x format, with 95% intervals.", _png(fig))
 
@@ -91,7 +95,7 @@ def accuracy_vs_latency(entries: Sequence[Entry], style: Style) -> FigureFile | 
     points = [e for e in entries if e.overall.call_accuracy is not None and e.overall.latency_p50_s is not None]
     if not points:
         return None
-    fig = _new(7.5, 4.8)
+    fig = _new(MAX_WIDTH, 5.2)
     ax = fig.add_subplot()
     for entry in points:
         agg = entry.overall
@@ -108,11 +112,17 @@ def accuracy_vs_latency(entries: Sequence[Entry], style: Style) -> FigureFile | 
     _labels(fig, ax, [(e.overall.latency_p50_s, e.overall.call_accuracy * 100, e.label) for e in points])
     ax.set_xlabel("latency p50 (s) - lower is better")
     ax.set_ylabel("call accuracy (%) - higher is better")
-    ax.set_title("Accuracy against latency: the deployer's trade-off (upper left is best)")
+    ax.set_title("Accuracy against latency\n(upper left is best)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", frameon=True)
-    return FigureFile("accuracy_vs_latency", "fig_accuracy_vs_latency.png", "Accuracy against latency",
-                      "Call accuracy (with its 95% interval) against median latency; upper left is best.", _png(fig))
+    # Outside the axes, below them: inside, a legend can only be kept off the points by luck.
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, ncols=min(len(points), 2), loc="outside lower center",
+               frameon=False)
+    left_out = [e.label for e in entries if e.overall.call_accuracy is not None and e.overall.latency_p50_s is None]
+    caption = "Call accuracy (with its 95% interval) against median latency over live samples; upper left is best."
+    if left_out:
+        caption += f" Not shown, as every reply came from the response cache: {', '.join(left_out)}."
+    return FigureFile("accuracy_vs_latency", "fig_accuracy_vs_latency.png", "Accuracy against latency", caption,
+                      _png(fig))
 
 
 def _labels(fig: Figure, ax, points: list[tuple[float, float, str]]) -> None:
@@ -131,7 +141,7 @@ def _labels(fig: Figure, ax, points: list[tuple[float, float, str]]) -> None:
 
 
 def _hbars(entries: Sequence[Entry], values: list[float], style: Style, xlabel: str, title: str, fmt: str) -> Figure:
-    fig = _new(7.5, 1.2 + 0.42 * len(entries))
+    fig = _new(MAX_WIDTH, 1.2 + 0.42 * len(entries))
     ax = fig.add_subplot()
     ys = list(range(len(entries)))[::-1]
     ax.barh(ys, values, color=[style.colour[e.model] for e in entries],
@@ -144,7 +154,7 @@ def _hbars(entries: Sequence[Entry], values: list[float], style: Style, xlabel: 
     top = max(values) if values and max(values) > 0 else 1.0
     ax.set_xlim(0, top * 1.18)
     ax.set_xlabel(xlabel)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     return fig
@@ -177,8 +187,9 @@ def tool_count_curve(entries: Sequence[Entry], style: Style) -> FigureFile | Non
     found = [c for c in curves(entries) if any(p.tools_offered is not None for p in c.points)]
     if not found:
         return None
-    fig = _new(11.0, 4.6)
-    acc_ax, tok_ax = fig.subplots(1, 2)
+    # One above the other, not side by side: side by side they would not fit MAX_WIDTH legibly.
+    fig = _new(MAX_WIDTH, 8.4)
+    acc_ax, tok_ax = fig.subplots(2, 1)
     for curve in found:
         entry = curve.entry
         points = [p for p in curve.points if p.tools_offered is not None]
@@ -200,15 +211,14 @@ def tool_count_curve(entries: Sequence[Entry], style: Style) -> FigureFile | Non
     acc_ax.set_ylim(-3, 105)
     acc_ax.set_xlabel("tools offered (mean; +N: distractors)")
     acc_ax.set_ylabel("accuracy (%)")
-    acc_ax.set_title(f"Accuracy (solid strict, dashed intent; dotted: {FALL_SHARE:.0%} of strict at +0)", fontsize=9)
+    acc_ax.set_title(f"Accuracy (solid strict, dashed intent;\ndotted: {FALL_SHARE:.0%} of strict at +0)", fontsize=9)
     acc_ax.grid(alpha=0.3)
-    acc_ax.legend(fontsize=7, loc="lower left", frameon=True)
     tok_ax.set_xlabel("tools offered (mean)")
-    tok_ax.set_ylabel("prompt tokens (mean, first request)")
-    tok_ax.set_title("Prompt tokens", fontsize=9)
+    tok_ax.set_ylabel("prompt tokens (mean,\nfirst request)")
+    tok_ax.set_title("Prompt tokens (colour and marker as above)", fontsize=9)
     tok_ax.grid(alpha=0.3)
-    if tok_ax.lines:
-        tok_ax.legend(fontsize=7, loc="upper left", frameon=True)
+    # Below the axes (outside them), as in every figure: inside, a legend sits on the lines.
+    fig.legend(*acc_ax.get_legend_handles_labels(), fontsize=7, ncols=2, loc="outside lower center", frameon=False)
     return FigureFile("tool_count", "fig_tool_count.png", "Accuracy and prompt tokens by tool count",
                       "Strict and intent accuracy, and mean prompt tokens, against the number of tools offered "
                       "(the cases' own tools plus --distractors N).", _png(fig))

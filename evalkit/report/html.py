@@ -7,13 +7,14 @@ from html import escape
 from typing import Sequence
 
 from .. import __version__, failures
-from ..metrics import BY_KEY, METRICS, pct
+from ..metrics import BY_KEY, METRICS, MOSTLY_UNPARSED, cell, pct, unreliable
 from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
 from .explain import (
     clip, describe_failure, expected_text, explain, failure_detail, failure_kind, prompt_of, reply_lines,
     trajectory_text,
 )
 from .model import Entry, ranked
+from .recommend import option_name
 from .serving import MEANINGS, PROBE_NOTE, identity
 from .toolcount import (
     CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
@@ -43,6 +44,7 @@ th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: right; whi
 th { background: var(--soft); font-weight: 600; }
 td.text, th.text { text-align: left; }
 tr.best td { font-weight: 600; }
+td.unreliable { color: #8c959f; background: #eef0f2; }
 .card { border: 1px solid var(--line); border-left: 4px solid var(--good); border-radius: 6px; padding: 12px 16px;
         background: #f3faf5; margin: 8px 0 12px; }
 .card.none { border-left-color: var(--bad); background: #fff5f5; }
@@ -56,7 +58,8 @@ dl.metrics { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14p
              color: var(--muted); }
 dl.metrics dt { font-weight: 600; color: var(--fg); }
 dl.metrics dd { margin: 0; }
-.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 18px; }
+.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); gap: 18px; }
+@media (max-width: 600px) { main { padding: 12px 10px 32px; } h1 { font-size: 21px; } figure { padding: 4px; } }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 10px; background: #fff; }
 figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 figcaption { font-size: 13px; color: var(--muted); margin-top: 6px; }
@@ -78,12 +81,26 @@ td.probe-pass { color: var(--good); }
 """
 
 
+# Fixed bands, not a linear scale: a cell's colour says "good enough", "doubtful" or "poor" the
+# same way in every report. (good at or above, poor below) for rates where higher is better; for
+# rates where lower is better (malformed, hallucinated) the bands apply to 1 - rate.
+GOOD, POOR = 0.90, 0.70
+BANDS = {"good": "#d7f2dd", "fair": "#fcefc7", "poor": "#fbd9d7"}
+BAND_NOTE = (f"Cells are coloured by fixed bands: green at {pct(GOOD, 0)} or more, amber from {pct(POOR, 0)}, red "
+             f"below (for malformed and hallucinated: green at {pct(1 - GOOD, 0)} or less, red above "
+             f"{pct(1 - POOR, 0)}); grey: the rate rests on the few calls that parsed (malformed above "
+             f"{pct(MOSTLY_UNPARSED, 0)}).")
+
+
 def _heat(value: float | None) -> str:
-    """A pale red-to-green background for a rate where higher is better."""
+    """The band's background for a rate where higher is better."""
     if value is None:
         return ""
-    hue = int(max(0.0, min(1.0, value)) * 120)
-    return f' style="background: hsl({hue}, 65%, 88%)"'
+    band = "good" if value >= GOOD else "fair" if value >= POOR else "poor"
+    return f' style="background: {BANDS[band]}" data-band="{band}"'
+
+
+GREY = ' class="unreliable" title="most call attempts did not parse: this rate rests on the few that did"'
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_cols: int | set[int] = 1,
@@ -118,10 +135,10 @@ def _runs(report: Report) -> str:
         rows.append([escape(h.run_id), escape(h.model), escape(h.backend), escape(h.started_at),
                      escape(", ".join(h.formats)), escape(suites), str(h.settings.repeats),
                      f"{h.settings.temperature:g}", str(len(run.samples)),
-                     escape(who.server), escape(who.model), escape(who.machine)])
+                     escape(run.from_cache), escape(who.server), escape(who.model), escape(who.machine)])
     return _table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples",
-                   "server", "model as served", "machine"],
-                  rows, text_cols={0, 1, 2, 3, 4, 5, 9, 10, 11})
+                   "from cache", "server", "model as served", "machine"],
+                  rows, text_cols={0, 1, 2, 3, 4, 5, 10, 11, 12})
 
 
 def _probe(report: Report) -> str:
@@ -139,20 +156,28 @@ def _probe(report: Report) -> str:
 
 def _recommendation(report: Report) -> str:
     rec = report.recommendation
-    if rec.best is None:
-        card = (f'<div class="card none"><div class="pick">Nothing meets the default constraints</div>'
-                f'<div class="note">{escape(rec.constraints.describe())}</div></div>')
-    else:
-        card = (f'<div class="card"><div class="pick">Recommended: {escape(rec.best.label)}</div>'
+    if rec.best is not None:
+        card = (f'<div class="card"><div class="pick">{escape(rec.headline)}</div>'
                 f"<div>{escape(rec.reason)}</div></div>")
+    else:
+        closest = ""
+        if rec.closest is not None:
+            closest = (f"<div>Closest, if you must choose: <b>{escape(option_name(rec.closest.best))}</b> - "
+                       f"{escape(rec.closest.text())}</div>")
+        elif rec.refused:
+            closest = f"<div>{escape(rec.reason)}.</div>"
+        card = f'<div class="card none"><div class="pick">{escape(rec.headline)}</div>{closest}</div>'
+    scope = f'<p class="note">Compared on {escape(rec.scope.text())}.</p>' if rec.scope and not rec.refused else ""
     ruled = ""
     if rec.ruled_out:
         items = "".join(f"<li><b>{escape(r.entry.label)}</b>: {escape('; '.join(r.reasons))}</li>"
                         for r in rec.ruled_out)
         ruled = f'<p>Ruled out:</p><ul class="ruled">{items}</ul>'
-    hint = ('<p class="note">Add your own limits with <code>evalkit recommend RUN_DIR... --min-accuracy 0.9 '
-            "--max-latency-p95 2</code>.</p>")
-    return card + ruled + hint
+    constraints = _table(["constraint", "flag"], [[escape(a), f"<code>{escape(b)}</code>"]
+                                                  for a, b in rec.constraints.rows()], text_cols=2)
+    hint = ('<p class="note">Constraints (the defaults unless set); change them with <code>evalkit recommend '
+            "RUN_DIR... --min-accuracy 0.9 --max-latency-p95 2</code>.</p>")
+    return card + scope + ruled + hint + constraints
 
 
 def _leaderboard(report: Report) -> str:
@@ -163,8 +188,10 @@ def _leaderboard(report: Report) -> str:
         row: list = [str(i), escape(e.model), escape(e.format)]
         for m in LEADERBOARD:
             value = getattr(e.overall, m.key)
-            text = escape(m.fmt(value))
-            if m.is_rate and value is not None:
+            text = escape(cell(m, e.overall))
+            if unreliable(m, e.overall):
+                row.append((text, GREY))
+            elif m.is_rate and value is not None:
                 row.append((text, _heat(value if m.higher_is_better else 1 - value)))
             else:
                 row.append(text)
@@ -174,12 +201,14 @@ def _leaderboard(report: Report) -> str:
     # The rank column is numeric but reads better left-aligned with the names.
     extra = ""
     if any(e.overall.pass_hat_k for e in entries):
-        pass_k = BY_KEY["pass_hat_k"]
-        extra = (f'<p class="note">{escape(pass_k.header)} ({escape(pass_k.note or "")}): '
-                 + escape(", ".join(f"{e.label} {pass_k.fmt(e.overall.pass_hat_k)}" for e in entries)) + "</p>")
+        pass_k, flips = BY_KEY["pass_hat_k"], BY_KEY["flip_rate"]
+        extra = (f'<p class="note">{escape(pass_k.header)} ({escape(pass_k.note or "")}) and {escape(flips.header)} '
+                 f'({escape(flips.note or "")}): '
+                 + escape(", ".join(f"{e.label} {pass_k.fmt(e.overall.pass_hat_k)}, flip rate "
+                                    f"{flips.fmt(e.overall.flip_rate)}" for e in entries)) + "</p>")
     notes = "".join(f"<dt>{escape(m.header)}</dt><dd>{escape(m.note)}</dd>" for m in LEADERBOARD if m.note)
     return (f'<p class="note">Best first (call accuracy, then latency p50); bold: the recommendation. '
-            f"Also in <code>leaderboard.csv</code>.</p>{table}{extra}<dl class=\"metrics\">{notes}</dl>")
+            f"Also in <code>leaderboard.csv</code>. {escape(BAND_NOTE)}</p>{table}{extra}<dl class=\"metrics\">{notes}</dl>")
 
 
 def _differences(report: Report) -> tuple[str, str]:

@@ -7,16 +7,18 @@ import unicodedata
 from typing import Sequence
 
 from .. import __version__, failures
-from ..metrics import BY_KEY, METRICS, pct
+from ..metrics import BY_KEY, METRICS, MOSTLY_UNPARSED, cell, pct, unreliable
 from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
 from .explain import clip, describe_failure, expected_text, explain, failure_kind, prompt_of, reply_lines, trajectory_text
 from .model import Entry, ranked
+from .recommend import option_name
 from .serving import MEANINGS, PROBE_NOTE, identity
 from .toolcount import (
     CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
 )
 
 LEADERBOARD = [m for m in METRICS if m.leaderboard]
+FAILURES_FILE = "failures.md"
 
 
 def display_width(text: str) -> int:
@@ -70,12 +72,12 @@ def runs_section(report: Report) -> list[str]:
         suites = ", ".join(f"{s.name} ({s.cases})" for s in h.suites)
         who = identity(run)
         rows.append([h.run_id, h.model, h.backend, h.started_at, ", ".join(h.formats), suites,
-                     str(h.settings.repeats), f"{h.settings.temperature:g}", str(len(run.samples)),
+                     str(h.settings.repeats), f"{h.settings.temperature:g}", str(len(run.samples)), run.from_cache,
                      who.server, who.model, who.machine])
     return ["## Runs", "",
             table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples",
-                   "server", "model as served", "machine"],
-                  rows, [False] * 6 + [True] * 3 + [False] * 3), ""]
+                   "from cache", "server", "model as served", "machine"],
+                  rows, [False] * 6 + [True] * 4 + [False] * 3), ""]
 
 
 def probe_section(report: Report) -> list[str]:
@@ -92,34 +94,41 @@ def probe_section(report: Report) -> list[str]:
 
 def recommendation_section(report: Report) -> list[str]:
     rec = report.recommendation
-    lines = ["## Which to deploy", ""]
-    if rec.best is None:
-        lines.append("Nothing meets the default constraints "
-                     f"({rec.constraints.describe()}).")
-    else:
-        lines.append(f"Recommended: {rec.best.label} - {rec.reason}")
-    lines.append("")
+    lines = ["## Which to deploy", "", f"**{rec.headline}**", ""]
+    if rec.best is not None:
+        lines += [f"Why: {rec.reason}", ""]
+    elif rec.closest is not None:
+        lines += [f"Closest, if you must choose: {option_name(rec.closest.best)} - {rec.closest.text()}", ""]
+    elif rec.refused:
+        lines += [f"Compared on nothing: {rec.reason}.", ""]
+    if rec.scope is not None and not rec.refused:
+        lines += [f"Compared on {rec.scope.text()}.", ""]
     if rec.ruled_out:
         lines.append("Ruled out:")
         lines.append("")
         lines += [f"- {r.entry.label}: {'; '.join(r.reasons)}" for r in rec.ruled_out]
         lines.append("")
-    lines.append("Add your own limits with `evalkit recommend RUN_DIR... --min-accuracy 0.9 --max-latency-p95 2`.")
-    lines.append("")
+    lines += ["Constraints (the defaults unless set; change them with `evalkit recommend RUN_DIR... --min-accuracy 0.9 "
+              "--max-latency-p95 2`):", "", table(["constraint", "flag"], rec.constraints.rows()), ""]
     return lines
 
 
 def leaderboard_section(report: Report) -> list[str]:
     entries = ranked(report.entries)
-    rows = [[str(i), e.model, e.format] + [m.fmt(getattr(e.overall, m.key)) for m in LEADERBOARD]
+    rows = [[str(i), e.model, e.format] + [cell(m, e.overall) + (" †" if unreliable(m, e.overall) else "")
+                                           for m in LEADERBOARD]
             for i, e in enumerate(entries, 1)]
     right = [True, False, False] + [True] * len(LEADERBOARD)
     lines = ["## Leaderboard", "", "Best first (call accuracy, then latency p50). Also in `leaderboard.csv`.", "",
              table(["#", "model", "format"] + [m.header for m in LEADERBOARD], rows, right), ""]
+    if any(unreliable(m, e.overall) for e in entries for m in LEADERBOARD):
+        lines += [f"† Most call attempts did not parse (malformed above {pct(MOSTLY_UNPARSED, 0)}): this rate rests on "
+                  "the few calls that did.", ""]
     if any(e.overall.pass_hat_k for e in entries):
-        pass_k = BY_KEY["pass_hat_k"]
-        lines += [f"{pass_k.header} ({pass_k.note}): "
-                  + ", ".join(f"{e.label} {pass_k.fmt(e.overall.pass_hat_k)}" for e in entries), ""]
+        pass_k, flips = BY_KEY["pass_hat_k"], BY_KEY["flip_rate"]
+        lines += [f"{pass_k.header} ({pass_k.note}) and {flips.header} ({flips.note}): "
+                  + ", ".join(f"{e.label} {pass_k.fmt(e.overall.pass_hat_k)}, flip rate {flips.fmt(e.overall.flip_rate)}"
+                              for e in entries), ""]
     lines += [f"- {m.header}: {m.note}" for m in LEADERBOARD if m.note]
     lines.append("")
     return lines
@@ -266,6 +275,17 @@ def failing_case(number: int, sample, case, repeats: str = "") -> list[str]:
     return lines
 
 
+def failing_pointer(report: Report) -> list[str]:
+    """report.md names the failing cases' count; the cases themselves are in failures.md."""
+    total = sum(f.cases for f in report.failures)
+    per = ", ".join(f"{f.entry.label} {f.cases}" for f in report.failures if f.cases)
+    if not total:
+        return ["## Failing cases", "", "Every scored sample passed.", ""]
+    return ["## Failing cases", "",
+            f"{total} failing cases ({per}) are listed with the prompt, the raw reply and why each failed in "
+            f"[{FAILURES_FILE}]({FAILURES_FILE}).", ""]
+
+
 def failing_section(report: Report) -> list[str]:
     lines = ["## Failing cases", "",
              f"Each option's failing cases (at most {report.max_failures} per model x format; with repeats, a "
@@ -305,7 +325,19 @@ def render_markdown(report: Report, figures: Sequence[FigureFile]) -> str:
     lines += failure_kinds_section(report)
     lines += flips_section(report)
     lines += errors_section(report)
+    lines += failing_pointer(report)
+    return _finish(lines, report)
+
+
+def render_failures(report: Report) -> str:
+    """failures.md: every option's failing cases, with prompt, reply and reason (report.md links it)."""
+    lines = [f"# Failing cases: {report.title.removeprefix('evalkit ')}", "",
+             "Back to the [report](report.md).", ""]
     lines += failing_section(report)
+    return _finish(lines, report)
+
+
+def _finish(lines: list[str], report: Report) -> str:
     lines += ["---", "", f"Generated by evalkit {__version__} at {report.generated_at}."]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"

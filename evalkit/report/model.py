@@ -32,6 +32,11 @@ class Run:
         return self.header.run_id
 
     @property
+    def from_cache(self) -> str:
+        """"12/64": samples answered from the response cache (their timings are not this run's)."""
+        return f"{sum(1 for s in self.samples if s.cached)}/{len(self.samples)}"
+
+    @property
     def cases(self) -> dict[tuple[str, str], Case]:
         """The run's cases, for "expected" lines; empty when the suite files changed or are gone."""
         if self._cases is None:
@@ -133,15 +138,45 @@ def make_entries(runs: Sequence[Run], suites: Sequence[str] | None = None) -> li
 
 
 def _unique_labels(entries: list[Entry]) -> None:
+    """Options of the same model and format from different runs are told apart by run id (a
+    position such as "run 3" maps to no directory)."""
     seen: dict[str, int] = {}
     for entry in entries:
         seen[entry.label] = seen.get(entry.label, 0) + 1
-    if all(count == 1 for count in seen.values()):
-        return
-    run_numbers = {id(e.run): n for n, e in enumerate({id(e.run): e for e in entries}.values(), 1)}
     for entry in entries:
         if seen[entry.label] > 1:
-            entry.label = f"{entry.label} (run {run_numbers[id(entry.run)]})"
+            entry.label = f"{entry.label} ({entry.run.run_id})"
+
+
+# (suite, case id, repeat, --distractors count): one question asked of every option. The
+# distractor count is part of what was asked.
+CaseKey = tuple[str, str, int, int | None]
+
+
+def case_key(sample: Sample) -> CaseKey:
+    return (sample.suite, sample.case_id, sample.repeat, sample.distractors)
+
+
+def case_keys(entry: Entry) -> set[CaseKey]:
+    """The cases an option ran (answered or failed at the server)."""
+    return {case_key(s) for s in entry.samples}
+
+
+def restrict_entries(entries: Sequence[Entry], keys: set[CaseKey]) -> list[Entry]:
+    """The same options re-aggregated over only `keys` (per-tag figures left out)."""
+    out: list[Entry] = []
+    for entry in entries:
+        chosen = [s for s in entry.samples if case_key(s) in keys]
+        results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], entry.run.run_id, entry.model)
+        mine = [a for a in results.aggregates if a.model == entry.model and a.format == entry.format]
+        shown = [a for a in mine if not is_breakdown(a)]
+        overall = next((a for a in shown if a.suite == ALL and a.tag is None), None)
+        if overall is None:
+            continue
+        out.append(Entry(entry.run, entry.model, entry.format, entry.label, overall,
+                         {a.suite: a for a in shown if a.suite != ALL and a.tag is None}, {}, chosen,
+                         {a.distractors: a for a in mine if is_breakdown(a)}))  # type: ignore[misc]
+    return out
 
 
 def ranked(entries: Sequence[Entry]) -> list[Entry]:

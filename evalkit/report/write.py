@@ -1,4 +1,4 @@
-"""Writing reports: report.md, report.html, the figures (PNG) and leaderboard.csv.
+"""Writing reports: report.md, failures.md, report.html, the figures (PNG) and leaderboard.csv.
 
 `write_run_report(run_dir)` writes them into the run directory; `write_comparison(run_dirs,
 out_dir)` does the same across several runs. The only module that imports the renderers.
@@ -17,7 +17,7 @@ from ..rundir import write_atomic
 from .build import Report, build_report
 from .figures import make_figures
 from .html import render_html
-from .markdown import render_markdown
+from .markdown import FAILURES_FILE, render_failures, render_markdown
 from .model import Entry, load_run, ranked
 
 
@@ -34,7 +34,7 @@ def leaderboard_csv(entries: Sequence[Entry]) -> str:
 
 
 def write_report(report: Report, out_dir: Path | str) -> tuple[Path, Path]:
-    """Write report.md, report.html, the figures (PNG) and leaderboard.csv into `out_dir`."""
+    """Write report.md, failures.md, report.html, the figures (PNG) and leaderboard.csv into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = make_figures(report)
@@ -42,6 +42,7 @@ def write_report(report: Report, out_dir: Path | str) -> tuple[Path, Path]:
         write_atomic(out / figure.filename, figure.png)
     md_path, html_path = out / "report.md", out / "report.html"
     write_atomic(md_path, render_markdown(report, figures))
+    write_atomic(out / FAILURES_FILE, render_failures(report))
     write_atomic(html_path, render_html(report, figures))
     write_atomic(out / "leaderboard.csv", leaderboard_csv(report.entries))
     return md_path, html_path

@@ -1,0 +1,133 @@
+"""`evalkit run --model A --model B ...`: one run per model, in turn, then a comparison.
+
+A sweep directory holds everything of one sweep:
+
+    <out>/sweep-<timestamp>-<hex>/
+        sweep.json          the models, the run options they share, each member's run directory
+        <run_id of A>/      an ordinary run directory (header.json, samples.jsonl, results.json, report)
+        <run_id of B>/
+        report.md, failures.md, report.html, fig_*.png, leaderboard.csv   the comparison of all members
+
+Members run one at a time (a bundled name starts the embedded engine for its run and stops it
+after; two engines would fight over the cores). sweep.json names a member's run directory as
+soon as it exists, so `evalkit run --resume SWEEP_DIR` after Ctrl-C or a crash resumes the
+member that was running, starts those that never did, and rewrites the comparison.
+`evalkit report SWEEP_DIR` and `evalkit recommend SWEEP_DIR` read the members like a folder of runs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from . import __version__
+from .errors import EvalkitError
+from .rundir import HEADER, now_iso, print_summary, write_model
+from .schema import Sweep, SweepMember
+from .session import RunOptions, execute
+
+SWEEP = "sweep.json"
+
+
+def is_sweep(path: Path) -> bool:
+    return (Path(path) / SWEEP).is_file()
+
+
+def read_sweep(sweep_dir: Path) -> Sweep:
+    path = Path(sweep_dir) / SWEEP
+    try:
+        return Sweep.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise EvalkitError(f"{path}: not a valid sweep file ({exc.errors()[0]['msg']})") from None
+
+
+def start(models: list[str], options: RunOptions) -> Path:
+    """Create the sweep directory and its sweep.json; nothing runs yet."""
+    duplicates = sorted({m for m in models if models.count(m) > 1})
+    if duplicates:
+        raise EvalkitError(f"--model {duplicates[0]} is given twice; a sweep runs each model once")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    sweep_id = f"sweep-{stamp}-{secrets.token_hex(2)}"
+    sweep_dir = options.out / sweep_id
+    sweep_dir.mkdir(parents=True, exist_ok=False)
+    sweep = Sweep(
+        evalkit_version=__version__, sweep_id=sweep_id, started_at=now_iso(),
+        members=[SweepMember(model=m) for m in models],
+        base_urls=list(options.base_urls), suites=list(options.suites), formats=list(options.formats),
+        tags=list(options.tags), limit=options.limit, sample=options.sample, settings=options.settings,
+        concurrency_given=options.concurrency_given, cache=options.cache,
+        max_parallel_tool_calls=options.max_parallel_tool_calls, distractors=list(options.distractors),
+        tool_cost=options.tool_cost, probe=options.probe, engine_ctx=options.engine_ctx,
+        engine_threads=options.engine_threads, report=options.report,
+    )
+    write_model(sweep_dir / SWEEP, sweep)
+    return sweep_dir
+
+
+def member_options(sweep: Sweep, sweep_dir: Path, member: SweepMember, quiet: bool) -> RunOptions:
+    """The run options of one member: the sweep's, for its model, writing inside the sweep directory."""
+    return RunOptions(
+        model=member.model, base_urls=list(sweep.base_urls), suites=list(sweep.suites), formats=list(sweep.formats),
+        tags=list(sweep.tags), limit=sweep.limit, sample=sweep.sample,
+        settings=sweep.settings.model_copy(deep=True),  # `execute` may set the concurrency per server
+        concurrency_given=sweep.concurrency_given, out=sweep_dir, cache=sweep.cache,
+        max_parallel_tool_calls=sweep.max_parallel_tool_calls, distractors=list(sweep.distractors),
+        tool_cost=sweep.tool_cost, probe=sweep.probe, report=sweep.report,
+        engine_ctx=sweep.engine_ctx, engine_threads=sweep.engine_threads, quiet=quiet, resume_hint=sweep_dir,
+    )
+
+
+def run(sweep_dir: Path, quiet: bool = False) -> list[Path]:
+    """Run (or finish) every member in order, each with its report; returns their run directories."""
+    sweep_dir = Path(sweep_dir)
+    sweep = read_sweep(sweep_dir)
+    run_dirs: list[Path] = []
+    for number, member in enumerate(sweep.members, 1):
+        _say(quiet, f"sweep {sweep.sweep_id}: model {number} of {len(sweep.members)}: {member.model}")
+        options = member_options(sweep, sweep_dir, member, quiet)
+        if member.run_dir and (sweep_dir / member.run_dir / HEADER).is_file():
+            options = replace(options, resume=sweep_dir / member.run_dir)
+        else:
+            def record(run_dir: Path, member: SweepMember = member) -> None:
+                member.run_dir = run_dir.name
+                write_model(sweep_dir / SWEEP, sweep)
+
+            options = replace(options, on_run_dir=record)
+        run_dir = execute(options)
+        if sweep.report:
+            from .report.write import write_run_report
+
+            write_run_report(run_dir)
+        print_summary(run_dir)
+        print()
+        run_dirs.append(run_dir)
+    return run_dirs
+
+
+def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
+    """The comparison of every member, then the recommendation and the report's path, last."""
+    from .report.recommend import recommend
+
+    sweep = read_sweep(sweep_dir)
+    html = None
+    if sweep.report:
+        from .report.write import write_comparison
+
+        _md, html = write_comparison(run_dirs, sweep_dir)
+    try:
+        print(recommend(run_dirs).text())
+    except EvalkitError as exc:  # the members share no cases (e.g. an interrupted member with none yet)
+        print(str(exc))
+    print(f"\nsweep directory: {sweep_dir}")
+    if html is not None:
+        print(f"report: {html}")
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
