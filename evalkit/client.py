@@ -1,15 +1,16 @@
 """One chat completion over the OpenAI wire protocol: streamed or not, timed, retried, bounded.
 
-`ChatClient` (one per endpoint) sends the request body as it is over evalkit's small HTTP/1.1
-client (http11.py); this module reads the reply itself (streamed events and plain replies alike,
-as JSON), accumulates streamed tool-call fragments, measures latency and time to first token,
-and turns every failure into a `TransportError` so the runner records an `error` sample instead
-of crashing.
+`ChatClient` (one per endpoint) sends the request body as it is over aiohttp (kept-alive
+connections, its C HTTP parser); this module reads the reply itself (streamed events and plain
+replies alike, as JSON), accumulates streamed tool-call fragments, measures latency and time to
+first token, and turns every failure into a `TransportError` so the runner records an `error`
+sample instead of crashing.
 
 Why not the openai client: importing it took about a second of CPU before the first request
-could leave, and it and the httpx under it took more CPU per request than everything else
-evalkit does for a sample (issue 17, benchmarks/bench_overhead.py). The probe, which wants the
-openai client's own view of a server, still uses it (`make_openai_client`).
+could leave, and it and the httpx under it took 1.2-1.9 ms of CPU per request here, more than
+everything else evalkit does for a sample (issue 17, benchmarks/bench_overhead.py). aiohttp is
+imported when the first request is sent. The probe, which wants the openai client's own view of
+a server, still uses it (`make_openai_client`).
 
 Limits, so that no reply can hang a run or exhaust memory:
 - `deadline_s`: a total deadline per HTTP request, on top of the client's read-gap timeout (a
@@ -25,18 +26,18 @@ import email.utils
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-import sys
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping
 
 import pydantic_core
 
-from . import __version__, encoded, http11
+from . import __version__, encoded
 
 if TYPE_CHECKING:
+    import aiohttp
     import openai
 
 Clock = Callable[[], float]
@@ -116,21 +117,50 @@ class Completion:
 
 
 def classify(exc: BaseException) -> TransportError:
-    """Which failures are worth a retry: connection errors, timeouts, cut replies, 429 and 5xx only."""
+    """Which failures are worth a retry: connection errors, timeouts, cut replies, 429 and 5xx only.
+
+    Failures while a body is read are turned into TransportErrors where they happen (`_chunks`);
+    what reaches here from aiohttp came before the status line was in."""
     if isinstance(exc, TransportError):
         return exc
-    if isinstance(exc, http11.ReadTimeout):
-        return TransportError("timed out waiting for the server (no data within the read timeout)", True)
-    if isinstance(exc, http11.ConnectFailed):
-        return TransportError(f"cannot connect to the server: {exc}", True)
-    if isinstance(exc, http11.BodyBroken):
-        return TransportError(f"the connection broke mid-reply: {exc}", True)
-    if isinstance(exc, http11.ProtocolError):
-        return TransportError(f"the server's answer is not HTTP/1.x: {exc}", False)
-    # The openai client's own errors (the probe's requests) exist only once it is imported.
+    # Each HTTP library's errors exist only once it is imported: aiohttp at the first request,
+    # the openai client for the probe's requests.
+    aiohttp = sys.modules.get("aiohttp")
+    found = _classify_aiohttp(exc, aiohttp) if aiohttp is not None else None
     openai = sys.modules.get("openai")
-    found = _classify_openai(exc, openai) if openai is not None else None
+    if found is None and openai is not None:
+        found = _classify_openai(exc, openai)
     return found or TransportError(f"bad reply from the server: {type(exc).__name__}: {exc}", False)
+
+
+def _classify_aiohttp(exc: BaseException, aiohttp: Any) -> TransportError | None:
+    if isinstance(exc, aiohttp.ServerTimeoutError):  # no connection, or no data, within the read gap
+        return TransportError("timed out waiting for the server (no data within the read timeout)", True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = exc.os_error
+        return TransportError(f"cannot connect to the server: {exc.host}:{exc.port}: {error.strerror or error}", True)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return TransportError("cannot connect to the server: the server closed the connection without answering", True)
+    if isinstance(exc, aiohttp.ClientConnectionError):  # reset, or failed otherwise, before an answer
+        return TransportError(f"cannot connect to the server: the connection failed before an answer: {exc}", True)
+    if isinstance(exc, aiohttp.ClientResponseError):  # the parser's: what came is not HTTP
+        return TransportError(f"the server's answer is not HTTP/1.x: {_one_line(exc.message)}", False)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return _cut(exc)
+    return None
+
+
+def _cut(exc: BaseException) -> TransportError:
+    """A body that stopped in the middle: the parser's own words when it has them ("Not enough
+    data to satisfy content length header (received 5 of 100 bytes)")."""
+    cause = exc.__cause__
+    text = getattr(cause, "message", None) if cause is not None else None
+    return TransportError(f"the connection broke mid-reply: {_one_line(str(text or exc))}", True)
+
+
+def _one_line(text: str) -> str:
+    """aiohttp's parser errors span lines (the bytes, a caret under the fault): one line of them."""
+    return " ".join(part for line in text.splitlines() if (part := line.strip()) and part != "^")
 
 
 def _classify_openai(exc: BaseException, openai: Any) -> TransportError | None:
@@ -205,7 +235,7 @@ async def _complete_once(
     max_bytes = max_reply_chars * _BYTES_PER_CHAR + _BYTES_SLACK
     response = await client.send(_body(params, stream))
     try:
-        if not response.is_success:
+        if not 200 <= response.status < 300:
             raise await _status_error(response, max_bytes)
         if not stream:
             data = await _read_body(response, max_bytes, max_reply_chars)
@@ -213,10 +243,11 @@ async def _complete_once(
         stream_state = _StreamState(start, clock, max_reply_chars)
         # Read to the very end (not just to [DONE]) so the connection goes back to the pool.
         async for line in _lines(response, max_bytes, max_reply_chars):
-            if line.startswith("data:"):
-                stream_state.feed_line(line[5:].strip())
+            if line.startswith(b"data:"):  # SSE comments (`: keep-alive`) and other fields are skipped
+                stream_state.feed_line(line[5:].strip().decode("utf-8", "replace"))
     finally:
-        await response.aclose()
+        # Back to the pool when the body was read to its end; closed otherwise.
+        response.release()
     if stream_state.events and not stream_state.done and stream_state.finish_reason is None:
         raise TransportError("the stream was cut off: it ended without a finish reason or [DONE]", True)
     return stream_state.completion(clock() - start)
@@ -234,21 +265,36 @@ def _body(params: dict[str, Any], stream: bool) -> bytes:
     return data[:-1] + _STREAM_FIELDS if stream else data
 
 
-async def _status_error(response: Any, max_bytes: int) -> TransportError:
+async def _chunks(response: "aiohttp.ClientResponse") -> AsyncIterator[bytes]:
+    """The body as it arrives (whatever each read brought; aiohttp pauses the socket once a
+    buffer of 128 KiB waits, so a caller checking a size limit sees it in bounded pieces). A
+    failure in the middle is a cut reply, or a read-gap timeout."""
+    aiohttp = sys.modules["aiohttp"]
+    content = response.content
+    try:
+        while chunk := await content.readany():
+            yield chunk
+    except aiohttp.ServerTimeoutError as exc:
+        raise classify(exc) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise _cut(exc) from None
+
+
+async def _status_error(response: "aiohttp.ClientResponse", max_bytes: int) -> TransportError:
     """An HTTP error status as a TransportError: the server's own message when its body has one
     (`{"error": {"message"}}`, `{"error": "..."}` or `{"message"}`), retryable on 429 and 5xx."""
-    status = response.status_code
+    status = response.status
     text = ""
     try:
         chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in _chunks(response):
             size += len(chunk)
             if size > max_bytes:
                 break
             chunks.append(chunk)
         else:
             text = b"".join(chunks).decode("utf-8", "replace").strip()
-    except http11.HTTPFailure:
+    except TransportError:
         pass  # the status says enough
     message = ""
     try:
@@ -267,18 +313,18 @@ async def _status_error(response: Any, max_bytes: int) -> TransportError:
     return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
 
 
-async def _read_body(response: Any, max_bytes: int, max_reply_chars: int) -> Any:
+async def _read_body(response: "aiohttp.ClientResponse", max_bytes: int, max_reply_chars: int) -> Any:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise reply_too_large(max_reply_chars)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in _chunks(response):
         size += len(chunk)
         if size > max_bytes:
             raise reply_too_large(max_reply_chars)
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
@@ -308,32 +354,21 @@ def _plain_completion(data: Any, latency: float, max_reply_chars: int) -> Comple
     return Completion(content, calls, choice.get("finish_reason"), usage, data.get("timings"), latency, None)
 
 
-async def _lines(response: Any, max_bytes: int, max_reply_chars: int) -> Any:
-    """The body's lines, never holding more than `max_bytes` of one unfinished line.
-
-    (httpx's own `iter_lines` would buffer a line of any length: one 50 MB event is 50 MB.)
-    """
-    pending: list[str] = []
-    pending_len = 0
-    async for text in response.aiter_text():
-        start = 0
-        newline = text.find("\n")
-        while newline >= 0:
-            line = text[start:newline]
-            if pending:
-                line = "".join(pending) + line
-                pending.clear()
-                pending_len = 0
-            yield line[:-1] if line.endswith("\r") else line
-            start = newline + 1
-            newline = text.find("\n", start)
-        if start < len(text):
-            pending.append(text[start:])
-            pending_len += len(text) - start
-            if pending_len > max_bytes:
-                raise reply_too_large(max_reply_chars)
+async def _lines(response: "aiohttp.ClientResponse", max_bytes: int, max_reply_chars: int) -> AsyncIterator[bytes]:
+    """The body's lines as bytes (without the line end), never holding more than `max_bytes` of
+    one unfinished line. (aiohttp's own `readline` refuses a line over 128 KiB, and an event of a
+    long reply can be longer; buffering any length would let one 50 MB event take 50 MB.)"""
+    pending = b""
+    async for chunk in _chunks(response):
+        if pending:
+            chunk = pending + chunk
+        *lines, pending = chunk.split(b"\n")
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+        if len(pending) > max_bytes:
+            raise reply_too_large(max_reply_chars)
     if pending:
-        yield "".join(pending)
+        yield pending
 
 
 class _StreamState:
@@ -528,34 +563,52 @@ async def complete(
 
 
 class ChatClient:
-    """One endpoint's chat completions over HTTP, on connections kept alive between requests.
+    """One endpoint's chat completions over HTTP: an aiohttp session whose connector keeps up to
+    `connections` connections alive between requests (the run's concurrency on this endpoint).
 
-    `timeout` (seconds) bounds connecting and the longest gap between reads; `complete` adds the
-    total deadline per request. No retries here: `complete` retries only what is worth it.
-    Local servers accept any API key.
+    `timeout` (seconds) bounds connecting and the longest gap between reads (`sock_read`: a
+    stream still sending never trips it); `complete` adds the total deadline per request. No
+    retries here: `complete` retries only what is worth it. Local servers accept any API key.
+    The session is made at the first request, inside the run's event loop (and aiohttp is
+    imported then, not when evalkit starts).
     """
 
     def __init__(self, base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100):
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout_s)
-        parts = urlsplit(f"{self.base_url}/chat/completions")
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        self.pool = http11.Pool(self.base_url, self.timeout, max_idle=max(100, connections))
-        self._prefix = self.pool.head_prefix(target, {
-            "authorization": f"Bearer {api_key or 'evalkit'}",
-            "content-type": "application/json",
-            "accept": "application/json",
-            "accept-encoding": "identity",
-            "user-agent": f"evalkit/{__version__}",
-        })
+        self.connections = max(1, connections)
+        self.url = f"{self.base_url}/chat/completions"
+        self.headers = {
+            "Authorization": f"Bearer {api_key or 'evalkit'}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+            "User-Agent": f"evalkit/{__version__}",
+        }
+        self._session: "aiohttp.ClientSession | None" = None
 
-    async def send(self, body: bytes) -> http11.Response:
-        """POST one JSON body; the response's headers are in, its body is not read yet (the
-        caller reads it and closes the response)."""
-        return await self.pool.post(self._prefix, body)
+    def _open(self) -> "aiohttp.ClientSession":
+        import aiohttp
+
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.connections, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
+            headers=self.headers,
+            cookie_jar=aiohttp.DummyCookieJar(),  # a chat endpoint sets none worth keeping
+            auto_decompress=False,  # identity was asked for
+        )
+        return self._session
+
+    async def send(self, body: bytes) -> "aiohttp.ClientResponse":
+        """POST one JSON body; the response's status and headers are in, its body is not read
+        yet (the caller reads it and releases the response)."""
+        session = self._session or self._open()
+        return await session.post(self.url, data=body, allow_redirects=False)
 
     async def close(self) -> None:
-        await self.pool.aclose()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
 
 def make_client(base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100) -> ChatClient:
