@@ -1,12 +1,13 @@
 """From samples to the aggregates of results.json (per model x format x suite, per tag, and per
---distractors count), by computing every metric of `metrics.METRICS` over each group of samples."""
+--distractors count), by computing every metric of `metrics.METRICS` over each group of samples.
+
+Plain Python, no pandas: `evalkit run` writes results.json at its end, and importing pandas
+for it cost more CPU than a run of hundreds of samples (issue 17)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
-
-import pandas as pd
+from typing import Any, Iterable
 
 from .metrics import METRICS, Group
 from .schema import Aggregate, Interval, Results, Sample
@@ -14,7 +15,7 @@ from .scoring import abstains_by_bfcl_rule
 
 ALL = "*"
 
-# Sample fields too bulky for a frame and read by no metric: the request, the reply, the calls.
+# Sample fields too bulky for a row and read by no metric: the request, the reply, the calls.
 _BULKY = {"request", "raw", "calls", "trajectory"}
 COLUMNS = [name for name in Sample.model_fields if name not in _BULKY]
 
@@ -25,25 +26,29 @@ def clean_call(sample: Sample) -> bool:
     return sample.failure_kind == "server_parse_lost" or (bool(sample.calls) and not sample.malformed)
 
 
-def samples_frame(samples: Iterable[Sample]) -> pd.DataFrame:
-    """One row per sample: its scalar fields, whether BFCL's rule counts it as abstaining, and
-    whether it holds a clean call."""
-    rows = [
-        {c: getattr(s, c) for c in COLUMNS}
-        | {"bfcl_abstained": abstains_by_bfcl_rule(s.malformed, s.calls), "clean_call": clean_call(s)}
-        for s in samples
-    ]
-    frame = pd.DataFrame(rows, columns=COLUMNS + ["bfcl_abstained", "clean_call"])
-    # Object dtype keeps None as None (not NaN) for the boolean verdicts until we take means.
-    return frame.astype({"args_valid": "object", "error": "object"})
+def sample_row(sample: Sample) -> dict[str, Any]:
+    """A sample as a row of a `metrics.Group`: its scalar fields, whether BFCL's rule counts it
+    as abstaining, and whether it holds a clean call."""
+    row = {column: getattr(sample, column) for column in COLUMNS}
+    row["bfcl_abstained"] = abstains_by_bfcl_rule(sample.malformed, sample.calls)
+    row["clean_call"] = clean_call(sample)
+    return row
 
 
 def _aggregate(
-    frame: pd.DataFrame, model: str, fmt: str, suite: str, tag: str | None, distractors: int | None = None
+    rows: list[dict[str, Any]], model: str, fmt: str, suite: str, tag: str | None, distractors: int | None = None
 ) -> Aggregate:
-    group = Group(frame)
+    group = Group(rows)
     values = {m.key: m.compute(group) for m in METRICS}
     return Aggregate(model=model, format=fmt, suite=suite, tag=tag, distractors=distractors, **values)
+
+
+def _by(rows: Iterable[dict[str, Any]], *columns: str) -> dict[Any, list[dict[str, Any]]]:
+    """Rows grouped by the value of one column (or a tuple of several), in the order of the values."""
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row[c] for c in columns) if len(columns) > 1 else row[columns[0]]].append(row)
+    return {key: groups[key] for key in sorted(groups)}
 
 
 def is_breakdown(agg: Aggregate) -> bool:
@@ -52,22 +57,22 @@ def is_breakdown(agg: Aggregate) -> bool:
 
 
 def aggregate(samples: Iterable[Sample], run_id: str, model: str) -> Results:
-    frame = samples_frame(samples)
+    rows = [sample_row(s) for s in samples]
     aggregates: list[Aggregate] = []
-    if len(frame):
-        for (mdl, fmt), by_format in frame.groupby(["model", "format"], sort=True):
-            aggregates.append(_aggregate(by_format, mdl, fmt, ALL, None))
-            for suite, by_suite in by_format.groupby("suite", sort=True):
-                aggregates.append(_aggregate(by_suite, mdl, fmt, suite, None))
-            tagged: dict[str, list[int]] = defaultdict(list)
-            for index, tags in by_format["tags"].items():
-                for tag in tags or []:
-                    tagged[tag].append(index)
-            for tag in sorted(tagged):
-                aggregates.append(_aggregate(by_format.loc[tagged[tag]], mdl, fmt, ALL, tag))
-            # The accuracy-vs-tool-count curve: every suite together, once per distractor count.
-            for count, by_count in by_format[by_format["distractors"].notna()].groupby("distractors", sort=True):
-                aggregates.append(_aggregate(by_count, mdl, fmt, ALL, None, int(count)))
+    for (mdl, fmt), by_format in _by(rows, "model", "format").items():
+        aggregates.append(_aggregate(by_format, mdl, fmt, ALL, None))
+        for suite, by_suite in _by(by_format, "suite").items():
+            aggregates.append(_aggregate(by_suite, mdl, fmt, suite, None))
+        tagged: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in by_format:
+            for tag in row["tags"] or []:
+                tagged[tag].append(row)
+        for tag in sorted(tagged):
+            aggregates.append(_aggregate(tagged[tag], mdl, fmt, ALL, tag))
+        # The accuracy-vs-tool-count curve: every suite together, once per distractor count.
+        counted = [row for row in by_format if row["distractors"] is not None]
+        for count, by_count in _by(counted, "distractors").items():
+            aggregates.append(_aggregate(by_count, mdl, fmt, ALL, None, count))
     return Results(run_id=run_id, model=model, aggregates=aggregates)
 
 
@@ -75,16 +80,14 @@ def _plain(value: object) -> object:
     return f"{value.low:.2f}-{value.high:.2f}" if isinstance(value, Interval) else value
 
 
-def summary_table(results: Results) -> pd.DataFrame:
+def summary_table(results: Results) -> list[dict[str, Any]]:
     """One row per model x format over all suites: what `evalkit run` prints at the end."""
-    rows = [
+    return [
         {"model": agg.model, "format": agg.format}
         | {m.summary: _plain(getattr(agg, m.key)) for m in METRICS if m.summary}
         for agg in results.aggregates
         if agg.suite == ALL and agg.tag is None and not is_breakdown(agg)
     ]
-    # NaN, not None, so pandas prints "-" for a metric with no samples behind it.
-    return pd.DataFrame(rows).fillna(value=float("nan"))
 
 
 def server_lost_lines(aggregates: Iterable[Aggregate], family: str | None) -> list[str]:
@@ -116,7 +119,19 @@ def cache_note(results: Results) -> str | None:
             "only")
 
 
-def format_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as right-aligned text columns: numbers to 3 decimals, "-" for a metric with no
+    samples behind it."""
+    if not rows:
         return "(no samples)"
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+
+    def text(value: object) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    columns = list(rows[0])
+    cells = [[text(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    lines = [columns, *cells]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines)

@@ -217,7 +217,7 @@ def now_iso() -> str:
 
 def finalize(run_dir: Path) -> None:
     """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume)."""
-    from .aggregate import aggregate  # here, not at the top: pandas only when a run is summed up
+    from .aggregate import aggregate  # the next layer (run directory -> aggregate), used only here
 
     header = read_header(run_dir)
     results = aggregate(latest_samples(run_dir), header.run_id, header.model)
@@ -226,7 +226,7 @@ def finalize(run_dir: Path) -> None:
 
 def print_summary(run_dir: Path) -> None:
     """The summary table of results.json and where the run is: what `run` and `merge` print."""
-    from .aggregate import cache_note, format_table, server_lost_lines, summary_table  # pandas only when summed up
+    from .aggregate import cache_note, format_table, server_lost_lines, summary_table
 
     results = read_results(run_dir)
     if results is None:
