@@ -415,7 +415,7 @@ def test_a_failed_write_is_raised_not_swallowed(tmp_path):
 def test_run_imports_no_reporting_engine_or_openai_before_its_first_request():
     code = ("import sys, evalkit.cli, evalkit.session, evalkit.dispatch; "
             "print(sorted(m for m in ('pandas', 'matplotlib', 'openai', 'httpx2', 'httpx', 'aiohttp', 'xllamacpp',"
-            " 'jsonschema', 'numpy', 'evalkit.probe.run', 'evalkit.aggregate') if m in sys.modules))")
+            " 'jsonschema', 'numpy', 'tqdm', 'evalkit.probe.run', 'evalkit.aggregate') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip() == "[]"
 
