@@ -611,6 +611,12 @@ class ChatClient:
             await session.close()
 
 
+def load_http() -> None:
+    """Import the HTTP library (else imported at the first request): for a caller that wants it
+    in memory before the run starts."""
+    import aiohttp  # noqa: F401
+
+
 def make_client(base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100) -> ChatClient:
     return ChatClient(base_url, timeout_s, api_key, connections)
 

@@ -446,6 +446,26 @@ def test_means_leave_out_what_was_not_measured():
     assert mean([None, None]) is None and mean([]) is None
 
 
+@pytest.mark.parametrize("entry", ["console", "main"])
+def test_only_the_evalkit_command_freezes_what_a_run_imported(entry, tmp_path):
+    """The `evalkit` command moves what a run imported (aiohttp included) out of the garbage
+    collector's sight; `main()` called by other code (tests) leaves the collector alone."""
+    code = f"""
+import gc, sys
+from evalkit.testing.scripted_server import Reply, ScriptedServer
+import evalkit.cli as cli
+with ScriptedServer(responder=Reply(content="ok")) as srv:
+    sys.argv = ["evalkit", "run", "--base-url", srv.base_url, "--model", "scripted-model", "--suite",
+                {str(ROOT / "suites" / "greetings.yaml")!r}, "--limit", "1", "--format", "native", "--no-cache",
+                "--no-report", "--quiet", "--out", {str(tmp_path)!r}]
+    code = cli.console() if {entry!r} == "console" else cli.main(sys.argv[1:])
+print(code, gc.get_freeze_count() > 0)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["0", "True" if entry == "console" else "False"]
+
+
 def test_summing_up_a_run_imports_no_pandas(tmp_path):
     """results.json and the terminal summary at the end of `evalkit run` are plain Python: pandas
     alone took more CPU to import than a run of hundreds of samples."""
