@@ -158,27 +158,27 @@ class Group:
         return [bool(cached) for cached in self.ok["cached"]]
 
     @cached_property
+    def case_counts(self) -> list[tuple[int, int]]:
+        """(samples, correct) per question: a case's repeats. With --distractors a case is asked
+        once per count: those are different questions, not repeats. In the order of (suite, case,
+        count), no count last: pass^k sums over it."""
+        per_case: dict[tuple[Any, ...], list[int]] = {}
+        for row in self.ok.rows:
+            counts = per_case.setdefault((row["suite"], row["case_id"], row["distractors"]), [0, 0])
+            counts[0] += 1
+            counts[1] += row["call_correct"]
+        order = sorted(per_case, key=lambda key: (key[0], key[1], key[2] is None, key[2] or 0))
+        return [(per_case[key][0], per_case[key][1]) for key in order]
+
+    @cached_property
     def live(self) -> Rows:
         """Scored samples answered by the server in this run. A cached reply keeps its verdict, but
         its timings were measured in another run, under another load: no timing metric reads it."""
         return self.ok.where(lambda row: not row["cached"])
 
 
-def _case_counts(g: Group) -> Iterable[tuple[int, int]]:
-    """(samples, correct) per question: a case's repeats. With --distractors a case is asked once
-    per count: those are different questions, not repeats. In the order of (suite, case, count),
-    no count last: pass^k sums over it."""
-    per_case: dict[tuple[Any, ...], list[int]] = {}
-    for row in g.ok.rows:
-        counts = per_case.setdefault((row["suite"], row["case_id"], row["distractors"]), [0, 0])
-        counts[0] += 1
-        counts[1] += row["call_correct"]
-    order = sorted(per_case, key=lambda key: (key[0], key[1], key[2] is None, key[2] or 0))
-    return [(per_case[key][0], per_case[key][1]) for key in order]
-
-
 def _per_case(g: Group) -> dict[str, float] | None:
-    return pass_hat_k(_case_counts(g))
+    return pass_hat_k(g.case_counts)
 
 
 def flip_rate(per_case: Iterable[tuple[int, int]]) -> float | None:
@@ -191,7 +191,7 @@ def flip_rate(per_case: Iterable[tuple[int, int]]) -> float | None:
 
 
 def _flips(g: Group) -> float | None:
-    return flip_rate(_case_counts(g))
+    return flip_rate(g.case_counts)
 
 
 # ---------------------------------------------------------------- the table
