@@ -98,13 +98,15 @@ def whole(body: bytes, *extra: str, version: str = "HTTP/1.1") -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def requests(base_url: str, count: int, **kwargs) -> list:
-    """`count` completions one after another on one client (so connections can be reused)."""
+def requests(base_url: str, count: int, timeout_s: float = 5.0, **kwargs) -> list:
+    """`count` completions one after another on one client (so connections can be reused);
+    `kwargs` go to `complete` (default: not streamed, no retries)."""
+    options = {"stream": False, "retries": 0, "sleep": _no_sleep, **kwargs}
+
     async def go():
-        client = make_client(base_url, 5.0)
+        client = make_client(base_url, timeout_s)
         try:
-            return [await complete(client, dict(PARAMS), stream=False, retries=kwargs.get("retries", 0),
-                                   sleep=_no_sleep) for _ in range(count)]
+            return [await complete(client, dict(PARAMS), **options) for _ in range(count)]
         finally:
             await client.close()
 
@@ -203,15 +205,7 @@ def test_sse_lines_cut_anywhere_with_crlf_and_comments_are_read_whole():
         conn.sendall(b"0\r\n\r\n")
 
     with raw_server(answer) as srv:
-
-        async def go():
-            client = make_client(srv.base_url, 5.0)
-            try:
-                return await complete(client, dict(PARAMS), stream=True, retries=0)
-            finally:
-                await client.close()
-
-        reply = asyncio.run(go())
+        reply = requests(srv.base_url, 1, stream=True)[0]
     assert reply.content == "Héllo" and reply.finish_reason == "stop" and reply.completion_tokens == 2
 
 
@@ -269,17 +263,9 @@ def test_broken_chunk_framing_never_hangs_a_request():
         conn.sendall(b"zz\r\n")
 
     with raw_server(later) as srv:
-
-        async def go():
-            client = make_client(srv.base_url, 30.0)
-            try:
-                return await complete(client, dict(PARAMS), stream=False, retries=0, deadline_s=0.5)
-            finally:
-                await client.close()
-
         start = time.monotonic()
         with pytest.raises(TransportError) as info:
-            asyncio.run(go())
+            requests(srv.base_url, 1, timeout_s=30.0, deadline_s=0.5)
     assert str(info.value) == "timed out: no complete reply within the 0.5 s deadline" and info.value.retryable
     assert time.monotonic() - start < 5
 
