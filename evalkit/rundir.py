@@ -11,9 +11,15 @@ import os
 import secrets
 import tempfile
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None  # type: ignore[assignment]
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,6 +31,7 @@ HEADER = "header.json"
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
 PROBE = "probe.json"  # `run --probe`: the server's probe before the run (schema.ProbeResult)
+LOCK = ".lock"  # held by the one evalkit writing the run (its pid inside, for the message)
 
 
 def new_run_id(model: str) -> str:
@@ -51,6 +58,38 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
 def write_model(path: Path, model: BaseModel) -> None:
     write_atomic(path, model.model_dump_json(indent=2, exclude_none=False) + "\n")
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One writer per run directory: a second `run --resume` of it is refused in one line.
+
+    An flock, not a pid file: the kernel drops it when its holder dies (kill -9 included), so a
+    crashed run never blocks the next one. The file stays (removing it would race a newcomer).
+    """
+    path = Path(run_dir) / LOCK
+    try:
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise EvalkitError(f"{run_dir}: cannot write in this run directory ({exc.strerror})") from None
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip()
+                by = f" (pid {holder})" if holder.isdigit() else ""
+                raise EvalkitError(
+                    f"{run_dir}: another evalkit{by} is writing this run directory; wait for it to end or stop it"
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 class SampleLog:
@@ -156,11 +195,15 @@ def now_iso() -> str:
 
 
 def finalize(run_dir: Path) -> None:
-    """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume)."""
+    """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume).
+
+    The samples are streamed: only the columns the metrics read are kept, one row per key, so
+    memory does not grow with the size of requests and replies.
+    """
     from .aggregate import aggregate  # here, not at the top: pandas only when a run is summed up
 
     header = read_header(run_dir)
-    results = aggregate(latest_samples(run_dir), header.run_id, header.model)
+    results = aggregate(read_samples(run_dir), header.run_id, header.model, latest=True)
     write_model(run_dir / RESULTS, results)
 
 
