@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from . import failures, limits
-from .matchers import is_matcher, problem
+from .matchers import check_expected
 
 # Why `call_correct` is false: a key of the failure table (evalkit/failures.py).
 FailureKind = Literal[failures.KEYS]  # type: ignore[valid-type]
@@ -47,7 +47,7 @@ class ExpectedCall(Strict):
     @classmethod
     def _matchers_well_formed(cls, args: dict[str, Any]) -> dict[str, Any]:
         for key, value in args.items():
-            if is_matcher(value) and (why := problem(value)):
+            if why := check_expected(value):
                 raise ValueError(f"argument {key!r}: {why}")
         return args
 
