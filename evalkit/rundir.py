@@ -103,13 +103,24 @@ class SampleLog:
 
     def _repair_torn_tail(self) -> None:
         # A crash mid-write leaves a last line without its newline; cut it so appends stay valid.
+        # Only the tail is read: a resumed run's samples.jsonl may be gigabytes.
         if not self.path.exists() or self.path.stat().st_size == 0:
             return
         with open(self.path, "rb+") as handle:
-            data = handle.read()
-            if data.endswith(b"\n"):
+            end = handle.seek(0, os.SEEK_END)
+            handle.seek(end - 1)
+            if handle.read(1) == b"\n":
                 return
-            handle.truncate(data.rfind(b"\n") + 1)
+            position = end
+            while position > 0:
+                start = max(0, position - 65536)
+                handle.seek(start)
+                newline = handle.read(position - start).rfind(b"\n")
+                if newline >= 0:
+                    handle.truncate(start + newline + 1)
+                    return
+                position = start
+            handle.truncate(0)
 
     def append(self, sample: Sample) -> None:
         line = sample.model_dump_json() + "\n"
