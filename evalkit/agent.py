@@ -98,7 +98,7 @@ def execute_call(
         kwargs["sandbox"] = sandbox
     try:
         return result_text(function(**kwargs)), True
-    except Exception as exc:  # noqa: BLE001 - the model is told, the run goes on
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the model is told, the run goes on (sys.exit too)
         return f"Error: {call.name} failed: {type(exc).__name__}: {exc}", False
 
 
