@@ -589,3 +589,22 @@ def test_a_torn_last_line_is_cut_reading_only_the_tail(tiny_server, tiny_suite, 
     assert resume(run_dir) == 0
     assert tiny_server.hits == 0
     assert [json.loads(line)["repeat"] for line in (run_dir / "samples.jsonl").read_bytes().splitlines()] == [0, 0, 0, 1, 1]
+
+
+# ---------------------------------------------------------------- the chaos benchmark, small
+
+
+@pytest.mark.timeout(400)
+def test_the_chaos_benchmark_ends_with_every_sample_present_once(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "chaos.json"
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_chaos.py"), "--samples", "45", "--poison", "0.3", "--kills", "1",
+         "--kill-within", "3", "--restarts", "1", "--out", str(out)],
+        cwd=root, capture_output=True, text=True, timeout=380)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["samples"] == 45 and report["every_sample_present_once"] is True
+    assert sum(report["poisoned_replies_served"].values()) > 0
+    assert report["evalkit_kills"] <= 1 and report["exit_codes"][-1] == 0
+    assert report["samples_lines"] >= 45
