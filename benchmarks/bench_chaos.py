@@ -178,8 +178,10 @@ def write_suite(path: Path, cases: int, rng: random.Random) -> None:
 
 def classify(error: str) -> str:
     """An error sample's kind, from its one-line error."""
+    if error.startswith("evalkit failed on this sample: "):
+        return "evalkit_failed: " + error.split(": ")[1]  # the exception's type
     rules = [
-        ("evalkit failed on this sample", "evalkit_failed_on_sample"), ("deadline", "deadline"),
+        ("deadline", "deadline"),
         ("timed out", "read_timeout"), ("HTTP 429", "http_429"), ("HTTP 5", "http_5xx"), ("cut off", "cut_stream"),
         ("broke mid-reply", "cut_stream"), ("not JSON", "garbage_json"), ("no choices", "empty_choices"),
         ("max_reply_chars", "over_size_limit"), ("cannot connect", "connection"), ("without a single event", "empty_stream"),
@@ -300,6 +302,22 @@ def main() -> int:
         final = [seen[-1] for seen in by_key.values()]
         errors = collections.Counter(classify(s["error"]) for s in final if s["error"])
         redone = collections.Counter(classify(s["error"]) for seen in by_key.values() for s in seen[:-1] if s["error"])
+
+        # One more --resume, the server up (and still poisoning): it redoes the error samples only.
+        server.start()
+        try:
+            again = subprocess.run([sys.executable, "-m", "evalkit", "run", "--resume", str(run_dir), "--no-report",
+                                    "--quiet"], env=env, capture_output=True, text=True, timeout=RUN_BOUND_S)
+        finally:
+            server.kill()
+        if again.returncode != 0:
+            raise SystemExit(f"the last --resume exited {again.returncode}: {again.stderr[-2000:]}")
+        after: dict[tuple, dict] = {}
+        for line in (run_dir / "samples.jsonl").read_text(encoding="utf-8").splitlines():
+            sample = json.loads(line)
+            after[(sample["suite"], sample["case_id"], sample["format"], sample["repeat"])] = sample
+        assert set(after) == planned
+        left = collections.Counter(classify(s["error"]) for s in after.values() if s["error"])
         served = collections.Counter((tmp_path / "served.log").read_text().split())
     report = {
         "samples": len(planned),
@@ -316,6 +334,7 @@ def main() -> int:
         "samples_lines": len(lines),
         "error_samples_final_by_kind": dict(sorted(errors.items())),
         "error_samples_redone_on_resume_by_kind": dict(sorted(redone.items())),
+        "error_samples_after_one_more_resume_by_kind": dict(sorted(left.items())),
         "malformed_samples": sum(1 for s in final if s["malformed"]),
         "call_correct_samples": sum(1 for s in final if s["call_correct"]),
         "every_sample_present_once": True,
