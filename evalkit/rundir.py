@@ -62,33 +62,48 @@ def write_model(path: Path, model: BaseModel) -> None:
 
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """One writer per run directory: a second `run --resume` of it is refused in one line.
+    """One writer per run directory: a second `run --resume` (or `rescore`) of it is refused in one line.
 
     An flock, not a pid file: the kernel drops it when its holder dies (kill -9 included), so a
-    crashed run never blocks the next one. The file stays (removing it would race a newcomer).
+    crashed run never blocks the next one; the file it leaves is locked afresh. The holder removes
+    the file when it is done, and a newcomer checks that the file it locked is still the one at
+    the path, so removing it never lets two writers in.
     """
     path = Path(run_dir) / LOCK
+    while True:
+        try:
+            handle = open(path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise EvalkitError(f"{run_dir}: cannot write in this run directory ({exc.strerror})") from None
+        if fcntl is None:
+            break
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            by = f" (pid {holder})" if holder.isdigit() else ""
+            raise EvalkitError(
+                f"{run_dir}: another evalkit{by} is writing this run directory; wait for it to end or stop it"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()  # its holder removed it as we opened it: lock the new one
     try:
-        handle = open(path, "a+", encoding="utf-8")
-    except OSError as exc:
-        raise EvalkitError(f"{run_dir}: cannot write in this run directory ({exc.strerror})") from None
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip()
-                by = f" (pid {holder})" if holder.isdigit() else ""
-                raise EvalkitError(
-                    f"{run_dir}: another evalkit{by} is writing this run directory; wait for it to end or stop it"
-                ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         yield
     finally:
+        try:
+            path.unlink()
+        except OSError:
+            pass
         handle.close()  # releases the lock
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from . import failures, limits
-from .matchers import check_expected
+from .matchers import check_expected, is_matcher  # noqa: F401 - is_matcher is imported from here too
 
 # Why `call_correct` is false: a key of the failure table (evalkit/failures.py).
 FailureKind = Literal[failures.KEYS]  # type: ignore[valid-type]

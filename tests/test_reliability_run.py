@@ -403,6 +403,7 @@ def test_resume_writes_into_the_directory_it_is_given_whatever_its_name(tiny_ser
     assert set(latest(copy)) == KEYS and len(samples_of(copy)) == len(KEYS)
     assert overall(copy, "native")["n"] == 3 and overall(copy, "default")["n"] == 3
     assert (original / "samples.jsonl").read_text() == before  # the run it was copied from is untouched
+    assert not (copy / LOCK).exists() and not (original / LOCK).exists()  # a finished run leaves no lock file
     assert [p.name for p in out.iterdir()] == [original.name]  # and no sibling was made
 
 
@@ -448,6 +449,9 @@ def test_a_second_writer_is_refused_in_one_line(tiny_server, tiny_suite, tmp_pat
         f"evalkit: error: {run_dir}: another evalkit (pid {os.getpid()}) is writing this run directory; "
         "wait for it to end or stop it")
     assert tiny_server.hits == 0 and (run_dir / "samples.jsonl").read_text() == ""
+    with run_lock(run_dir):  # `rescore` rewrites samples.jsonl: not under a running run either
+        assert main(["rescore", str(run_dir)]) == 2
+    assert "another evalkit" in one_line(capsys.readouterr().err)
     assert resume(run_dir, "--no-cache") == 0  # released: the next one goes ahead
     assert set(latest(run_dir)) == KEYS
 
@@ -484,7 +488,7 @@ def _start_slow_run(tmp_path: Path, srv: ScriptedServer, total: int = 40) -> tup
     out = tmp_path / "runs"
     env = {**os.environ, "EVALKIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [exe, "run", "--base-url", srv.base_url, "--model", "m", "--suite", str(suite), "--format", "native",
+        [exe, "run", "--base-url", srv.base_url, "--model", "scripted-model", "--suite", str(suite), "--format", "native",
          "--concurrency", "4", "--out", str(out), "--no-report", "--no-cache", "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
