@@ -140,15 +140,31 @@ class SampleLog:
     def append(self, sample: Sample) -> None:
         line = sample.model_dump_json() + "\n"
         with self._lock:
-            self._handle.write(line)
-            self._handle.flush()
+            try:
+                self._handle.write(line)
+                self._handle.flush()
+            except OSError:
+                # A full disk: drop what could not be written (it would go out with a later line
+                # and add a sample its caller was told was lost), cut a torn tail, go on appending.
+                self._discard()
+                self._repair_torn_tail()
+                self._handle = open(self.path, "a", encoding="utf-8")
+                raise
+
+    def _discard(self) -> None:
+        try:
+            self._handle.close()  # flushes again, and fails again; the file is closed either way
+        except OSError:
+            pass
 
     def close(self) -> None:
         with self._lock:
             if not self._handle.closed:
-                self._handle.flush()
-                os.fsync(self._handle.fileno())
-                self._handle.close()
+                try:
+                    self._handle.flush()
+                    os.fsync(self._handle.fileno())
+                finally:
+                    self._discard()
 
 
 def read_samples(run_dir: Path) -> Iterator[Sample]:

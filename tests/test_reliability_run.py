@@ -612,3 +612,29 @@ def test_the_chaos_benchmark_ends_with_every_sample_present_once(tmp_path):
     assert sum(report["poisoned_replies_served"].values()) > 0
     assert report["evalkit_kills"] <= 1 and report["exit_codes"][-1] == 0
     assert report["samples_lines"] >= 45
+
+
+def test_a_disk_that_takes_no_more_stops_the_run_in_one_line(tmp_path):
+    # samples.jsonl cannot grow (a full disk, played by a file-size limit): the run stops with one
+    # line and keeps what was written, instead of losing workers one by one and hanging.
+    import resource
+
+    suite = write_suite(tmp_path / "s", [case(f"c{i:02d}", f"greeting {i}", {"calls": []}) for i in range(40)], name="big")
+    out = tmp_path / "runs"
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (12_000, 12_000))
+
+    with ScriptedServer(responder=Reply(content="Hello!")) as srv:
+        proc = subprocess.run(
+            [sys.executable, "-m", "evalkit", "run", "--base-url", srv.base_url, "--model", "scripted-model", "--suite",
+             str(suite), "--format", "native", "--concurrency", "1", "--out", str(out), "--no-report", "--no-cache",
+             "--quiet"],
+            capture_output=True, text=True, timeout=60, preexec_fn=small_files,
+            env={**os.environ, "EVALKIT_CACHE_DIR": str(tmp_path / "cache")})
+    run_dir = only_run_dir(out)
+    assert proc.returncode == 2, proc.stderr
+    assert one_line(proc.stderr).startswith(f"evalkit: error: {run_dir}: cannot write samples ([Errno 27] File too large")
+    kept = samples_of(run_dir)
+    assert 0 < len(kept) < 40 and len({s["case_id"] for s in kept}) == len(kept)
