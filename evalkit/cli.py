@@ -57,7 +57,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=positive_seconds, default=limits.TIMEOUT_S,
                    help="seconds the server may stay silent mid-reply (default %(default)g)")
     p.add_argument("--deadline", type=positive_seconds, default=limits.DEADLINE_S,
-                   help="seconds for a whole reply, first byte to last (default %(default)g: a CPU model can be slow)")
+                   help="seconds for a whole reply, request to last byte (default %(default)g: a CPU model can be slow)")
     p.add_argument("--max-reply-chars", type=whole_number(1), default=limits.MAX_REPLY_CHARS,
                    help="a longer reply (content and tool calls) is an error sample (default %(default)d)")
     p.add_argument("--retry-after-cap", type=positive_seconds, default=limits.RETRY_AFTER_CAP_S,
