@@ -266,7 +266,7 @@ def main() -> int:
                 process.wait()
                 err = process.stderr.read() if process.stderr else ""
                 exit_codes.append(process.returncode)
-                if "Traceback" in err:
+                if "Traceback" in err or "Exception ignored" in err:
                     raise SystemExit(f"a traceback from evalkit:\n{err[-3000:]}")
                 if run_dir is None:
                     found = [p for p in out.glob("*") if (p / "header.json").is_file()] if out.exists() else []
