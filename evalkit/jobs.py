@@ -128,7 +128,10 @@ async def fetch(
         key = cache.key(endpoint.identity or endpoint.base_url, ctx.model, params, settings.stream, repeat, fmt)
         hit = cache.get(key)
         if hit is not None:
-            return hit, reader(hit.content, hit.tool_calls) if reader else ParsedReply(), True
+            try:
+                return hit, reader(hit.content, hit.tool_calls) if reader else ParsedReply(), True
+            except Exception:  # noqa: BLE001 - cached unparsed (by an older evalkit): ask the server again
+                pass
     assert endpoint.client is not None
     completion = await complete(
         endpoint.client, params, stream=settings.stream, retries=settings.retries, deadline_s=settings.deadline_s,

@@ -144,6 +144,33 @@ def test_a_reply_that_breaks_evalkit_is_not_cached_so_resume_asks_again(server, 
     assert by_key[("chat", "native")]["final_answer"] == "a joke for you"
 
 
+def test_a_cached_reply_that_breaks_evalkit_is_asked_for_again(server, tiny_suite, tmp_path, monkeypatch):
+    # Replies an older evalkit cached before parsing them: one that breaks the parser now is not
+    # replayed from the cache on every --resume; the server is asked again.
+    server.set_responder(lambda request: (
+        Reply(content="a joke for you") if "joke" in request["messages"][-1]["content"] else tiny_responder(request)))
+    out = tmp_path / "runs"
+    assert run(server.base_url, tiny_suite, out, formats=("native",), cache=True) == 0
+    run_dir = only_run_dir(out)
+    (run_dir / "samples.jsonl").write_text("")  # every sample to be redone, each reply in the cache
+
+    native = get_format("native")
+    real_parse = native.parse_reply
+
+    def fragile(content, tool_calls):
+        if content and "joke" in content:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_parse(content, tool_calls)
+
+    monkeypatch.setattr(native, "parse_reply", fragile)
+    server.reset()
+    assert resume(run_dir) == 0
+    assert server.hits == 1  # the two good replies came from the cache; the breaking one was asked again
+    by_key = latest(run_dir)
+    assert by_key[("chat", "native")]["error"] == "evalkit failed on this sample: RecursionError: maximum recursion depth exceeded"
+    assert by_key[("cmp", "native")]["cached"] is True and by_key[("cmp", "native")]["error"] is None
+
+
 AGENT_IMPL = '''
 import sys
 
