@@ -111,22 +111,29 @@ def test_a_reply_no_file_can_hold_is_that_samples_error_not_a_hung_run(server, t
     assert overall(run_dir, "native")["errors"] == 1
 
 
-def test_a_reply_that_breaks_evalkit_is_not_cached_so_resume_asks_again(server, tiny_suite, tmp_path, monkeypatch):
-    # Parse first, cache second: a reply evalkit failed on is asked for again on --resume (before,
-    # it was cached and replayed, failing the same way forever until the cache was cleared).
+def break_native_parsing_of(word: str, monkeypatch) -> None:
+    """The native parser fails on replies holding `word`, as a parser bug would (parsers never
+    raise on hostile input today; this stands for the next bug)."""
     native = get_format("native")
     real_parse = native.parse_reply
 
     def fragile(content, tool_calls):
-        if content and "joke" in content:
+        if content and word in content:
             raise RecursionError("maximum recursion depth exceeded")
         return real_parse(content, tool_calls)
 
     monkeypatch.setattr(native, "parse_reply", fragile)
+
+
+def test_a_reply_that_breaks_evalkit_is_not_cached_so_resume_asks_again(server, tiny_suite, tmp_path):
+    # Parse first, cache second: a reply evalkit failed on is asked for again on --resume (before,
+    # it was cached and replayed, failing the same way forever until the cache was cleared).
     server.set_responder(lambda request: (
         Reply(content="a joke for you") if "joke" in request["messages"][-1]["content"] else tiny_responder(request)))
     out = tmp_path / "runs"
-    assert run(server.base_url, tiny_suite, out, "--format", "native", formats=(), cache=True) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        break_native_parsing_of("joke", patch)
+        assert run(server.base_url, tiny_suite, out, "--format", "native", formats=(), cache=True) == 0
     run_dir = only_run_dir(out)
     chat = latest(run_dir)[("chat", "native")]
     assert chat["error"] == "evalkit failed on this sample: RecursionError: maximum recursion depth exceeded"
@@ -134,8 +141,7 @@ def test_a_reply_that_breaks_evalkit_is_not_cached_so_resume_asks_again(server, 
     assert cache.count() == 2  # the two replies that were parsed; not the one that broke evalkit
     cache.close()
 
-    monkeypatch.setattr(native, "parse_reply", real_parse)
-    server.reset()
+    server.reset()  # the parser works again
     assert resume(run_dir) == 0
     assert server.hits == 1  # asked again, not replayed from the cache
     by_key = latest(run_dir)
@@ -154,15 +160,7 @@ def test_a_cached_reply_that_breaks_evalkit_is_asked_for_again(server, tiny_suit
     run_dir = only_run_dir(out)
     (run_dir / "samples.jsonl").write_text("")  # every sample to be redone, each reply in the cache
 
-    native = get_format("native")
-    real_parse = native.parse_reply
-
-    def fragile(content, tool_calls):
-        if content and "joke" in content:
-            raise RecursionError("maximum recursion depth exceeded")
-        return real_parse(content, tool_calls)
-
-    monkeypatch.setattr(native, "parse_reply", fragile)
+    break_native_parsing_of("joke", monkeypatch)
     server.reset()
     assert resume(run_dir) == 0
     assert server.hits == 1  # the two good replies came from the cache; the breaking one was asked again
