@@ -9,7 +9,7 @@ from typing import Iterable
 import pandas as pd
 
 from .metrics import METRICS, Group
-from .schema import Aggregate, Interval, Results, Sample
+from .schema import Aggregate, Interval, Results, Sample, SampleKey
 from .scoring import abstains_by_bfcl_rule
 
 ALL = "*"
@@ -25,15 +25,22 @@ def clean_call(sample: Sample) -> bool:
     return sample.failure_kind == "server_parse_lost" or (bool(sample.calls) and not sample.malformed)
 
 
-def samples_frame(samples: Iterable[Sample]) -> pd.DataFrame:
+def samples_frame(samples: Iterable[Sample], latest: bool = False) -> pd.DataFrame:
     """One row per sample: its scalar fields, whether BFCL's rule counts it as abstaining, and
-    whether it holds a clean call."""
-    rows = [
-        {c: getattr(s, c) for c in COLUMNS}
-        | {"bfcl_abstained": abstains_by_bfcl_rule(s.malformed, s.calls), "clean_call": clean_call(s)}
-        for s in samples
-    ]
-    frame = pd.DataFrame(rows, columns=COLUMNS + ["bfcl_abstained", "clean_call"])
+    whether it holds a clean call.
+
+    Rows are tuples of those fields only, never whole samples, so `samples` may be a stream of
+    any length. `latest`: one row per key, the last one read (a resumed run's redone samples).
+    """
+    rows: dict[SampleKey, tuple] | list[tuple] = {} if latest else []
+    for s in samples:
+        row = tuple(getattr(s, c) for c in COLUMNS) + (abstains_by_bfcl_rule(s.malformed, s.calls), clean_call(s))
+        if isinstance(rows, dict):
+            rows[s.key()] = row
+        else:
+            rows.append(row)
+    records = list(rows.values()) if isinstance(rows, dict) else rows
+    frame = pd.DataFrame.from_records(records, columns=COLUMNS + ["bfcl_abstained", "clean_call"])
     # Object dtype keeps None as None (not NaN) for the boolean verdicts until we take means.
     return frame.astype({"args_valid": "object", "error": "object"})
 
@@ -51,8 +58,9 @@ def is_breakdown(agg: Aggregate) -> bool:
     return agg.distractors is not None
 
 
-def aggregate(samples: Iterable[Sample], run_id: str, model: str) -> Results:
-    frame = samples_frame(samples)
+def aggregate(samples: Iterable[Sample], run_id: str, model: str, latest: bool = False) -> Results:
+    """`latest`: a later sample of the same key replaces an earlier one (see samples_frame)."""
+    frame = samples_frame(samples, latest)
     aggregates: list[Aggregate] = []
     if len(frame):
         for (mdl, fmt), by_format in frame.groupby(["model", "format"], sort=True):

@@ -11,9 +11,15 @@ import os
 import secrets
 import tempfile
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None  # type: ignore[assignment]
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,6 +31,7 @@ HEADER = "header.json"
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
 PROBE = "probe.json"  # `run --probe`: the server's probe before the run (schema.ProbeResult)
+LOCK = ".lock"  # held by the one evalkit writing the run (its pid inside, for the message)
 
 
 def new_run_id(model: str) -> str:
@@ -53,6 +60,53 @@ def write_model(path: Path, model: BaseModel) -> None:
     write_atomic(path, model.model_dump_json(indent=2, exclude_none=False) + "\n")
 
 
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One writer per run directory: a second `run --resume` (or `rescore`) of it is refused in one line.
+
+    An flock, not a pid file: the kernel drops it when its holder dies (kill -9 included), so a
+    crashed run never blocks the next one; the file it leaves is locked afresh. The holder removes
+    the file when it is done, and a newcomer checks that the file it locked is still the one at
+    the path, so removing it never lets two writers in.
+    """
+    path = Path(run_dir) / LOCK
+    while True:
+        try:
+            handle = open(path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise EvalkitError(f"{run_dir}: cannot write in this run directory ({exc.strerror})") from None
+        if fcntl is None:
+            break
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            by = f" (pid {holder})" if holder.isdigit() else ""
+            raise EvalkitError(
+                f"{run_dir}: another evalkit{by} is writing this run directory; wait for it to end or stop it"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()  # its holder removed it as we opened it: lock the new one
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        handle.close()  # releases the lock
+
+
 class SampleLog:
     """Appends samples to samples.jsonl; safe to call from several threads."""
 
@@ -64,26 +118,53 @@ class SampleLog:
 
     def _repair_torn_tail(self) -> None:
         # A crash mid-write leaves a last line without its newline; cut it so appends stay valid.
+        # Only the tail is read: a resumed run's samples.jsonl may be gigabytes.
         if not self.path.exists() or self.path.stat().st_size == 0:
             return
         with open(self.path, "rb+") as handle:
-            data = handle.read()
-            if data.endswith(b"\n"):
+            end = handle.seek(0, os.SEEK_END)
+            handle.seek(end - 1)
+            if handle.read(1) == b"\n":
                 return
-            handle.truncate(data.rfind(b"\n") + 1)
+            position = end
+            while position > 0:
+                start = max(0, position - 65536)
+                handle.seek(start)
+                newline = handle.read(position - start).rfind(b"\n")
+                if newline >= 0:
+                    handle.truncate(start + newline + 1)
+                    return
+                position = start
+            handle.truncate(0)
 
     def append(self, sample: Sample) -> None:
         line = sample.model_dump_json() + "\n"
         with self._lock:
-            self._handle.write(line)
-            self._handle.flush()
+            try:
+                self._handle.write(line)
+                self._handle.flush()
+            except OSError:
+                # A full disk: drop what could not be written (it would go out with a later line
+                # and add a sample its caller was told was lost), cut a torn tail, go on appending.
+                self._discard()
+                self._repair_torn_tail()
+                self._handle = open(self.path, "a", encoding="utf-8")
+                raise
+
+    def _discard(self) -> None:
+        try:
+            self._handle.close()  # flushes again, and fails again; the file is closed either way
+        except OSError:
+            pass
 
     def close(self) -> None:
         with self._lock:
             if not self._handle.closed:
-                self._handle.flush()
-                os.fsync(self._handle.fileno())
-                self._handle.close()
+                try:
+                    self._handle.flush()
+                    os.fsync(self._handle.fileno())
+                finally:
+                    self._discard()
 
 
 def read_samples(run_dir: Path) -> Iterator[Sample]:
@@ -156,11 +237,15 @@ def now_iso() -> str:
 
 
 def finalize(run_dir: Path) -> None:
-    """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume)."""
+    """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume).
+
+    The samples are streamed: only the columns the metrics read are kept, one row per key, so
+    memory does not grow with the size of requests and replies.
+    """
     from .aggregate import aggregate  # here, not at the top: pandas only when a run is summed up
 
     header = read_header(run_dir)
-    results = aggregate(latest_samples(run_dir), header.run_id, header.model)
+    results = aggregate(read_samples(run_dir), header.run_id, header.model, latest=True)
     write_model(run_dir / RESULTS, results)
 
 
