@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any, Awaitable, Callable
 
 from .client import decode_rate
-from .errors import EvalkitError
+from .errors import EvalkitError, SuiteError
 from .formats import get_format
 from .formats.base import ParsedReply, result_text
 from .jobs import Endpoint, Job, RunContext, apply_verdict, fetch, new_sample, offered_tools, request_params, tool_tokens
@@ -27,24 +27,31 @@ from .mcp_tools import McpToolbox
 from .sandbox import sandbox_dir
 from .schema import Round, Sample, ToolCall, ToolDef
 from .scoring import argument_errors, score_agent
-from .suites import resolve_implementations
+from .suites import LoadedSuite, resolve_implementations
 
 _modules: dict[Path, ModuleType] = {}
 _modules_lock = threading.Lock()
 
 
-def load_implementations(job: Job) -> ModuleType:
-    path = resolve_implementations(job.loaded.path, job.loaded.suite).resolve()
+def load_implementations(loaded: LoadedSuite) -> ModuleType:
+    """The suite's implementations module, imported once. A file that fails to import is a suite
+    error naming it; `evalkit run` imports it before the run starts (session), so that is one line."""
+    path = resolve_implementations(loaded.path, loaded.suite).resolve()
     with _modules_lock:
         if path not in _modules:
             spec = importlib.util.spec_from_file_location(f"evalkit_impl_{path.stem}", path)
             if spec is None or spec.loader is None:
-                raise EvalkitError(f"{job.loaded.path}: implementations {path} cannot be imported")
+                raise SuiteError(str(loaded.path), None, "implementations", f"{path} cannot be imported")
             module = importlib.util.module_from_spec(spec)
             try:
                 spec.loader.exec_module(module)
-            except Exception as exc:  # noqa: BLE001 - a broken suite file is a user mistake
-                raise EvalkitError(f"{path}: cannot import implementations: {type(exc).__name__}: {exc}") from None
+            except BaseException as exc:  # noqa: BLE001 - a broken suite file is a user mistake (sys.exit too)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                raise SuiteError(
+                    str(loaded.path), None, "implementations",
+                    f"{path} fails to import: {type(exc).__name__}: {exc}".replace("\n", " "),
+                ) from None
             _modules[path] = module
         return _modules[path]
 
@@ -91,7 +98,7 @@ def execute_call(
         kwargs["sandbox"] = sandbox
     try:
         return result_text(function(**kwargs)), True
-    except Exception as exc:  # noqa: BLE001 - the model is told, the run goes on
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the model is told, the run goes on (sys.exit too)
         return f"Error: {call.name} failed: {type(exc).__name__}: {exc}", False
 
 
@@ -128,7 +135,7 @@ async def run_agent(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
     if suite.mcp is not None:
         async with ctx.toolboxes.use(job.loaded) as box:
             return await _converse(job, endpoint, ctx, offered, lambda c: call_mcp(box, c, tools, runnable))
-    module = load_implementations(job)
+    module = load_implementations(job.loaded)
     with sandbox_dir(fixtures_dir(job, module)) as sandbox:
 
         async def run_python(call: ToolCall) -> tuple[str, bool]:
@@ -154,14 +161,13 @@ async def _converse(job: Job, endpoint: Endpoint, ctx: RunContext, offered: list
     completion_tokens = 0
     for number in range(1, case.max_rounds + 1):
         round_params = {**params, "messages": list(params["messages"])}
-        completion, cached = await fetch(endpoint, ctx, round_params, job.repeat, job.format)
+        completion, parsed, cached = await fetch(endpoint, ctx, round_params, job.repeat, job.format)
         sample.cached = sample.cached or cached
         latency += completion.latency_s
         completion_tokens += completion.completion_tokens or 0
         if number == 1:
             sample.ttft_s = round(completion.ttft_s, 4) if completion.ttft_s is not None else None
             sample.prompt_tokens = completion.prompt_tokens
-        parsed = fmt.parse_reply(completion.content, completion.tool_calls)
         replies.append(parsed)
         record = Round(request=round_params, raw=completion.raw(), calls=parsed.calls)
         sample.trajectory.append(record)

@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 from .metrics import METRICS, Group
-from .schema import Aggregate, Interval, Results, Sample
+from .schema import Aggregate, Interval, Results, Sample, SampleKey
 from .scoring import abstains_by_bfcl_rule
 
 ALL = "*"
@@ -26,28 +26,42 @@ def clean_call(sample: Sample) -> bool:
     return sample.failure_kind == "server_parse_lost" or (bool(sample.calls) and not sample.malformed)
 
 
-def sample_row(sample: Sample) -> dict[str, Any]:
-    """A sample as a row of a `metrics.Group`: its scalar fields, whether BFCL's rule counts it
-    as abstaining, and whether it holds a clean call."""
-    row = {column: getattr(sample, column) for column in COLUMNS}
-    row["bfcl_abstained"] = abstains_by_bfcl_rule(sample.malformed, sample.calls)
-    row["clean_call"] = clean_call(sample)
-    return row
+ROW = COLUMNS + ["bfcl_abstained", "clean_call"]
+"""The columns of a row of a `metrics.Group`: a sample's scalar fields, whether BFCL's rule counts
+it as abstaining, and whether it holds a clean call."""
 
 
-def _aggregate(
-    rows: list[dict[str, Any]], model: str, fmt: str, suite: str, tag: str | None, distractors: int | None = None
-) -> Aggregate:
-    group = Group(rows)
+def sample_rows(samples: Iterable[Sample], latest: bool = False) -> list[tuple]:
+    """One row (a tuple of the `ROW` columns) per sample.
+
+    Rows hold those fields only, never whole samples, so `samples` may be a stream of any length.
+    `latest`: one row per key, the last one read (a resumed run's redone samples).
+    """
+    rows: dict[SampleKey, tuple] | list[tuple] = {} if latest else []
+    for s in samples:
+        row = tuple(getattr(s, c) for c in COLUMNS) + (abstains_by_bfcl_rule(s.malformed, s.calls), clean_call(s))
+        if isinstance(rows, dict):
+            rows[s.key()] = row
+        else:
+            rows.append(row)
+    return list(rows.values()) if isinstance(rows, dict) else rows
+
+
+AT = {column: i for i, column in enumerate(ROW)}  # a column's place in a row
+
+
+def _aggregate(rows: list[tuple], model: str, fmt: str, suite: str, tag: str | None, distractors: int | None = None) -> Aggregate:
+    group = Group(rows, AT)
     values = {m.key: m.compute(group) for m in METRICS}
     return Aggregate(model=model, format=fmt, suite=suite, tag=tag, distractors=distractors, **values)
 
 
-def _by(rows: Iterable[dict[str, Any]], *columns: str) -> dict[Any, list[dict[str, Any]]]:
+def _by(rows: Iterable[tuple], *columns: str) -> dict[Any, list[tuple]]:
     """Rows grouped by the value of one column (or a tuple of several), in the order of the values."""
-    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    places = [AT[c] for c in columns]
+    groups: dict[Any, list[tuple]] = defaultdict(list)
     for row in rows:
-        groups[tuple(row[c] for c in columns) if len(columns) > 1 else row[columns[0]]].append(row)
+        groups[tuple(row[i] for i in places) if len(places) > 1 else row[places[0]]].append(row)
     return {key: groups[key] for key in sorted(groups)}
 
 
@@ -56,21 +70,23 @@ def is_breakdown(agg: Aggregate) -> bool:
     return agg.distractors is not None
 
 
-def aggregate(samples: Iterable[Sample], run_id: str, model: str) -> Results:
-    rows = [sample_row(s) for s in samples]
+def aggregate(samples: Iterable[Sample], run_id: str, model: str, latest: bool = False) -> Results:
+    """`latest`: a later sample of the same key replaces an earlier one (see sample_rows)."""
+    rows = sample_rows(samples, latest)
     aggregates: list[Aggregate] = []
+    tags_at, distractors_at = AT["tags"], AT["distractors"]
     for (mdl, fmt), by_format in _by(rows, "model", "format").items():
         aggregates.append(_aggregate(by_format, mdl, fmt, ALL, None))
         for suite, by_suite in _by(by_format, "suite").items():
             aggregates.append(_aggregate(by_suite, mdl, fmt, suite, None))
-        tagged: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        tagged: dict[str, list[tuple]] = defaultdict(list)
         for row in by_format:
-            for tag in row["tags"] or []:
+            for tag in row[tags_at] or []:
                 tagged[tag].append(row)
         for tag in sorted(tagged):
             aggregates.append(_aggregate(tagged[tag], mdl, fmt, ALL, tag))
         # The accuracy-vs-tool-count curve: every suite together, once per distractor count.
-        counted = [row for row in by_format if row["distractors"] is not None]
+        counted = [row for row in by_format if row[distractors_at] is not None]
         for count, by_count in _by(counted, "distractors").items():
             aggregates.append(_aggregate(by_count, mdl, fmt, ALL, None, count))
     return Results(run_id=run_id, model=model, aggregates=aggregates)

@@ -7,11 +7,11 @@ import gc
 import sys
 from pathlib import Path
 
-from . import __version__, cache, mcp_import, mcp_npm, rescore, shards
+from . import __version__, cache, limits, mcp_import, mcp_npm, rescore, shards
 from .bfcl import cli as bfcl_cli
-from .cliargs import whole_number
+from .cliargs import OneLineParser, positive_seconds, whole_number
 from .engine import cli as engine_cli
-from .errors import EvalkitError
+from .errors import EvalkitError, Interrupted
 from .probe import cli as probe_cli
 from .report import cli as report_cli
 from .schema import Settings
@@ -55,7 +55,20 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
     p.add_argument("--max-tokens", type=whole_number(1), default=512, help="longest reply, in tokens (default 512)")
     p.add_argument("--seed", type=int, default=0, help="sent with every request, and draws --sample (default 0)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    p.add_argument("--timeout", type=positive_seconds, default=limits.TIMEOUT_S,
+                   help="seconds the server may stay silent mid-reply (default %(default)g)")
+    p.add_argument("--deadline", type=positive_seconds, default=limits.DEADLINE_S,
+                   help="seconds for a whole reply, request to last byte (default %(default)g: a CPU model can be slow)")
+    p.add_argument("--max-reply-chars", type=whole_number(1), default=limits.MAX_REPLY_CHARS,
+                   help="a longer reply (content and tool calls) is an error sample (default %(default)d)")
+    p.add_argument("--retry-after-cap", type=positive_seconds, default=limits.RETRY_AFTER_CAP_S,
+                   help="the longest wait a server's Retry-After gets (default %(default)g s)")
+    p.add_argument("--max-arg-depth", type=whole_number(1), default=limits.MAX_ARG_DEPTH,
+                   help="deeper-nested tool-call arguments are malformed (default %(default)d)")
+    p.add_argument("--max-int-bits", type=whole_number(1), default=limits.MAX_INT_BITS,
+                   help="larger integer arguments are malformed (default %(default)d)")
+    p.add_argument("--max-alias-nodes", type=whole_number(0), default=limits.MAX_ALIAS_NODES,
+                   help="nodes YAML aliases may add to a suite file (default %(default)d)")
     p.add_argument("--retries", type=int, default=2,
                    help="retries on connection errors, timeouts, 429 and 5xx (default 2)")
     p.add_argument("--no-stream", action="store_true", help="ask for whole replies instead of streaming (default: stream)")
@@ -114,6 +127,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         stream=not args.no_stream,
         timeout_s=args.timeout,
         retries=max(0, args.retries),
+        deadline_s=args.deadline,
+        max_reply_chars=args.max_reply_chars,
+        retry_after_cap_s=args.retry_after_cap,
+        max_arg_depth=args.max_arg_depth,
+        max_int_bits=args.max_int_bits,
+        max_alias_nodes=args.max_alias_nodes,
     )
     if args.resume is not None and args.models:
         raise EvalkitError("--resume takes the models from the run (or sweep) directory; leave out --model")
@@ -178,7 +197,7 @@ def cmd_suites(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evalkit", description="Tool-calling evaluation for local LLMs.")
+    parser = OneLineParser(prog="evalkit", description="Tool-calling evaluation for local LLMs.")
     parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(subparsers)
@@ -226,7 +245,10 @@ def console() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad flag (one line printed): its code, as for any command
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -235,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     except EvalkitError as exc:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        if not isinstance(exc, Interrupted):  # a run says where its samples are; anything else says this
+            print("evalkit: interrupted", file=sys.stderr)
+        return 128 + getattr(exc, "signum", 2)
     except BrokenPipeError:
         return 0
 

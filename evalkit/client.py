@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mappi
 import pydantic_core
 
 from . import __version__, encoded
+from .limits import MAX_REPLY_CHARS, RETRY_AFTER_CAP_S  # the defaults, re-exported
 
 if TYPE_CHECKING:
     import aiohttp
@@ -42,12 +43,6 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-
-MAX_REPLY_CHARS = 1_000_000
-"""Default `max_reply_chars`: characters of content plus tool-call names and arguments per reply."""
-
-RETRY_AFTER_CAP_S = 30.0
-"""Longest wait a server's `Retry-After` gets (a server asking for an hour still gets 30 s)."""
 
 # Wire bytes per reply character: JSON escapes (`\uXXXX` is 6 bytes for one character) plus the
 # envelope of each event. Bounds what is buffered of a single event or a non-streamed body.

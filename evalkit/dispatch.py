@@ -30,6 +30,11 @@ def error_sample(job: Job, ctx: RunContext, endpoint: Endpoint, message: str) ->
     return sample
 
 
+def failed_inside(exc: BaseException) -> str:
+    """The error of a sample evalkit itself failed on (not the server): the exception, in one line."""
+    return f"evalkit failed on this sample: {type(exc).__name__}: {exc}"
+
+
 async def run_jobs(
     jobs: list[Job],
     endpoints: list[Endpoint],
@@ -43,15 +48,25 @@ async def run_jobs(
         queue.put_nowait((job, frozenset()))
     remaining = len(jobs)
     done = asyncio.Event()
+    fatal: list[BaseException] = []  # on_sample failed even for an error sample: the run cannot go on
     if remaining == 0:
         return
     for endpoint in endpoints:
         if endpoint.client is None:
             endpoint.client = make_client(endpoint.base_url, ctx.settings.timeout_s, connections=endpoint.concurrency)
 
-    def finish(sample: Sample) -> None:
+    def finish(job: Job, endpoint: Endpoint, sample: Sample) -> None:
         nonlocal remaining
-        on_sample(sample)
+        try:
+            on_sample(sample)
+        except Exception as exc:  # noqa: BLE001 - writing is part of the sample's boundary
+            # e.g. a reply holding a lone surrogate, which no UTF-8 file can: the sample is that error.
+            try:
+                on_sample(error_sample(job, ctx, endpoint, failed_inside(exc)))
+            except Exception as again:  # noqa: BLE001 - nothing can be written (a full disk): stop
+                fatal.append(again)
+                done.set()
+                return
         remaining -= 1
         if remaining == 0:
             done.set()
@@ -91,10 +106,10 @@ async def run_jobs(
             except Exception as exc:  # noqa: BLE001 - one boundary per sample
                 # Anything else (a hostile reply, a broken tool, a bug) is this sample's error: a
                 # worker that died here would leave its job unfinished and the run waiting forever.
-                sample = error_sample(job, ctx, endpoint, f"evalkit failed on this sample: {type(exc).__name__}: {exc}")
+                sample = error_sample(job, ctx, endpoint, failed_inside(exc))
             else:
                 endpoint.failures = 0
-            finish(sample)
+            finish(job, endpoint, sample)
 
     workers = [asyncio.create_task(worker(e)) for e in endpoints for _ in range(max(1, e.concurrency))]
     try:
@@ -111,3 +126,5 @@ async def run_jobs(
                 if endpoint.client is not None:
                     await endpoint.client.close()
                     endpoint.client = None
+    if fatal:
+        raise fatal[0]

@@ -12,3 +12,11 @@ class SuiteError(EvalkitError):
         self.path, self.case_id, self.field, self.problem = path, case_id, field, problem
         where = f"{path}: case {case_id!r}" if case_id else f"{path}"
         super().__init__(f"{where}: field {field!r}: {problem}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal (SIGINT, SIGTERM) after saving what it had; exit 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

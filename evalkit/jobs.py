@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable
 from .cache import ResponseCache
 from .client import ChatClient, Completion, complete
 from .distractors import with_distractors
-from .formats import ToolFormat
+from .formats import ToolFormat, get_format
+from .formats.base import ParsedReply
 from .schema import Case, Sample, SampleKey, Settings, Suite, ToolDef, sample_key
 from .scoring import Verdict
 from .suites import LoadedSuite, sample_cases, select_cases
@@ -121,21 +122,35 @@ def request_params(ctx: RunContext, fmt: ToolFormat, messages: list[dict[str, An
 
 
 async def fetch(
-    endpoint: Endpoint, ctx: RunContext, params: dict[str, Any], repeat: int, fmt: str
-) -> tuple[Completion, bool]:
-    """A completion from the cache when allowed, else from the server. Returns (completion, cached)."""
+    endpoint: Endpoint, ctx: RunContext, params: dict[str, Any], repeat: int, fmt: str, parse: bool = True
+) -> tuple[Completion, ParsedReply, bool]:
+    """A completion from the cache when allowed, else from the server, and the format's reading of
+    it (an empty one with `parse=False`). Returns (completion, parsed, cached).
+
+    Parse first, cache second: a reply goes into the cache only once it arrived whole and was
+    parsed, so a reply that breaks evalkit is asked for again on --resume, not replayed forever.
+    """
+    settings = ctx.settings
+    reader = get_format(fmt).parse_reply if parse else None
     cache = ctx.cache
     key = None
     if cache is not None:
-        key = cache.key(endpoint.identity or endpoint.base_url, ctx.model, params, ctx.settings.stream, repeat, fmt)
+        key = cache.key(endpoint.identity or endpoint.base_url, ctx.model, params, settings.stream, repeat, fmt)
         hit = cache.get(key)
         if hit is not None:
-            return hit, True
+            try:
+                return hit, reader(hit.content, hit.tool_calls) if reader else ParsedReply(), True
+            except Exception:  # noqa: BLE001 - cached unparsed (by an older evalkit): ask the server again
+                pass
     assert endpoint.client is not None
-    completion = await complete(endpoint.client, params, stream=ctx.settings.stream, retries=ctx.settings.retries)
+    completion = await complete(
+        endpoint.client, params, stream=settings.stream, retries=settings.retries, deadline_s=settings.deadline_s,
+        max_reply_chars=settings.max_reply_chars, retry_after_cap_s=settings.retry_after_cap_s,
+    )
+    parsed = reader(completion.content, completion.tool_calls) if reader else ParsedReply()
     if cache is not None and key is not None:
         cache.put(key, completion, ctx.model, endpoint.base_url)
-    return completion, False
+    return completion, parsed, False
 
 
 async def tool_tokens(
@@ -160,7 +175,7 @@ async def tool_tokens(
 
 async def _prompt_tokens(endpoint: Endpoint, ctx: RunContext, params: dict[str, Any]) -> int | None:
     try:
-        completion, _cached = await fetch(endpoint, ctx, params, 0, "tools-free")
+        completion, _parsed, _cached = await fetch(endpoint, ctx, params, 0, "tools-free", parse=False)
     except Exception:  # noqa: BLE001 - a missing baseline leaves tool_tokens empty, nothing more
         return None
     return completion.prompt_tokens

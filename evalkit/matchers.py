@@ -8,6 +8,7 @@ A new matcher is one `Matcher` entry here. This module imports nothing of evalki
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -90,8 +91,9 @@ KEYS = OPERATORS | {p for m in MATCHERS.values() for p in m.params} | {"optional
 
 
 def is_matcher(value: Any) -> bool:
-    """An object counts as a matcher (not a literal dict) when all its keys are matcher keys."""
-    return isinstance(value, dict) and bool(value) and set(value) <= KEYS and bool(set(value) & (OPERATORS | {"optional"}))
+    """An object with a matcher key is a matcher (a literal object with such keys is written
+    `{exact: {...}}`); `check_expected` makes sure a suite's matchers have no other keys."""
+    return isinstance(value, dict) and not KEYS.isdisjoint(value)
 
 
 def operator(spec: dict[str, Any]) -> Matcher | None:
@@ -99,8 +101,26 @@ def operator(spec: dict[str, Any]) -> Matcher | None:
     return next((MATCHERS[key] for key in spec if key in MATCHERS), None)
 
 
+LITERAL_HINT = "a literal object with such keys is written {exact: {...}}"
+
+
+def _near_miss(key: Any) -> str | None:
+    """The matcher key a key looks like a typo of (`aprox`, `optinal`), or None."""
+    close = difflib.get_close_matches(str(key), sorted(KEYS), n=1, cutoff=0.85) if isinstance(key, str) else []
+    return close[0] if close else None
+
+
 def problem(spec: dict[str, Any]) -> str | None:
-    """What is wrong with a matcher object in a suite, in words; None when it is well formed."""
+    """What is wrong with a matcher object in a suite, in words; None when it is well formed.
+
+    Strict: a key that is not a matcher key (`tolerance` beside `approx`) is a mistake, not a
+    literal object that can never match, which would make the case fail quietly forever.
+    """
+    for key in spec:
+        if key not in KEYS:
+            guess = difflib.get_close_matches(str(key), sorted(KEYS), n=1, cutoff=0.5)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            return f"unknown matcher key {key!r}{hint}; matcher keys are {', '.join(sorted(KEYS))}; {LITERAL_HINT}"
     ops = set(spec) & OPERATORS
     if len(ops) > 1:
         return f"use one of {sorted(OPERATORS)}, not {sorted(ops)}"
@@ -110,6 +130,25 @@ def problem(spec: dict[str, Any]) -> str | None:
             if param in spec and kind is not m:
                 return f"'{param}' goes with '{m.name}'"
     return kind.validate(spec) if kind is not None else None
+
+
+def check_expected(value: Any) -> str | None:
+    """What is wrong with an expected argument value, looking inside literal lists and objects and
+    `one_of` options (not inside `exact`, which is a literal); None when all is well formed."""
+    if isinstance(value, list):
+        return next((f"item {i}: {why}" for i, item in enumerate(value) if (why := check_expected(item))), None)
+    if not isinstance(value, dict):
+        return None
+    if is_matcher(value):
+        if why := problem(value):
+            return why
+        options = value.get("one_of")
+        return check_expected(options) if isinstance(options, list) else None
+    typos = {key: _near_miss(key) for key in value}
+    if value and all(typos.values()):  # every key a near miss: a matcher with a typo, not a literal
+        key, meant = next(iter(typos.items()))
+        return f"{key!r} is not a matcher key (did you mean {meant!r}?); {LITERAL_HINT}"
+    return next((f"key {key!r}: {why}" for key, item in value.items() if (why := check_expected(item))), None)
 
 
 def match_value(expected: Any, actual: Any) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .schema import Interval
 
@@ -115,38 +115,42 @@ def quantile(values: Iterable[Any], q: float) -> float | None:
 class Rows:
     """Samples as columns: `rows["latency_s"]` is that field's value for every sample, in order.
 
-    A row is a dict of a sample's scalar fields (`aggregate.sample_row`)."""
+    A row is a tuple of a sample's metric columns (`aggregate.sample_rows`); `at` maps a column's
+    name to its place in the tuple."""
 
-    __slots__ = ("rows",)
+    __slots__ = ("rows", "at")
 
-    def __init__(self, rows: Sequence[dict[str, Any]]):
-        self.rows = rows
+    def __init__(self, rows: Sequence[tuple], at: Mapping[str, int]):
+        self.rows, self.at = rows, at
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, column: str) -> list[Any]:
-        return [row[column] for row in self.rows]
+        i = self.at[column]
+        return [row[i] for row in self.rows]
 
-    def where(self, keep: Callable[[dict[str, Any]], bool]) -> "Rows":
-        return Rows([row for row in self.rows if keep(row)])
+    def where(self, column: str, keep: Callable[[Any], bool]) -> "Rows":
+        """The rows whose value in `column` passes `keep`."""
+        i = self.at[column]
+        return Rows([row for row in self.rows if keep(row[i])], self.at)
 
 
 class Group:
     """The samples behind one aggregate, one row per sample (columns: the Sample fields)."""
 
-    def __init__(self, rows: Sequence[dict[str, Any]]):
-        self.all = Rows(rows)
+    def __init__(self, rows: Sequence[tuple], at: Mapping[str, int]):
+        self.all = Rows(rows, at)
 
     @cached_property
     def ok(self) -> Rows:
         """Scored samples: transport errors are counted apart and excluded from every rate."""
-        return self.all.where(lambda row: row["error"] is None)
+        return self.all.where("error", lambda error: error is None)
 
     @cached_property
     def no_call(self) -> Rows:
         """Scored samples of cases whose right reply is plain text."""
-        return self.ok.where(lambda row: row["expected_calls"] == 0)
+        return self.ok.where("expected_calls", lambda expected: expected == 0)
 
     @cached_property
     def correct(self) -> int:
@@ -163,10 +167,11 @@ class Group:
         once per count: those are different questions, not repeats. In the order of (suite, case,
         count), no count last: pass^k sums over it."""
         per_case: dict[tuple[Any, ...], list[int]] = {}
-        for row in self.ok.rows:
-            counts = per_case.setdefault((row["suite"], row["case_id"], row["distractors"]), [0, 0])
+        ok = self.ok
+        for key, correct in zip(zip(ok["suite"], ok["case_id"], ok["distractors"]), ok["call_correct"]):
+            counts = per_case.setdefault(key, [0, 0])
             counts[0] += 1
-            counts[1] += row["call_correct"]
+            counts[1] += correct
         order = sorted(per_case, key=lambda key: (key[0], key[1], key[2] is None, key[2] or 0))
         return [(per_case[key][0], per_case[key][1]) for key in order]
 
@@ -174,7 +179,7 @@ class Group:
     def live(self) -> Rows:
         """Scored samples answered by the server in this run. A cached reply keeps its verdict, but
         its timings were measured in another run, under another load: no timing metric reads it."""
-        return self.ok.where(lambda row: not row["cached"])
+        return self.ok.where("cached", lambda cached: not cached)
 
 
 def _per_case(g: Group) -> dict[str, float] | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,7 +25,7 @@ from typing import Any, Sequence
 from .errors import EvalkitError
 from .formats import get_format
 from .jobs import offered_tools
-from .rundir import SAMPLES, finalize, own_family, read_header, write_atomic
+from .rundir import SAMPLES, finalize, own_family, read_header, run_lock, write_atomic
 from .schema import Case, Sample, Suite, ToolDef
 from .scoring import Verdict, score_agent, score_reply
 from .suites import LoadedSuite, same_suite
@@ -129,6 +130,18 @@ def rescore_run(run_dir: Path | str, extra_dirs: Sequence[Path] = (), *, write: 
     if isinstance(scorer, str):
         result.refused = scorer
         return result
+    with run_lock(run_dir) if write else nullcontext():  # not while a run appends to it
+        _rescore_samples(run_dir, scorer, result, write)
+        if write:
+            finalize(run_dir)  # always: a rescore interrupted after samples.jsonl is finished by the next one
+    if write and report:
+        from .report.write import write_run_report  # here: the renderers only when a report is written
+
+        write_run_report(run_dir)
+    return result
+
+
+def _rescore_samples(run_dir: Path, scorer: RunScorer, result: Rescore, write: bool) -> None:
     path = run_dir / SAMPLES
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.is_file() else []
     out: list[str] = []
@@ -148,15 +161,8 @@ def rescore_run(run_dir: Path | str, extra_dirs: Sequence[Path] = (), *, write: 
         _tally(result, sample, new)
         updated = {k: v for k, v in data.items() if k != LEGACY} | new
         out.append(line if updated == data else json.dumps(updated, ensure_ascii=False, separators=(",", ":")) + "\n")
-    if write:
-        if out != lines:
-            write_atomic(path, "".join(out))
-        finalize(run_dir)  # always: a rescore interrupted after samples.jsonl is finished by the next one
-        if report:
-            from .report.write import write_run_report  # here: the renderers only when a report is written
-
-            write_run_report(run_dir)
-    return result
+    if write and out != lines:
+        write_atomic(path, "".join(out))
 
 
 def _tally(result: Rescore, old: Sample, new: dict[str, Any]) -> None:

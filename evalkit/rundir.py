@@ -13,9 +13,15 @@ import queue
 import secrets
 import tempfile
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None  # type: ignore[assignment]
 
 from pydantic import BaseModel, ValidationError
 
@@ -27,6 +33,7 @@ HEADER = "header.json"
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
 PROBE = "probe.json"  # `run --probe`: the server's probe before the run (schema.ProbeResult)
+LOCK = ".lock"  # held by the one evalkit writing the run (its pid inside, for the message)
 
 
 def new_run_id(model: str) -> str:
@@ -55,13 +62,62 @@ def write_model(path: Path, model: BaseModel) -> None:
     write_atomic(path, model.model_dump_json(indent=2, exclude_none=False) + "\n")
 
 
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One writer per run directory: a second `run --resume` (or `rescore`) of it is refused in one line.
+
+    An flock, not a pid file: the kernel drops it when its holder dies (kill -9 included), so a
+    crashed run never blocks the next one; the file it leaves is locked afresh. The holder removes
+    the file when it is done, and a newcomer checks that the file it locked is still the one at
+    the path, so removing it never lets two writers in.
+    """
+    path = Path(run_dir) / LOCK
+    while True:
+        try:
+            handle = open(path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise EvalkitError(f"{run_dir}: cannot write in this run directory ({exc.strerror})") from None
+        if fcntl is None:
+            break
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            by = f" (pid {holder})" if holder.isdigit() else ""
+            raise EvalkitError(
+                f"{run_dir}: another evalkit{by} is writing this run directory; wait for it to end or stop it"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()  # its holder removed it as we opened it: lock the new one
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        handle.close()  # releases the lock
+
+
 class SampleLog:
     """Appends samples to samples.jsonl as they arrive; safe to call from several threads.
 
     The caller's thread only serialises the sample; a writer thread appends the lines, each
     batch of lines waiting at that moment in one write, as soon as they are queued. So a slow
     or throttled disk never stalls the event loop, and a crash loses at most the lines queued
-    in that instant. A failed write (a full disk) is raised by the next `append`, or `close`.
+    in that instant. A failed write (a full disk) stops the writing: what could not be written is
+    dropped, a torn last line is cut, and the error is raised by the next `append` (or by `close`,
+    when no append did).
     """
 
     _CLOSE = None
@@ -72,6 +128,7 @@ class SampleLog:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._error: OSError | None = None
+        self._reported = False  # an append raised the error already
         self._closed = False
         self._lock = threading.Lock()
         self._writer = threading.Thread(target=self._write_lines, name="evalkit-samples", daemon=True)
@@ -79,16 +136,28 @@ class SampleLog:
 
     def _repair_torn_tail(self) -> None:
         # A crash mid-write leaves a last line without its newline; cut it so appends stay valid.
+        # Only the tail is read: a resumed run's samples.jsonl may be gigabytes.
         if not self.path.exists() or self.path.stat().st_size == 0:
             return
         with open(self.path, "rb+") as handle:
-            data = handle.read()
-            if data.endswith(b"\n"):
+            end = handle.seek(0, os.SEEK_END)
+            handle.seek(end - 1)
+            if handle.read(1) == b"\n":
                 return
-            handle.truncate(data.rfind(b"\n") + 1)
+            position = end
+            while position > 0:
+                start = max(0, position - 65536)
+                handle.seek(start)
+                newline = handle.read(position - start).rfind(b"\n")
+                if newline >= 0:
+                    handle.truncate(start + newline + 1)
+                    return
+                position = start
+            handle.truncate(0)
 
     def append(self, sample: Sample) -> None:
         if self._error is not None:
+            self._reported = True
             raise self._error
         if self._closed:
             raise ValueError(f"{self.path}: the sample log is closed")
@@ -111,7 +180,14 @@ class SampleLog:
                     while view:  # a write may take only part of it
                         view = view[os.write(self._fd, view):]
                 except OSError as exc:
+                    # A full disk: what could not be written is dropped, and nothing after it is
+                    # written (it would follow a lost sample its caller goes on without); a torn
+                    # last line is cut, so the file stays whole lines for --resume.
                     self._error = exc
+                    try:
+                        self._repair_torn_tail()
+                    except OSError:
+                        pass
 
     def close(self) -> None:
         with self._lock:
@@ -125,7 +201,7 @@ class SampleLog:
                     os.fsync(self._fd)
             finally:
                 os.close(self._fd)
-        if self._error is not None:
+        if self._error is not None and not self._reported:  # one error, said once
             raise self._error
 
 
@@ -216,11 +292,15 @@ def now_iso() -> str:
 
 
 def finalize(run_dir: Path) -> None:
-    """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume)."""
+    """(Re)compute results.json from samples.jsonl; a later sample of the same key wins (resume).
+
+    The samples are streamed: only the columns the metrics read are kept, one row per key, so
+    memory does not grow with the size of requests and replies.
+    """
     from .aggregate import aggregate  # the next layer (run directory -> aggregate), used only here
 
     header = read_header(run_dir)
-    results = aggregate(latest_samples(run_dir), header.run_id, header.model)
+    results = aggregate(read_samples(run_dir), header.run_id, header.model, latest=True)
     write_model(run_dir / RESULTS, results)
 
 

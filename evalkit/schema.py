@@ -5,12 +5,13 @@ Field names follow ../shared/CONTRACT.md; new fields are optional so old files k
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from . import failures
-from .matchers import is_matcher, problem
+from . import failures, limits
+from .matchers import check_expected, is_matcher  # noqa: F401 - is_matcher is imported from here too
 
 # Why `call_correct` is false: a key of the failure table (evalkit/failures.py).
 FailureKind = Literal[failures.KEYS]  # type: ignore[valid-type]
@@ -46,7 +47,7 @@ class ExpectedCall(Strict):
     @classmethod
     def _matchers_well_formed(cls, args: dict[str, Any]) -> dict[str, Any]:
         for key, value in args.items():
-            if is_matcher(value) and (why := problem(value)):
+            if why := check_expected(value):
                 raise ValueError(f"argument {key!r}: {why}")
         return args
 
@@ -56,6 +57,17 @@ class FinalAnswer(Strict):
     regex: str | None = None
     number: float | None = None
     tol: float = 1e-6
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, regex: str | None) -> str | None:
+        # Found when the suite loads, not by the first agent sample that reaches its answer.
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise ValueError(f"bad regex: {exc}") from None
+        return regex
 
 
 class Expect(Strict):
@@ -277,8 +289,15 @@ class Settings(BaseModel):
     seed: int | None = 0
     max_tokens: int = 512
     stream: bool = True
-    timeout_s: float = 120.0
+    timeout_s: float = limits.TIMEOUT_S  # the longest gap between two reads of a reply
     retries: int = 2
+    # Limits (evalkit/limits.py), each reported when hit; older headers get today's defaults.
+    deadline_s: float = limits.DEADLINE_S  # a whole reply, request to last byte
+    max_reply_chars: int = limits.MAX_REPLY_CHARS
+    retry_after_cap_s: float = limits.RETRY_AFTER_CAP_S
+    max_arg_depth: int = limits.MAX_ARG_DEPTH
+    max_int_bits: int = limits.MAX_INT_BITS
+    max_alias_nodes: int = limits.MAX_ALIAS_NODES
 
 
 class ModelFacts(BaseModel):

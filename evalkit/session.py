@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
-from contextlib import ExitStack
+import tempfile
+import threading
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 from . import __version__
 from .cache import ResponseCache
 from .dispatch import run_jobs
-from .engine.discover import check_server, resolve, unserved_warning
+from .engine.discover import check_base_url, check_server, resolve, unserved_warning
 from .engine.machine import describe_machine
-from .errors import EvalkitError
+from .errors import EvalkitError, Interrupted
 from .formats import get_format
 from .jobs import Endpoint, RunContext, done_keys, plan
 from .progress import Progress
 from .rundir import (
     HEADER, PROBE, SampleLog, finalize, new_run_id, now_iso, own_family, read_header, read_probe, read_samples,
-    write_model,
+    run_lock, write_model,
 )
 from .schema import Header, Sample, ServerFacts, Settings, SuiteRef
 from .shards import shard_of
@@ -52,6 +55,7 @@ class RunOptions:
     probe: bool = False  # run `evalkit probe`'s checks first and keep them as probe.json
     on_run_dir: Callable[[Path], None] | None = None  # told the new run directory before any sample (sweeps)
     resume_hint: Path | None = None  # what `--resume` finishes after Ctrl-C (a sweep's directory)
+    run_dir: Path | None = None  # where the run is written: out/<run_id>, or the --resume directory itself
 
 
 def load_suites(names: list[str]) -> list[LoadedSuite]:
@@ -65,6 +69,7 @@ def load_suites(names: list[str]) -> list[LoadedSuite]:
 
 def execute(options: RunOptions) -> Path:
     """Run and return the run directory. Ctrl-C leaves a valid partial run that --resume completes."""
+    _check_options(options)
     with ExitStack() as stack:
         if options.resume:
             header, suites, endpoints = _resume_setup(options, stack)
@@ -75,8 +80,59 @@ def execute(options: RunOptions) -> Path:
         return _run(options, header, suites, endpoints)
 
 
+def _check_options(options: RunOptions) -> None:
+    """What can be checked before anything starts: each a line and exit 2, never a traceback."""
+    for url in options.base_urls:
+        check_base_url(url)
+    if options.resume is None:
+        _check_writable(options.out)
+
+
+def _check_writable(out: Path) -> None:
+    """`--out` can hold run directories: a folder is made in it (or in the nearest folder that
+    exists) and removed again, leaving nothing behind when the run then fails for another reason."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a folder")
+        Path(tempfile.mkdtemp(prefix=".evalkit-check-", dir=existing)).rmdir()
+    except OSError as exc:
+        raise EvalkitError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _import_implementations(suites: list[LoadedSuite]) -> None:
+    """Agent suites' tool implementations, imported before the run: one that fails to import is
+    one line naming the file, not an error in every agent sample."""
+    from .agent import load_implementations
+
+    for loaded in suites:
+        if isinstance(loaded.suite.implementations, str) and any(c.mode == "agent" for c in loaded.suite.cases):
+            load_implementations(loaded)
+
+
+def _apply_limits(settings: Settings, stack: ExitStack) -> None:
+    """The run's parser and suite-loading limits, in force until the run ends."""
+    from . import suites as suites_module
+    from .formats import base
+
+    saved = (base.LIMITS.max_chars, base.LIMITS.max_depth, base.LIMITS.max_int_bits, suites_module.MAX_ALIAS_NODES)
+    base.LIMITS.max_chars = settings.max_reply_chars
+    base.LIMITS.max_depth = settings.max_arg_depth
+    base.LIMITS.max_int_bits = settings.max_int_bits
+    suites_module.MAX_ALIAS_NODES = settings.max_alias_nodes
+
+    def restore() -> None:
+        base.LIMITS.max_chars, base.LIMITS.max_depth, base.LIMITS.max_int_bits, suites_module.MAX_ALIAS_NODES = saved
+
+    stack.callback(restore)
+
+
 def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[LoadedSuite], list[str]]:
+    _apply_limits(options.settings, stack)
     suites = load_suites(options.suites)
+    _import_implementations(suites)
     for fmt in options.formats:
         get_format(fmt)  # fail early on a typo
     base_urls, model_id, backend, requested = _resolve_target(options, stack)
@@ -119,6 +175,8 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
     )
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
+    stack.enter_context(run_lock(run_dir))
+    options.run_dir = run_dir
     write_model(run_dir / HEADER, header)
     if options.on_run_dir is not None:
         options.on_run_dir(run_dir)
@@ -142,13 +200,16 @@ def _resolve_target(options: RunOptions, stack: ExitStack) -> tuple[list[str], s
 def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[LoadedSuite], list[str]]:
     run_dir = Path(options.resume)  # type: ignore[arg-type]
     header = read_header(run_dir)
+    stack.enter_context(run_lock(run_dir))
+    _apply_limits(header.settings, stack)
     suites = []
     for ref in header.suites:
         loaded = read_suite(ref.path) if Path(ref.path).is_file() else find_suite(ref.name)
         if loaded.sha256 != ref.sha256:
             raise EvalkitError(f"{ref.path}: suite changed since the run started (SHA-256 differs); start a new run")
         suites.append(loaded)
-    options.out = run_dir.parent
+    _import_implementations(suites)
+    options.run_dir = run_dir  # this directory, whatever its name: it may have been copied or renamed
     options.formats = header.formats
     options.settings = header.settings
     options.shard = header.shard
@@ -159,7 +220,10 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
     options.tool_cost = bool(header.tool_cost)
     if header.backend == "embedded" and not options.base_urls:
         return header, suites, [_start_engine(options, stack, header.model)]
-    return header, suites, options.base_urls or header.base_urls or [header.base_url]
+    base_urls = options.base_urls or header.base_urls or [header.base_url]
+    for url in base_urls:  # a dead server fails fast, as on a fresh run, not as a run of error samples
+        check_server(url)
+    return header, suites, base_urls
 
 
 def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
@@ -177,7 +241,7 @@ def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
 
 
 def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_urls: list[str]) -> Path:
-    run_dir = options.out / header.run_id
+    run_dir = options.run_dir or options.out / header.run_id
     settings = header.settings
     jobs = plan(
         suites, header.formats, settings.repeats, options.tags or None, options.limit, options.sample, settings.seed,
@@ -203,21 +267,23 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         log.append(sample)
         bar.update(sample)
 
-    interrupted = False
-    try:
-        asyncio.run(run_jobs(jobs, endpoints, ctx, on_sample))
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-        log.close()
-        if cache is not None:
-            cache.close()
-        finalize(run_dir)
-    if interrupted:
-        print(f"interrupted: the samples so far are in {run_dir}; finish with "
-              f"`evalkit run --resume {options.resume_hint or run_dir}`", file=sys.stderr)
-        raise KeyboardInterrupt
+    with _signals_deferred() as stop:
+        try:
+            asyncio.run(_until_stopped(run_jobs(jobs, endpoints, ctx, on_sample), stop))
+        except OSError as exc:  # samples.jsonl could not be written (a full disk): nothing more can be kept
+            raise EvalkitError(f"{run_dir}: cannot write samples ({exc}); finish later with --resume") from None
+        finally:
+            bar.close()
+            log.close()
+            if cache is not None:
+                cache.close()
+            finalize(run_dir)
+    if stop.signum is not None:
+        what = "interrupted" if stop.signum == signal.SIGINT else f"stopped by {signal.Signals(stop.signum).name}"
+        print(f"{what}: the samples so far are in {run_dir}; finish with "
+              f"`evalkit run --resume {options.resume_hint or run_dir}`",
+              file=sys.stderr)
+        raise Interrupted(stop.signum)
     _complete_serving(run_dir, header, base_urls[0])
     return run_dir
 
@@ -259,7 +325,7 @@ def _probe(options: RunOptions, header: Header, base_url: str) -> None:
     probe.json; a resumed run keeps the probe it has."""
     from .probe.run import run_probe
 
-    run_dir = options.out / header.run_id
+    run_dir = options.run_dir or options.out / header.run_id
     result = read_probe(run_dir)
     if result is None:
         _say(options, f"probing {base_url} before the run (about 7 requests)...")
@@ -273,6 +339,57 @@ def _probe(options: RunOptions, header: Header, base_url: str) -> None:
         print(f"evalkit: {line}", file=sys.stderr)  # shown even with --quiet, like a warning
     else:
         _say(options, line)
+
+
+class _Stop:
+    """The first stopping signal of a run, and how to stop the run when it comes."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.on_signal: Any = None  # set while the event loop runs
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        if self.signum is not None:
+            return  # Ctrl-C again: already stopping, and what was done is being saved
+        self.signum = signum
+        if self.on_signal is not None:
+            self.on_signal()
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[_Stop]:
+    """SIGINT and SIGTERM stop the run between samples, however often they come.
+
+    Python's default turns Ctrl-C into an exception wherever the code happens to be: a second one
+    during the cancellation or while results.json is written broke the partial run or printed
+    "Exception ignored" tracebacks. Here a signal only asks the run to stop; the samples are
+    saved and results.json is written before the caller raises `Interrupted`.
+    """
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers can only be set from the main thread
+        return
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+async def _until_stopped(work: Awaitable[None], stop: _Stop) -> None:
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    stop.on_signal = lambda: loop.call_soon_threadsafe(task.cancel)
+    if stop.signum is not None:  # it came before the loop started
+        task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if stop.signum is None:
+            raise
+    finally:
+        stop.on_signal = None
 
 
 def _engine_version() -> str:

@@ -16,8 +16,7 @@ async def run_single(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
     sample = new_sample(job, ctx, endpoint)
     sample.request = params
     sample.tools_offered = len(offered)
-    completion, sample.cached = await fetch(endpoint, ctx, params, job.repeat, job.format)
-    parsed = fmt.parse_reply(completion.content, completion.tool_calls)
+    completion, parsed, sample.cached = await fetch(endpoint, ctx, params, job.repeat, job.format)
     sample.raw = completion.raw()
     sample.calls = parsed.calls
     sample.final_answer = parsed.text or None

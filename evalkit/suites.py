@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import yaml
 from pydantic import ValidationError
 
+from . import limits
 from .errors import EvalkitError, SuiteError
 from .schema import UNION_TAGS, Case, Suite
 
@@ -22,8 +23,8 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "suites"
 PACKAGED_DIR = Path(__file__).resolve().parent / "builtin_suites"
 SUITE_SUFFIXES = (".yaml", ".yml", ".jsonl")
 
-MAX_ALIAS_NODES = 1_000_000
-"""How many nodes YAML aliases may add when expanded; a 1 KB "billion laughs" file adds 10^9."""
+MAX_ALIAS_NODES = limits.MAX_ALIAS_NODES
+"""How many nodes YAML aliases may add when expanded (a run's `max_alias_nodes` replaces it)."""
 
 
 @dataclass
@@ -229,11 +230,40 @@ def read_suite(path: Path | str) -> LoadedSuite:
     return LoadedSuite(suite=suite, path=path, sha256=hashlib.sha256(data).hexdigest())
 
 
+def _schema_problem(parameters: dict[str, Any], checked: dict[str, str | None]) -> str | None:
+    """Why a tool's `parameters` is not a JSON Schema, or None. Checked once per distinct schema,
+    against the metaschema its `$schema` names (2020-12 by default, as scoring validates)."""
+    blob = json.dumps(parameters, sort_keys=True, default=str)
+    if blob not in checked:
+        import jsonschema  # here: only a suite being loaded needs it
+
+        cls = jsonschema.validators.validator_for(parameters, default=jsonschema.Draft202012Validator)
+        try:
+            cls.check_schema(parameters)
+            checked[blob] = None
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path)
+            checked[blob] = f"not a valid JSON Schema: {where + ': ' if where else ''}{exc.message}"
+    return checked[blob]
+
+
+def _check_tool_schemas(path: Path, suite: Suite) -> None:
+    checked: dict[str, str | None] = {}
+    for i, tool in enumerate(suite.tools):
+        if problem := _schema_problem(tool.function.parameters, checked):
+            raise SuiteError(str(path), None, f"tools.{i}.function.parameters", problem)
+    for case in suite.cases:
+        for i, tool in enumerate(case.tool_defs or []):
+            if problem := _schema_problem(tool.function.parameters, checked):
+                raise SuiteError(str(path), case.id, f"tool_defs.{i}.function.parameters", problem)
+
+
 def _check_references(path: Path, suite: Suite) -> None:
     if suite.mcp is not None and not suite.tools and suite.cases:
         # The tools are declared in the suite (written by `evalkit import mcp`), so cases are checked
         # here without starting the server; the run checks that the server still offers them.
         raise SuiteError(str(path), None, "tools", "an MCP suite declares its tools (`evalkit import mcp` writes them)")
+    _check_tool_schemas(path, suite)
     names = {t.function.name for t in suite.tools}
     for case in suite.cases:
         for tool in case.tools or []:

@@ -89,10 +89,14 @@ def test_matchers(matcher, actual, ok):
     assert match_value(matcher, actual) is ok
 
 
-def test_a_literal_dict_is_not_a_matcher():
-    # {"exact": ...} alone is a matcher; a dict with other keys compares as a literal object.
-    assert match_value({"exact": "x", "city": "Paris"}, {"exact": "x", "city": "paris"})
-    assert not match_value({"exact": "x", "city": "Paris"}, "x")
+def test_a_literal_dict_with_matcher_keys_is_written_with_exact():
+    # A literal object that has a matcher key is spelled {exact: {...}} (issue 16: matcher keys are
+    # strict); a dict without matcher keys compares as a literal object, key by key.
+    literal = {"exact": {"exact": "x", "city": "Paris"}}
+    assert match_value(literal, {"exact": "x", "city": "Paris"})
+    assert not match_value(literal, {"exact": "x", "city": "paris"})  # exact: no case folding
+    assert not match_value(literal, "x")
+    assert match_value({"city": "Paris", "zip": 75001}, {"city": "paris", "zip": 75001.0})
 
 
 def test_optional_arguments_may_be_omitted_required_ones_may_not():

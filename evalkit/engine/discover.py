@@ -52,6 +52,20 @@ def normalise_base_url(url: str) -> str:
     return url + "/v1" if urlsplit(url).path in ("", "/") else url
 
 
+def check_base_url(url: str) -> None:
+    """One line for a `--base-url` that no request could use: no http(s) scheme or host, a port
+    out of range, unbalanced IPv6 brackets."""
+    try:
+        parts = urlsplit(normalise_base_url(url))
+        port = parts.port  # a ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise EvalkitError(f"--base-url {url!r}: not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EvalkitError(f"--base-url {url!r}: expected an http:// or https:// URL with a host")
+    if port == 0:
+        raise EvalkitError(f"--base-url {url!r}: port 0 is not a port a server listens on")
+
+
 def guess_backend(base_url: str) -> str:
     return PORT_BACKENDS.get(urlsplit(normalise_base_url(base_url)).port or 0, "openai-compatible")
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from .. import limits
 from ..schema import ToolCall
 
 
@@ -41,9 +42,9 @@ class ParseLimits:
     and every value they return can be stored and scored. Each is a setting with a sane default;
     a reply that passes one becomes a call with `parse_error` naming the limit."""
 
-    max_chars: int = 1_000_000  # characters of one reply (or one call's arguments) the parsers read
-    max_depth: int = 64  # nesting of an argument value; pydantic serialises at most ~255 levels
-    max_int_bits: int = 1024  # beyond a double's range an integer cannot be compared as a number
+    max_chars: int = limits.MAX_REPLY_CHARS  # characters of one reply (or one call's arguments) the parsers read
+    max_depth: int = limits.MAX_ARG_DEPTH  # nesting of an argument value; pydantic serialises at most ~255 levels
+    max_int_bits: int = limits.MAX_INT_BITS  # beyond a double's range an integer cannot be compared as a number
 
 
 LIMITS = ParseLimits()

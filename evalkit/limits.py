@@ -1,0 +1,27 @@
+"""The default of every limit that keeps a reply, a suite or a run bounded (issue 16).
+
+Each is a run setting (schema.Settings, a `run` flag, recorded in header.json) and is reported in
+words naming it when hit. This module imports nothing, so the client, the parsers, the suite
+loader and the schema can all take their defaults from here.
+"""
+
+DEADLINE_S = 600.0
+"""A whole reply, request to last byte. Generous: a CPU model can take minutes for one reply."""
+
+TIMEOUT_S = 120.0
+"""The longest gap between two reads of a reply (the openai client's timeout)."""
+
+MAX_REPLY_CHARS = 1_000_000
+"""Characters of content plus tool-call names and arguments per reply; also what the parsers read."""
+
+RETRY_AFTER_CAP_S = 30.0
+"""The longest wait a server's `Retry-After` gets (a server asking for an hour still gets 30 s)."""
+
+MAX_ARG_DEPTH = 64
+"""Nesting of one argument value the parsers accept; pydantic serialises at most ~255 levels."""
+
+MAX_INT_BITS = 1024
+"""Beyond a double's range an integer argument cannot be compared as a number."""
+
+MAX_ALIAS_NODES = 1_000_000
+"""Nodes YAML aliases may add to a suite when expanded; a 1 KB "billion laughs" file adds 10^9."""
