@@ -237,7 +237,7 @@ def _settle_imports() -> None:
 
 
 def console() -> int:
-    """The `evalkit` command (console script, `python -m evalkit.cli`)."""
+    """The `evalkit` command (console script, `python -m evalkit`, `python -m evalkit.cli`)."""
     global _OWN_PROCESS
     _OWN_PROCESS = True
     return main()
