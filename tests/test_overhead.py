@@ -241,8 +241,8 @@ def test_a_body_cut_short_of_its_length_is_retried():
     with raw_server(lambda conn, body, n: (conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"), "close")[1]) as srv:
         with pytest.raises(TransportError) as info:
             requests(srv.base_url, 1, retries=0)
-    assert str(info.value) == ("the connection broke mid-reply: Not enough data to satisfy content length header "
-                               "(received 1 of 100 bytes).")
+    # (aiohttp's own words after the prefix; recent versions add "(received 1 of 100 bytes)")
+    assert str(info.value).startswith("the connection broke mid-reply: Not enough data to satisfy content length header")
     assert info.value.retryable
 
 
@@ -254,7 +254,8 @@ def test_broken_chunk_framing_never_hangs_a_request():
     with raw_server(lambda conn, body, n: conn.sendall(head + b"zz\r\n")) as srv:
         with pytest.raises(TransportError) as info:
             requests(srv.base_url, 1, retries=1)
-    assert str(info.value) == "the server's answer is not HTTP/1.x: Invalid character in chunk size: b'zz'"
+    assert str(info.value).startswith("the server's answer is not HTTP/1.x: ") and "chunk size" in str(info.value)
+    assert "\n" not in str(info.value)
     assert not info.value.retryable and len(srv.requests) == 1
 
     def later(conn, body, n):
