@@ -1,12 +1,13 @@
 """From samples to the aggregates of results.json (per model x format x suite, per tag, and per
---distractors count), by computing every metric of `metrics.METRICS` over each group of samples."""
+--distractors count), by computing every metric of `metrics.METRICS` over each group of samples.
+
+Plain Python, no pandas: `evalkit run` writes results.json at its end, and importing pandas
+for it cost more CPU than a run of hundreds of samples (issue 17)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
-
-import pandas as pd
+from typing import Any, Iterable
 
 from .metrics import METRICS, Group
 from .schema import Aggregate, Interval, Results, Sample, SampleKey
@@ -14,7 +15,7 @@ from .scoring import abstains_by_bfcl_rule
 
 ALL = "*"
 
-# Sample fields too bulky for a frame and read by no metric: the request, the reply, the calls.
+# Sample fields too bulky for a row and read by no metric: the request, the reply, the calls.
 _BULKY = {"request", "raw", "calls", "trajectory"}
 COLUMNS = [name for name in Sample.model_fields if name not in _BULKY]
 
@@ -25,12 +26,16 @@ def clean_call(sample: Sample) -> bool:
     return sample.failure_kind == "server_parse_lost" or (bool(sample.calls) and not sample.malformed)
 
 
-def samples_frame(samples: Iterable[Sample], latest: bool = False) -> pd.DataFrame:
-    """One row per sample: its scalar fields, whether BFCL's rule counts it as abstaining, and
-    whether it holds a clean call.
+ROW = COLUMNS + ["bfcl_abstained", "clean_call"]
+"""The columns of a row of a `metrics.Group`: a sample's scalar fields, whether BFCL's rule counts
+it as abstaining, and whether it holds a clean call."""
 
-    Rows are tuples of those fields only, never whole samples, so `samples` may be a stream of
-    any length. `latest`: one row per key, the last one read (a resumed run's redone samples).
+
+def sample_rows(samples: Iterable[Sample], latest: bool = False) -> list[tuple]:
+    """One row (a tuple of the `ROW` columns) per sample.
+
+    Rows hold those fields only, never whole samples, so `samples` may be a stream of any length.
+    `latest`: one row per key, the last one read (a resumed run's redone samples).
     """
     rows: dict[SampleKey, tuple] | list[tuple] = {} if latest else []
     for s in samples:
@@ -39,18 +44,25 @@ def samples_frame(samples: Iterable[Sample], latest: bool = False) -> pd.DataFra
             rows[s.key()] = row
         else:
             rows.append(row)
-    records = list(rows.values()) if isinstance(rows, dict) else rows
-    frame = pd.DataFrame.from_records(records, columns=COLUMNS + ["bfcl_abstained", "clean_call"])
-    # Object dtype keeps None as None (not NaN) for the boolean verdicts until we take means.
-    return frame.astype({"args_valid": "object", "error": "object"})
+    return list(rows.values()) if isinstance(rows, dict) else rows
 
 
-def _aggregate(
-    frame: pd.DataFrame, model: str, fmt: str, suite: str, tag: str | None, distractors: int | None = None
-) -> Aggregate:
-    group = Group(frame)
+AT = {column: i for i, column in enumerate(ROW)}  # a column's place in a row
+
+
+def _aggregate(rows: list[tuple], model: str, fmt: str, suite: str, tag: str | None, distractors: int | None = None) -> Aggregate:
+    group = Group(rows, AT)
     values = {m.key: m.compute(group) for m in METRICS}
     return Aggregate(model=model, format=fmt, suite=suite, tag=tag, distractors=distractors, **values)
+
+
+def _by(rows: Iterable[tuple], *columns: str) -> dict[Any, list[tuple]]:
+    """Rows grouped by the value of one column (or a tuple of several), in the order of the values."""
+    places = [AT[c] for c in columns]
+    groups: dict[Any, list[tuple]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row[i] for i in places) if len(places) > 1 else row[places[0]]].append(row)
+    return {key: groups[key] for key in sorted(groups)}
 
 
 def is_breakdown(agg: Aggregate) -> bool:
@@ -59,23 +71,24 @@ def is_breakdown(agg: Aggregate) -> bool:
 
 
 def aggregate(samples: Iterable[Sample], run_id: str, model: str, latest: bool = False) -> Results:
-    """`latest`: a later sample of the same key replaces an earlier one (see samples_frame)."""
-    frame = samples_frame(samples, latest)
+    """`latest`: a later sample of the same key replaces an earlier one (see sample_rows)."""
+    rows = sample_rows(samples, latest)
     aggregates: list[Aggregate] = []
-    if len(frame):
-        for (mdl, fmt), by_format in frame.groupby(["model", "format"], sort=True):
-            aggregates.append(_aggregate(by_format, mdl, fmt, ALL, None))
-            for suite, by_suite in by_format.groupby("suite", sort=True):
-                aggregates.append(_aggregate(by_suite, mdl, fmt, suite, None))
-            tagged: dict[str, list[int]] = defaultdict(list)
-            for index, tags in by_format["tags"].items():
-                for tag in tags or []:
-                    tagged[tag].append(index)
-            for tag in sorted(tagged):
-                aggregates.append(_aggregate(by_format.loc[tagged[tag]], mdl, fmt, ALL, tag))
-            # The accuracy-vs-tool-count curve: every suite together, once per distractor count.
-            for count, by_count in by_format[by_format["distractors"].notna()].groupby("distractors", sort=True):
-                aggregates.append(_aggregate(by_count, mdl, fmt, ALL, None, int(count)))
+    tags_at, distractors_at = AT["tags"], AT["distractors"]
+    for (mdl, fmt), by_format in _by(rows, "model", "format").items():
+        aggregates.append(_aggregate(by_format, mdl, fmt, ALL, None))
+        for suite, by_suite in _by(by_format, "suite").items():
+            aggregates.append(_aggregate(by_suite, mdl, fmt, suite, None))
+        tagged: dict[str, list[tuple]] = defaultdict(list)
+        for row in by_format:
+            for tag in row[tags_at] or []:
+                tagged[tag].append(row)
+        for tag in sorted(tagged):
+            aggregates.append(_aggregate(tagged[tag], mdl, fmt, ALL, tag))
+        # The accuracy-vs-tool-count curve: every suite together, once per distractor count.
+        counted = [row for row in by_format if row[distractors_at] is not None]
+        for count, by_count in _by(counted, "distractors").items():
+            aggregates.append(_aggregate(by_count, mdl, fmt, ALL, None, count))
     return Results(run_id=run_id, model=model, aggregates=aggregates)
 
 
@@ -83,16 +96,14 @@ def _plain(value: object) -> object:
     return f"{value.low:.2f}-{value.high:.2f}" if isinstance(value, Interval) else value
 
 
-def summary_table(results: Results) -> pd.DataFrame:
+def summary_table(results: Results) -> list[dict[str, Any]]:
     """One row per model x format over all suites: what `evalkit run` prints at the end."""
-    rows = [
+    return [
         {"model": agg.model, "format": agg.format}
         | {m.summary: _plain(getattr(agg, m.key)) for m in METRICS if m.summary}
         for agg in results.aggregates
         if agg.suite == ALL and agg.tag is None and not is_breakdown(agg)
     ]
-    # NaN, not None, so pandas prints "-" for a metric with no samples behind it.
-    return pd.DataFrame(rows).fillna(value=float("nan"))
 
 
 def server_lost_lines(aggregates: Iterable[Aggregate], family: str | None) -> list[str]:
@@ -124,7 +135,19 @@ def cache_note(results: Results) -> str | None:
             "only")
 
 
-def format_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as right-aligned text columns: numbers to 3 decimals, "-" for a metric with no
+    samples behind it."""
+    if not rows:
         return "(no samples)"
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+
+    def text(value: object) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    columns = list(rows[0])
+    cells = [[text(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    lines = [columns, *cells]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines)

@@ -1,9 +1,16 @@
 """One chat completion over the OpenAI wire protocol: streamed or not, timed, retried, bounded.
 
-The openai client does the HTTP; this module reads the body itself (streamed events and plain
+`ChatClient` (one per endpoint) sends the request body as it is over aiohttp (kept-alive
+connections, its C HTTP parser); this module reads the reply itself (streamed events and plain
 replies alike, as JSON), accumulates streamed tool-call fragments, measures latency and time to
 first token, and turns every failure into a `TransportError` so the runner records an `error`
 sample instead of crashing.
+
+Why not the openai client: importing it took about a second of CPU before the first request
+could leave, and it and the httpx under it took 1.2-1.9 ms of CPU per request here, more than
+everything else evalkit does for a sample (issue 17, benchmarks/bench_overhead.py). aiohttp is
+imported when the first request is sent. The probe, which wants the openai client's own view of
+a server, still uses it (`make_openai_client`).
 
 Limits, so that no reply can hang a run or exhaust memory:
 - `deadline_s`: a total deadline per HTTP request, on top of the client's read-gap timeout (a
@@ -19,19 +26,20 @@ import email.utils
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping
 
-import openai
+import pydantic_core
 
-try:  # the openai client's HTTP library (httpx2 in openai >= 3, httpx before)
-    import httpx2 as _http
-except ImportError:  # pragma: no cover - older openai
-    import httpx as _http  # type: ignore[no-redef]
-
+from . import __version__, encoded
 from .limits import MAX_REPLY_CHARS, RETRY_AFTER_CAP_S  # the defaults, re-exported
+
+if TYPE_CHECKING:
+    import aiohttp
+    import openai
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -104,14 +112,63 @@ class Completion:
 
 
 def classify(exc: BaseException) -> TransportError:
-    """Which failures are worth a retry: connection errors, timeouts, cut replies, 429 and 5xx only."""
+    """Which failures are worth a retry: connection errors, timeouts, cut replies, 429 and 5xx only.
+
+    Failures while a body is read are turned into TransportErrors where they happen (`_chunks`);
+    what reaches here from aiohttp came before the status line was in."""
     if isinstance(exc, TransportError):
         return exc
-    if isinstance(exc, (openai.APITimeoutError, _http.TimeoutException)):
+    # Each HTTP library's errors exist only once it is imported: aiohttp at the first request,
+    # the openai client for the probe's requests.
+    aiohttp = sys.modules.get("aiohttp")
+    found = _classify_aiohttp(exc, aiohttp) if aiohttp is not None else None
+    openai = sys.modules.get("openai")
+    if found is None and openai is not None:
+        found = _classify_openai(exc, openai)
+    return found or TransportError(f"bad reply from the server: {type(exc).__name__}: {exc}", False)
+
+
+def _classify_aiohttp(exc: BaseException, aiohttp: Any) -> TransportError | None:
+    if isinstance(exc, aiohttp.ServerTimeoutError):  # no connection, or no data, within the read gap
+        return TransportError("timed out waiting for the server (no data within the read timeout)", True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = exc.os_error
+        return TransportError(f"cannot connect to the server: {exc.host}:{exc.port}: {error.strerror or error}", True)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return TransportError("cannot connect to the server: the server closed the connection without answering", True)
+    if isinstance(exc, aiohttp.ClientConnectionError):  # reset, or failed otherwise, before an answer
+        return TransportError(f"cannot connect to the server: the connection failed before an answer: {exc}", True)
+    if isinstance(exc, aiohttp.ClientResponseError):  # the parser's: what came is not HTTP
+        return TransportError(f"the server's answer is not HTTP/1.x: {_one_line(exc.message)}", False)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return _cut(exc)
+    return None
+
+
+def _cut(exc: BaseException) -> TransportError:
+    """A body that stopped in the middle: the parser's own words when it has them ("Not enough
+    data to satisfy content length header (received 5 of 100 bytes)")."""
+    cause = exc.__cause__
+    text = getattr(cause, "message", None) if cause is not None else None
+    return TransportError(f"the connection broke mid-reply: {_one_line(str(text or exc))}", True)
+
+
+def _one_line(text: str) -> str:
+    """aiohttp's parser errors span lines (the bytes, a caret under the fault): one line of them."""
+    return " ".join(part for line in text.splitlines() if (part := line.strip()) and part != "^")
+
+
+def _classify_openai(exc: BaseException, openai: Any) -> TransportError | None:
+    try:  # the openai client's HTTP library (httpx2 in openai >= 3, httpx before)
+        import httpx2 as http
+    except ImportError:  # pragma: no cover - older openai
+        import httpx as http  # type: ignore[no-redef]
+
+    if isinstance(exc, (openai.APITimeoutError, http.TimeoutException)):
         return TransportError("timed out waiting for the server (no data within the read timeout)", True)
     if isinstance(exc, openai.APIConnectionError):
         return TransportError(f"cannot connect to the server: {exc.__cause__ or exc}", True)
-    if isinstance(exc, _http.TransportError):  # raised while reading a body: the reply was cut off
+    if isinstance(exc, http.TransportError):  # raised while reading a body: the reply was cut off
         return TransportError(f"the connection broke mid-reply: {type(exc).__name__}: {exc}", True)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -120,7 +177,7 @@ def classify(exc: BaseException) -> TransportError:
         return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
     if isinstance(exc, openai.APIResponseValidationError):
         return TransportError(f"the server's reply does not follow the OpenAI protocol: {exc}", False)
-    return TransportError(f"bad reply from the server: {type(exc).__name__}: {exc}", False)
+    return None
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
@@ -153,7 +210,7 @@ def _http_date(value: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _error_message(exc: openai.APIStatusError) -> str:
+def _error_message(exc: "openai.APIStatusError") -> str:
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
@@ -165,47 +222,104 @@ def _error_message(exc: openai.APIStatusError) -> str:
 
 
 async def _complete_once(
-    client: openai.AsyncOpenAI, params: dict[str, Any], stream: bool, clock: Clock, max_reply_chars: int = MAX_REPLY_CHARS
+    client: "ChatClient", params: dict[str, Any], stream: bool, clock: Clock, max_reply_chars: int = MAX_REPLY_CHARS
 ) -> Completion:
     start = clock()
-    # The request body goes in `extra_body`, which the client sends as it is: its per-request
-    # type transform of messages and tools otherwise costs about a third of evalkit's CPU. For the
-    # same reason, and to bound memory, replies are read as plain JSON from the raw response
-    # rather than as the client's pydantic objects.
-    body = dict(params)
-    typed = {"model": body.pop("model"), "messages": body.pop("messages")[:0], "extra_body": body}
-    body["messages"] = params["messages"]
+    # The request body goes as it is; replies are read as plain JSON from the raw response (no
+    # typed objects: they cost CPU per sample, and reading ourselves bounds memory).
     max_bytes = max_reply_chars * _BYTES_PER_CHAR + _BYTES_SLACK
-    if not stream:
-        async with client.chat.completions.with_streaming_response.create(**typed) as response:
+    response = await client.send(_body(params, stream))
+    try:
+        if not 200 <= response.status < 300:
+            raise await _status_error(response, max_bytes)
+        if not stream:
             data = await _read_body(response, max_bytes, max_reply_chars)
-        return _plain_completion(data, clock() - start, max_reply_chars)
-
-    stream_state = _StreamState(start, clock, max_reply_chars)
-    body["stream"] = True
-    body["stream_options"] = {"include_usage": True}
-    async with client.chat.completions.with_streaming_response.create(**typed) as response:
+            return _plain_completion(data, clock() - start, max_reply_chars)
+        stream_state = _StreamState(start, clock, max_reply_chars)
         # Read to the very end (not just to [DONE]) so the connection goes back to the pool.
         async for line in _lines(response, max_bytes, max_reply_chars):
-            if line.startswith("data:"):
-                stream_state.feed_line(line[5:].strip())
+            if line.startswith(b"data:"):  # SSE comments (`: keep-alive`) and other fields are skipped
+                stream_state.feed_line(line[5:].strip().decode("utf-8", "replace"))
+    finally:
+        # Back to the pool when the body was read to its end; closed otherwise.
+        response.release()
     if stream_state.events and not stream_state.done and stream_state.finish_reason is None:
         raise TransportError("the stream was cut off: it ended without a finish reason or [DONE]", True)
     return stream_state.completion(clock() - start)
 
 
-async def _read_body(response: Any, max_bytes: int, max_reply_chars: int) -> Any:
+_STREAM_FIELDS = b',"stream":true,"stream_options":{"include_usage":true}}'
+
+
+def _body(params: dict[str, Any], stream: bool) -> bytes:
+    """The request's JSON: encoded once (the sample line reuses the bytes, see encoded.py); a
+    streamed request is the same object with the stream fields added at its end."""
+    if stream and ("stream" in params or "stream_options" in params or not params):
+        return pydantic_core.to_json({**params, "stream": True, "stream_options": {"include_usage": True}})
+    data = encoded.encode(params)
+    return data[:-1] + _STREAM_FIELDS if stream else data
+
+
+async def _chunks(response: "aiohttp.ClientResponse") -> AsyncIterator[bytes]:
+    """The body as it arrives (whatever each read brought; aiohttp pauses the socket once a
+    buffer of 128 KiB waits, so a caller checking a size limit sees it in bounded pieces). A
+    failure in the middle is a cut reply, or a read-gap timeout."""
+    aiohttp = sys.modules["aiohttp"]
+    content = response.content
+    try:
+        while chunk := await content.readany():
+            yield chunk
+    except aiohttp.ServerTimeoutError as exc:
+        raise classify(exc) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise _cut(exc) from None
+
+
+async def _status_error(response: "aiohttp.ClientResponse", max_bytes: int) -> TransportError:
+    """An HTTP error status as a TransportError: the server's own message when its body has one
+    (`{"error": {"message"}}`, `{"error": "..."}` or `{"message"}`), retryable on 429 and 5xx."""
+    status = response.status
+    text = ""
+    try:
+        chunks, size = [], 0
+        async for chunk in _chunks(response):
+            size += len(chunk)
+            if size > max_bytes:
+                break
+            chunks.append(chunk)
+        else:
+            text = b"".join(chunks).decode("utf-8", "replace").strip()
+    except TransportError:
+        pass  # the status says enough
+    message = ""
+    try:
+        body = json.loads(text) if text else None
+    except (ValueError, RecursionError):
+        body = None
+        message = text
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            message = str(inner["message"])
+        elif isinstance(inner, str):
+            message = inner
+    message = (message or f"Error code: {status}")[:300]
+    retry_after = retry_after_s(response.headers) if status in (429, 503) else None
+    return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
+
+
+async def _read_body(response: "aiohttp.ClientResponse", max_bytes: int, max_reply_chars: int) -> Any:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise reply_too_large(max_reply_chars)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.iter_bytes():
+    async for chunk in _chunks(response):
         size += len(chunk)
         if size > max_bytes:
             raise reply_too_large(max_reply_chars)
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
@@ -235,32 +349,21 @@ def _plain_completion(data: Any, latency: float, max_reply_chars: int) -> Comple
     return Completion(content, calls, choice.get("finish_reason"), usage, data.get("timings"), latency, None)
 
 
-async def _lines(response: Any, max_bytes: int, max_reply_chars: int) -> Any:
-    """The body's lines, never holding more than `max_bytes` of one unfinished line.
-
-    (httpx's own `iter_lines` would buffer a line of any length: one 50 MB event is 50 MB.)
-    """
-    pending: list[str] = []
-    pending_len = 0
-    async for text in response.iter_text():
-        start = 0
-        newline = text.find("\n")
-        while newline >= 0:
-            line = text[start:newline]
-            if pending:
-                line = "".join(pending) + line
-                pending.clear()
-                pending_len = 0
-            yield line[:-1] if line.endswith("\r") else line
-            start = newline + 1
-            newline = text.find("\n", start)
-        if start < len(text):
-            pending.append(text[start:])
-            pending_len += len(text) - start
-            if pending_len > max_bytes:
-                raise reply_too_large(max_reply_chars)
+async def _lines(response: "aiohttp.ClientResponse", max_bytes: int, max_reply_chars: int) -> AsyncIterator[bytes]:
+    """The body's lines as bytes (without the line end), never holding more than `max_bytes` of
+    one unfinished line. (aiohttp's own `readline` refuses a line over 128 KiB, and an event of a
+    long reply can be longer; buffering any length would let one 50 MB event take 50 MB.)"""
+    pending = b""
+    async for chunk in _chunks(response):
+        if pending:
+            chunk = pending + chunk
+        *lines, pending = chunk.split(b"\n")
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+        if len(pending) > max_bytes:
+            raise reply_too_large(max_reply_chars)
     if pending:
-        yield "".join(pending)
+        yield pending
 
 
 class _StreamState:
@@ -407,7 +510,7 @@ def _deadline_error(deadline_s: float) -> TransportError:
     return TransportError(f"timed out: no complete reply within the {deadline_s:g} s deadline", True)
 
 
-def default_deadline(client: openai.AsyncOpenAI) -> float | None:
+def default_deadline(client: Any) -> float | None:
     """The client's timeout (settings.timeout_s), read as the total deadline of one request."""
     timeout = getattr(client, "timeout", None)
     if isinstance(timeout, (int, float)):
@@ -417,7 +520,7 @@ def default_deadline(client: openai.AsyncOpenAI) -> float | None:
 
 
 async def complete(
-    client: openai.AsyncOpenAI,
+    client: "ChatClient",
     params: dict[str, Any],
     *,
     stream: bool = True,
@@ -454,7 +557,69 @@ async def complete(
             await sleep(delay)
 
 
-def make_client(base_url: str, timeout_s: float, api_key: str | None = None) -> openai.AsyncOpenAI:
+class ChatClient:
+    """One endpoint's chat completions over HTTP: an aiohttp session whose connector keeps up to
+    `connections` connections alive between requests (the run's concurrency on this endpoint).
+
+    `timeout` (seconds) bounds connecting and the longest gap between reads (`sock_read`: a
+    stream still sending never trips it); `complete` adds the total deadline per request. No
+    retries here: `complete` retries only what is worth it. Local servers accept any API key.
+    The session is made at the first request, inside the run's event loop (and aiohttp is
+    imported then, not when evalkit starts).
+    """
+
+    def __init__(self, base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = float(timeout_s)
+        self.connections = max(1, connections)
+        self.url = f"{self.base_url}/chat/completions"
+        self.headers = {
+            "Authorization": f"Bearer {api_key or 'evalkit'}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+            "User-Agent": f"evalkit/{__version__}",
+        }
+        self._session: "aiohttp.ClientSession | None" = None
+
+    def _open(self) -> "aiohttp.ClientSession":
+        import aiohttp
+
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.connections, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
+            headers=self.headers,
+            cookie_jar=aiohttp.DummyCookieJar(),  # a chat endpoint sets none worth keeping
+            auto_decompress=False,  # identity was asked for
+        )
+        return self._session
+
+    async def send(self, body: bytes) -> "aiohttp.ClientResponse":
+        """POST one JSON body; the response's status and headers are in, its body is not read
+        yet (the caller reads it and releases the response)."""
+        session = self._session or self._open()
+        return await session.post(self.url, data=body, allow_redirects=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+
+def load_http() -> None:
+    """Import the HTTP library (else imported at the first request): for a caller that wants it
+    in memory before the run starts."""
+    import aiohttp  # noqa: F401
+
+
+def make_client(base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100) -> ChatClient:
+    return ChatClient(base_url, timeout_s, api_key, connections)
+
+
+def make_openai_client(base_url: str, timeout_s: float, api_key: str | None = None) -> "openai.AsyncOpenAI":
+    """The openai client, for the probe (imported here: it takes about a second to import)."""
+    import openai
+
     # Retries are ours (only for retryable failures); local servers accept any key. The timeout
     # is the longest gap between reads; `complete` adds the total deadline per request.
     return openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "evalkit", timeout=timeout_s, max_retries=0)

@@ -53,7 +53,7 @@ async def run_jobs(
         return
     for endpoint in endpoints:
         if endpoint.client is None:
-            endpoint.client = make_client(endpoint.base_url, ctx.settings.timeout_s)
+            endpoint.client = make_client(endpoint.base_url, ctx.settings.timeout_s, connections=endpoint.concurrency)
 
     def finish(job: Job, endpoint: Endpoint, sample: Sample) -> None:
         nonlocal remaining

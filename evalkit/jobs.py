@@ -11,10 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-import openai
-
 from .cache import ResponseCache
-from .client import Completion, complete
+from .client import ChatClient, Completion, complete
 from .distractors import with_distractors
 from .formats import ToolFormat, get_format
 from .formats.base import ParsedReply
@@ -40,7 +38,7 @@ class Job:
 class Endpoint:
     base_url: str
     concurrency: int
-    client: openai.AsyncOpenAI | None = None
+    client: ChatClient | None = None
     alive: bool = True
     failures: int = 0
     # What the cache knows this endpoint by; the embedded engine's port changes every run.
@@ -94,11 +92,23 @@ def done_keys(samples: Iterable[Sample]) -> set[SampleKey]:
 
 
 def tool_payload(tools: list[ToolDef]) -> list[dict[str, Any]]:
+    return [_payload(t) for t in tools]
+
+
+# A suite's tools are the same objects for every sample: each is dumped once (found by identity;
+# an entry holds its tool, so an id is never reused). The payloads are shared: never mutate one.
+_payloads: dict[int, tuple[ToolDef, dict[str, Any]]] = {}
+
+
+def _payload(tool: ToolDef) -> dict[str, Any]:
+    known = _payloads.get(id(tool))
+    if known is not None and known[0] is tool:
+        return known[1]
     # `x-*` keys are evalkit's own annotations (e.g. BFCL's original names), not for the server.
-    return [
-        {k: v for k, v in t.model_dump(mode="json", exclude_none=True).items() if not k.startswith("x-")}
-        for t in tools
-    ]
+    payload = {k: v for k, v in tool.model_dump(mode="json", exclude_none=True).items() if not k.startswith("x-")}
+    if len(_payloads) < 65536:
+        _payloads[id(tool)] = (tool, payload)
+    return payload
 
 
 def request_params(ctx: RunContext, fmt: ToolFormat, messages: list[dict[str, Any]], tools: list[ToolDef]) -> dict[str, Any]:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable
-
-import pandas as pd
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .schema import Interval
 
@@ -86,57 +84,106 @@ def pass_hat_k(per_case: Iterable[tuple[int, int]]) -> dict[str, float] | None:
     }
 
 
-def mean(series: pd.Series) -> float | None:
-    series = series.dropna()
-    return float(series.astype(float).mean()) if len(series) else None
+def _present(values: Iterable[Any]) -> list[Any]:
+    """The values that were measured: None (and NaN) left out."""
+    return [v for v in values if v is not None and v == v]
 
 
-def quantile(series: pd.Series, q: float) -> float | None:
-    series = series.dropna()
-    return float(series.quantile(q)) if len(series) else None
+def mean(values: Iterable[Any]) -> float | None:
+    """The mean of the measured values (booleans count 1 and 0); None when none was measured."""
+    present = _present(values)
+    return sum(present) / len(present) if present else None
+
+
+def quantile(values: Iterable[Any], q: float) -> float | None:
+    """The q-quantile of the measured values, interpolated linearly between the two nearest
+    ranks: the default method of numpy and pandas, with numpy's arithmetic (so that results.json
+    files written when pandas computed them are reproduced to the last bit)."""
+    ranked = sorted(_present(values))
+    if not ranked:
+        return None
+    position = (len(ranked) - 1) * q
+    if position >= len(ranked) - 1:
+        return float(ranked[-1])
+    below = math.floor(position)
+    low, high = float(ranked[below]), float(ranked[below + 1])
+    weight = position - below
+    step = high - low
+    return high - step * (1 - weight) if weight >= 0.5 else low + step * weight
+
+
+class Rows:
+    """Samples as columns: `rows["latency_s"]` is that field's value for every sample, in order.
+
+    A row is a tuple of a sample's metric columns (`aggregate.sample_rows`); `at` maps a column's
+    name to its place in the tuple."""
+
+    __slots__ = ("rows", "at")
+
+    def __init__(self, rows: Sequence[tuple], at: Mapping[str, int]):
+        self.rows, self.at = rows, at
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, column: str) -> list[Any]:
+        i = self.at[column]
+        return [row[i] for row in self.rows]
+
+    def where(self, column: str, keep: Callable[[Any], bool]) -> "Rows":
+        """The rows whose value in `column` passes `keep`."""
+        i = self.at[column]
+        return Rows([row for row in self.rows if keep(row[i])], self.at)
 
 
 class Group:
     """The samples behind one aggregate, one row per sample (columns: the Sample fields)."""
 
-    def __init__(self, frame: pd.DataFrame):
-        self.all = frame
+    def __init__(self, rows: Sequence[tuple], at: Mapping[str, int]):
+        self.all = Rows(rows, at)
 
     @cached_property
-    def ok(self) -> pd.DataFrame:
+    def ok(self) -> Rows:
         """Scored samples: transport errors are counted apart and excluded from every rate."""
-        return self.all[self.all["error"].isna()]
+        return self.all.where("error", lambda error: error is None)
 
     @cached_property
-    def no_call(self) -> pd.DataFrame:
+    def no_call(self) -> Rows:
         """Scored samples of cases whose right reply is plain text."""
-        return self.ok[self.ok["expected_calls"] == 0]
+        return self.ok.where("expected_calls", lambda expected: expected == 0)
 
     @cached_property
     def correct(self) -> int:
-        return int(self.ok["call_correct"].sum())
+        return sum(self.ok["call_correct"])
 
     @cached_property
-    def from_cache(self) -> pd.Series:
+    def from_cache(self) -> list[bool]:
         """Per scored sample: was its reply (any round of it) answered from the response cache."""
-        return self.ok["cached"].fillna(False).astype(bool)
+        return [bool(cached) for cached in self.ok["cached"]]
 
     @cached_property
-    def live(self) -> pd.DataFrame:
+    def case_counts(self) -> list[tuple[int, int]]:
+        """(samples, correct) per question: a case's repeats. With --distractors a case is asked
+        once per count: those are different questions, not repeats. In the order of (suite, case,
+        count), no count last: pass^k sums over it."""
+        per_case: dict[tuple[Any, ...], list[int]] = {}
+        ok = self.ok
+        for key, correct in zip(zip(ok["suite"], ok["case_id"], ok["distractors"]), ok["call_correct"]):
+            counts = per_case.setdefault(key, [0, 0])
+            counts[0] += 1
+            counts[1] += correct
+        order = sorted(per_case, key=lambda key: (key[0], key[1], key[2] is None, key[2] or 0))
+        return [(per_case[key][0], per_case[key][1]) for key in order]
+
+    @cached_property
+    def live(self) -> Rows:
         """Scored samples answered by the server in this run. A cached reply keeps its verdict, but
         its timings were measured in another run, under another load: no timing metric reads it."""
-        return self.ok[~self.from_cache]
-
-
-def _case_counts(g: Group) -> Iterable[tuple[int, int]]:
-    """(samples, correct) per question: a case's repeats. With --distractors a case is asked once
-    per count: those are different questions, not repeats."""
-    per_case = g.ok.groupby(["suite", "case_id", "distractors"], dropna=False)["call_correct"].agg(["count", "sum"])
-    return zip(per_case["count"], per_case["sum"])
+        return self.ok.where("cached", lambda cached: not cached)
 
 
 def _per_case(g: Group) -> dict[str, float] | None:
-    return pass_hat_k(_case_counts(g))
+    return pass_hat_k(g.case_counts)
 
 
 def flip_rate(per_case: Iterable[tuple[int, int]]) -> float | None:
@@ -149,7 +196,7 @@ def flip_rate(per_case: Iterable[tuple[int, int]]) -> float | None:
 
 
 def _flips(g: Group) -> float | None:
-    return flip_rate(_case_counts(g))
+    return flip_rate(g.case_counts)
 
 
 # ---------------------------------------------------------------- the table
@@ -183,7 +230,7 @@ class Metric:
 METRICS: tuple[Metric, ...] = (
     Metric("n", "n", None, count, lambda g: len(g.ok), summary="n"),
     Metric("errors", "errors", "server or transport failures, excluded from every rate",
-           count, lambda g: int(g.all["error"].notna().sum()), summary="errors"),
+           count, lambda g: sum(error is not None for error in g.all["error"]), summary="errors"),
     Metric("call_accuracy", "call acc",
            "strict: exactly the expected calls, parsed by the format, arguments valid (agent cases: and the right "
            "final answer); 95% CI is the Wilson interval",
@@ -201,24 +248,24 @@ METRICS: tuple[Metric, ...] = (
     Metric("server_parse_lost", "lost by server",
            "replies whose clean call, in the model's own call syntax, the server's parser did not return as "
            "tool_calls (native; failure kind server_parse_lost)",
-           count, lambda g: int((g.ok["failure_kind"] == "server_parse_lost").sum()), leaderboard=False),
+           count, lambda g: sum(kind == "server_parse_lost" for kind in g.ok["failure_kind"]), leaderboard=False),
     Metric("clean_calls", "clean calls",
            "replies with a call the model wrote cleanly: returned parsed, or lost by the server's parser",
-           count, lambda g: int(g.ok["clean_call"].sum()), leaderboard=False),
+           count, lambda g: sum(g.ok["clean_call"]), leaderboard=False),
     Metric("hallucination_rate", "halluc.", "share of replies calling a tool that was not offered",
            pct, lambda g: mean(g.ok["hallucinated_tool"]), False, over_parsed=True),
     Metric("no_call_accuracy", "no-call acc",
            "accuracy on cases where the right reply is plain text, no call; a malformed attempt is wrong",
-           pct, lambda g: mean(g.no_call["call_correct"]) if len(g.no_call) else None, True, summary="no_call_acc"),
+           pct, lambda g: mean(g.no_call["call_correct"]), True, summary="no_call_acc"),
     Metric("no_call_accuracy_bfcl", "no-call, BFCL rule",
            "the same, but a reply whose call attempt did not parse counts as abstaining, as the Berkeley Function "
            "Calling Leaderboard counts it on its irrelevance categories",
-           pct, lambda g: mean(g.no_call["call_correct"] | g.no_call["bfcl_abstained"]) if len(g.no_call) else None,
+           pct, lambda g: mean(c or a for c, a in zip(g.no_call["call_correct"], g.no_call["bfcl_abstained"])),
            True),
     Metric("from_cache", "from cache",
            "scored samples answered from the response cache (of n): they keep their verdicts, but latency, "
            "TTFT and tok/s are over the live samples only",
-           count, lambda g: int(g.from_cache.sum()), summary="from_cache", of_n=True),
+           count, lambda g: sum(g.from_cache), summary="from_cache", of_n=True),
     Metric("latency_p50_s", "lat p50", "median of the whole reply time (agent cases: all rounds), over live samples",
            secs, lambda g: quantile(g.live["latency_s"], 0.5), False, summary="lat_p50_s"),
     Metric("latency_p95_s", "lat p95", "95th percentile of the whole reply time",

@@ -11,8 +11,6 @@ import sys
 import time
 from typing import Callable, TextIO
 
-from tqdm import tqdm
-
 from .schema import Sample
 
 LINE_EVERY_S = 10.0
@@ -29,6 +27,8 @@ class Progress:
         self.quiet = quiet
         self.bar = None
         if not quiet and _is_terminal(self.stream):
+            from tqdm import tqdm  # here: a run into a log file or a pipe never draws a bar
+
             self.bar = tqdm(total=total, desc=desc, unit="sample", file=self.stream)
 
     def update(self, sample: Sample) -> None:

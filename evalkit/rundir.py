@@ -1,13 +1,15 @@
 """A run's directory: header.json, samples.jsonl appended as samples finish, results.json.
 
-Nothing measured is ever lost: each sample is one line, flushed as soon as it is scored; a
-crash can only tear the last line, which the reader skips. Whole-file writes go to a temporary
+Nothing measured is ever lost: each sample is one line, handed to the operating system as soon
+as it is scored (by a writer thread, off the event loop); a crash can only lose the lines queued
+at that instant or tear the last one, which the reader skips. Whole-file writes go to a temporary
 file first and are then renamed over the old one (`os.replace` is atomic on POSIX).
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import tempfile
 import threading
@@ -23,7 +25,7 @@ except ImportError:  # pragma: no cover - Windows: no lock
 
 from pydantic import BaseModel, ValidationError
 
-from . import callsyntax
+from . import callsyntax, encoded
 from .errors import EvalkitError
 from .schema import Header, ProbeResult, Results, Sample, SampleKey
 
@@ -108,13 +110,29 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 class SampleLog:
-    """Appends samples to samples.jsonl; safe to call from several threads."""
+    """Appends samples to samples.jsonl as they arrive; safe to call from several threads.
+
+    The caller's thread only serialises the sample; a writer thread appends the lines, each
+    batch of lines waiting at that moment in one write, as soon as they are queued. So a slow
+    or throttled disk never stalls the event loop, and a crash loses at most the lines queued
+    in that instant. A failed write (a full disk) stops the writing: what could not be written is
+    dropped, a torn last line is cut, and the error is raised by the next `append` (or by `close`,
+    when no append did).
+    """
+
+    _CLOSE = None
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / SAMPLES
-        self._lock = threading.Lock()
         self._repair_torn_tail()
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._error: OSError | None = None
+        self._reported = False  # an append raised the error already
+        self._closed = False
+        self._lock = threading.Lock()
+        self._writer = threading.Thread(target=self._write_lines, name="evalkit-samples", daemon=True)
+        self._writer.start()
 
     def _repair_torn_tail(self) -> None:
         # A crash mid-write leaves a last line without its newline; cut it so appends stay valid.
@@ -138,33 +156,70 @@ class SampleLog:
             handle.truncate(0)
 
     def append(self, sample: Sample) -> None:
-        line = sample.model_dump_json() + "\n"
-        with self._lock:
-            try:
-                self._handle.write(line)
-                self._handle.flush()
-            except OSError:
-                # A full disk: drop what could not be written (it would go out with a later line
-                # and add a sample its caller was told was lost), cut a torn tail, go on appending.
-                self._discard()
-                self._repair_torn_tail()
-                self._handle = open(self.path, "a", encoding="utf-8")
-                raise
+        if self._error is not None:
+            self._reported = True
+            raise self._error
+        if self._closed:
+            raise ValueError(f"{self.path}: the sample log is closed")
+        self._queue.put(sample_line(sample))
 
-    def _discard(self) -> None:
-        try:
-            self._handle.close()  # flushes again, and fails again; the file is closed either way
-        except OSError:
-            pass
+    def _write_lines(self) -> None:
+        closing = False
+        while not closing:
+            batch = [self._queue.get()]  # blocks until there is a line
+            while True:  # and whatever else is waiting now: one write for all of it
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            closing = self._CLOSE in batch
+            data = b"".join(line for line in batch if line is not self._CLOSE)
+            if self._error is None and data:
+                try:
+                    view = memoryview(data)
+                    while view:  # a write may take only part of it
+                        view = view[os.write(self._fd, view):]
+                except OSError as exc:
+                    # A full disk: what could not be written is dropped, and nothing after it is
+                    # written (it would follow a lost sample its caller goes on without); a torn
+                    # last line is cut, so the file stays whole lines for --resume.
+                    self._error = exc
+                    try:
+                        self._repair_torn_tail()
+                    except OSError:
+                        pass
 
     def close(self) -> None:
         with self._lock:
-            if not self._handle.closed:
-                try:
-                    self._handle.flush()
-                    os.fsync(self._handle.fileno())
-                finally:
-                    self._discard()
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(self._CLOSE)
+            self._writer.join()
+            try:
+                if self._error is None:
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+        if self._error is not None and not self._reported:  # one error, said once
+            raise self._error
+
+
+# The field after `request` in a sample line (fields are written in declaration order).
+_AFTER_REQUEST = list(Sample.model_fields)[list(Sample.model_fields).index("request") + 1]
+_ANCHOR = f',"{_AFTER_REQUEST}":'.encode()
+
+
+def sample_line(sample: Sample) -> bytes:
+    """The sample's line in samples.jsonl: `model_dump_json()` and a newline. When the request
+    was sent by the client, its bytes are spliced in rather than encoded again (encoded.py)."""
+    sent = encoded.take(sample.request)
+    if sent is not None:
+        rest = sample.model_dump_json(exclude={"request"}).encode("utf-8")
+        at = rest.find(_ANCHOR)  # the first: no value before it can hold `,"` unescaped
+        if at > 0:
+            return b"%s,\"request\":%s%s\n" % (rest[:at], sent, rest[at:])
+    return sample.model_dump_json().encode("utf-8") + b"\n"
 
 
 def read_samples(run_dir: Path) -> Iterator[Sample]:
@@ -242,7 +297,7 @@ def finalize(run_dir: Path) -> None:
     The samples are streamed: only the columns the metrics read are kept, one row per key, so
     memory does not grow with the size of requests and replies.
     """
-    from .aggregate import aggregate  # here, not at the top: pandas only when a run is summed up
+    from .aggregate import aggregate  # the next layer (run directory -> aggregate), used only here
 
     header = read_header(run_dir)
     results = aggregate(read_samples(run_dir), header.run_id, header.model, latest=True)
@@ -251,7 +306,7 @@ def finalize(run_dir: Path) -> None:
 
 def print_summary(run_dir: Path) -> None:
     """The summary table of results.json and where the run is: what `run` and `merge` print."""
-    from .aggregate import cache_note, format_table, server_lost_lines, summary_table  # pandas only when summed up
+    from .aggregate import cache_note, format_table, server_lost_lines, summary_table
 
     results = read_results(run_dir)
     if results is None:

@@ -14,9 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, Sequence
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from .callsyntax import Scan, scan
 from .callsyntax.readers import calls_from_value
@@ -24,6 +22,9 @@ from .callsyntax.text import loads_lenient
 from .formats.base import ParsedReply
 from .matching import match_calls, names_text
 from .schema import Case, FailureKind, FinalAnswer, ToolCall, ToolDef
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 @dataclass
@@ -41,20 +42,39 @@ class Verdict:
 
 @lru_cache(maxsize=1024)
 def _validator(schema_json: str) -> jsonschema.protocols.Validator:
+    import jsonschema  # here: its import would delay a run's first request by ~50 ms
+
     schema = json.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     return cls(schema)
 
 
+# A suite's tool schemas are the same objects for every sample: found by identity first, the
+# validator skips encoding the schema per call. Entries hold the schema, so an id is never reused.
+_by_identity: dict[int, tuple[dict, jsonschema.protocols.Validator]] = {}
+
+
+def _validator_for(schema: dict) -> jsonschema.protocols.Validator:
+    known = _by_identity.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    if len(_by_identity) < 4096:
+        _by_identity[id(schema)] = (schema, validator)
+    return validator
+
+
 def argument_errors(call: ToolCall, tools: dict[str, ToolDef]) -> str | None:
     """None when the call's arguments validate against the offered tool's JSON Schema."""
+    from jsonschema.exceptions import best_match  # loaded by _validator on first use
+
     tool = tools.get(call.name or "")
     if tool is None:
         return f"tool {call.name!r} was not offered"
     if call.arguments is None:
         return call.parse_error or "no arguments"
-    validator = _validator(json.dumps(tool.function.parameters, sort_keys=True))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(call.arguments))
+    validator = _validator_for(tool.function.parameters)
+    error = best_match(validator.iter_errors(call.arguments))
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)
@@ -205,6 +225,7 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
     # Strict verdict.
     failure: FailureKind | None = None
     detail: str | None = None
+    strict_match = None
     if not expect.calls:
         correct = not calls and not malformed
         invented = invented_arguments(case, tools, parsed) if parsed and not malformed else []
@@ -224,7 +245,7 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
         # A call written only in the reasoning is no call; the detail says where it was.
         correct, failure, detail = False, "did_not_call", s.describe()
     else:
-        match = match_calls(expect.calls, parsed, expect.order, extra_allowed)
+        match = strict_match = match_calls(expect.calls, parsed, expect.order, extra_allowed)
         correct = match.ok and bool(args_valid)
         if hallucinated:
             # Before wrong_tool or wrong_count: a tool that does not exist is the more telling failure.
@@ -244,10 +265,13 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
     if not expect.calls:
         intent_correct = correct  # any attempt, recoverable or not, is still not an abstention
     else:
-        match = match_calls(expect.calls, intended, expect.order, extra_allowed)
-        intent_correct = match.ok and all(argument_errors(c, tools) is None for c in intended)
+        # Nothing was recovered: the strict verdict's matching and validation stand.
+        same = intended is parsed
+        match = strict_match if same and strict_match else match_calls(expect.calls, intended, expect.order, extra_allowed)
+        problems = arg_problems if same else [argument_errors(c, tools) for c in intended]
+        intent_correct = match.ok and all(p is None for p in problems)
         if lost and not intent_correct:  # the server lost it, but the call itself was wrong too
-            why = match.detail or next((p for c in intended if (p := argument_errors(c, tools))), None)
+            why = match.detail or next((p for p in problems if p), None)
             detail = f"{detail}; the call itself is wrong too: {why}" if why else detail
 
     verdict = Verdict(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 from ..errors import EvalkitError
 from .base import ParsedReply, ToolFormat
@@ -18,6 +19,11 @@ def available() -> list[str]:
 
 
 def get_format(name: str) -> ToolFormat:
+    # Every sample asks: a format already imported is answered without listing the package
+    # (which reads a directory).
+    loaded = sys.modules.get(f"{__name__}.{name}")
+    if loaded is not None and hasattr(loaded, "FORMAT"):
+        return loaded.FORMAT
     if name not in available():
         raise EvalkitError(f"unknown --format {name!r} (available: {', '.join(available())})")
     module = importlib.import_module(f"{__name__}.{name}")

@@ -7,7 +7,24 @@
 - cli: the `evalkit probe` command
 """
 
-from evalkit.probe.run import MAX_REQUESTS, run_probe
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from evalkit.schema import CheckResult, Exchange, ProbeResult
 
+if TYPE_CHECKING:
+    from evalkit.probe.run import MAX_REQUESTS, run_probe
+
 __all__ = ["MAX_REQUESTS", "CheckResult", "Exchange", "ProbeResult", "run_probe"]
+
+# Loaded when first used: every evalkit command imports probe.cli (and so this package), and the
+# probe's checks and wire are not needed to start `evalkit run`.
+_FROM = {"MAX_REQUESTS": "run", "run_probe": "run"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FROM:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_FROM[name]}"), name)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from evalkit import __version__
-from evalkit.client import make_client
+from evalkit.client import make_openai_client
 from evalkit.engine.facts import server_facts
 from evalkit.probe.checks import CHECKS, MAX_TOKENS, SEED, Exchanges, planned_requests
 from evalkit.schema import CheckResult, Exchange, ProbeResult
@@ -47,7 +47,7 @@ def run_probe(base_url: str, model: str, *, timeout_s: float = TIMEOUT_S, api_ke
 
 
 async def _send_all(base_url: str, model: str, timeout_s: float, api_key: str | None) -> Exchanges:
-    client = make_client(base_url, timeout_s, api_key)
+    client = make_openai_client(base_url, timeout_s, api_key)
     done: Exchanges = {}
     try:
         for request in planned_requests():  # one at a time: parity must not race another slot

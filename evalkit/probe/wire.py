@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from evalkit.client import TransportError, _StreamState, classify
 from evalkit.schema import Exchange
+
+if TYPE_CHECKING:  # imported where a probe runs: it takes about a second (evalkit run never needs it)
+    import openai
 
 
 async def send(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]) -> Exchange:
@@ -34,6 +35,8 @@ async def send(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]) -> E
 
 async def _send_once(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]) -> tuple[Exchange, bool]:
     """The exchange, and whether the connection failed before any answer (not a timeout)."""
+    import openai
+
     stream = bool(body.get("stream"))
     exchange = Exchange(name=name, stream=stream, request=body)
     # As in client.py: the body goes as it is (extra_body); the typed parameters stay empty.

@@ -663,6 +663,9 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
         self._hits = 0
+        # Wall-clock time (time.time()) of the first chat-completions POST: when a harness
+        # started in another process got its first request out (benchmarks/bench_overhead.py).
+        self.first_hit_at: float | None = None
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._httpd: _HTTPServer | None = None
@@ -724,6 +727,7 @@ class ScriptedServer:
         with self._lock:
             self._requests.clear()
             self._hits = 0
+            self.first_hit_at = None
 
     def _record(self, request: dict[str, Any]) -> None:
         with self._lock:
@@ -732,6 +736,8 @@ class ScriptedServer:
     def _count_hit(self) -> None:
         with self._lock:
             self._hits += 1
+            if self.first_hit_at is None:
+                self.first_hit_at = time.time()
 
     def _count_endpoint(self) -> None:
         with self._lock:
@@ -826,6 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-token-delay", type=float, default=0.0)
     parser.add_argument("--chunk-delay", type=float, default=0.0)
     parser.add_argument("--split-arguments", type=int, default=1)
+    parser.add_argument("--stats-file", help='on exit, write {"hits", "first_request_at"} (time.time()) here as JSON')
     args = parser.parse_args(argv)
 
     calls = [{"name": name, "arguments": raw} for name, raw in args.tool_call] or None
@@ -842,6 +849,10 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         except KeyboardInterrupt:
             pass
+        if args.stats_file:
+            stats = {"hits": server.hits, "first_request_at": server.first_hit_at}
+            with open(args.stats_file, "w", encoding="utf-8") as handle:
+                json.dump(stats, handle)
     return 0
 
 
