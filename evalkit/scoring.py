@@ -235,7 +235,11 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
         elif not correct:
             # A lost call is still a call: on a case that wants none, that is the model's mistake.
             failure = "malformed" if malformed and not parsed and not lost else "called_when_should_not"
-            detail = f"called {names_text(calls)}" if calls else (lost_detail if lost else s.describe())
+            if failure == "malformed":
+                # What broke, as on a case that wants a call: "called ?" would name no tool and no fault.
+                detail = broken[0].parse_error if broken else s.describe()
+            else:
+                detail = f"called {names_text(calls)}" if calls else (lost_detail if lost else s.describe())
     elif lost:
         correct, failure, detail = False, "server_parse_lost", lost_detail
     elif malformed:

@@ -427,3 +427,17 @@ def test_no_call_accuracy_by_bfcls_rule_is_reported_beside_evalkits(verdict_samp
         sample = verdict_samples[(spec_id, fmt, True)]
         (agg,) = [a for a in aggregate([sample], "r", "m").aggregates if a.suite == "*" and a.tag is None]
         assert (agg.no_call_accuracy, agg.no_call_accuracy_bfcl) == (evalkit_rule, bfcl_rule), fmt
+
+
+def test_broken_call_on_a_no_call_case_names_its_fault(verdict_samples):
+    """A call that did not parse, where none was wanted, is malformed; its detail says what broke
+    (the parse error or the syntax seen), never "called ?" (found on the clarify suite, where the
+    0.5B's [TOOL_REQUEST] body was cut off by max_tokens)."""
+    for spec_id, fmt in (("no-call-malformed-args", "default"), ("no-call-unterminated", "default"),
+                         ("no-call-malformed-args", "native")):
+        for stream in (True, False):
+            sample = verdict_samples[(spec_id, fmt, stream)]
+            assert sample.failure_kind == "malformed", (spec_id, fmt, sample.failure_detail)
+            assert sample.failure_detail and "called ?" not in sample.failure_detail, sample.failure_detail
+            assert any(word in sample.failure_detail for word in ("JSON", "json", "syntax", "unterminated",
+                                                                  "not", "Expecting")), sample.failure_detail
