@@ -26,6 +26,7 @@ import email.utils
 import json
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -293,7 +294,7 @@ async def _status_error(response: "aiohttp.ClientResponse", max_bytes: int) -> T
         pass  # the status says enough
     message = ""
     try:
-        body = json.loads(text) if text else None
+        body = _loads(text) if text else None
     except (ValueError, RecursionError):
         body = None
         message = text
@@ -306,6 +307,31 @@ async def _status_error(response: "aiohttp.ClientResponse", max_bytes: int) -> T
     message = (message or f"Error code: {status}")[:300]
     retry_after = retry_after_s(response.headers) if status in (429, 503) else None
     return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _loads(raw: str | bytes) -> Any:
+    """JSON from the server, with every lone surrogate (a `\\ud800` escape no UTF-8 file, cache
+    or terminal can hold) replaced by U+FFFD, so the reply is scored and stored like any other
+    instead of failing the sample when it is written. Only an escape can produce one, so
+    replies without `\\ud`/`\\uD` skip the walk."""
+    data = json.loads(raw)
+    marker = (b"\\ud", b"\\uD") if isinstance(raw, bytes) else ("\\ud", "\\uD")
+    if marker[0] in raw or marker[1] in raw:
+        data = _well_formed(data)
+    return data
+
+
+def _well_formed(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_well_formed(v) for v in value]
+    if isinstance(value, dict):
+        return {_well_formed(k): _well_formed(v) for k, v in value.items()}
+    return value
 
 
 async def _read_body(response: "aiohttp.ClientResponse", max_bytes: int, max_reply_chars: int) -> Any:
@@ -321,7 +347,7 @@ async def _read_body(response: "aiohttp.ClientResponse", max_bytes: int, max_rep
         chunks.append(chunk)
     raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     try:
-        return json.loads(raw)
+        return _loads(raw)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
         raise TransportError(f"the server's reply is not JSON: {raw[:80]!r}", False) from None
 
@@ -408,7 +434,7 @@ class _StreamState:
 
     def feed(self, data: str) -> None:
         try:
-            chunk = json.loads(data)
+            chunk = _loads(data)
         except (ValueError, RecursionError):
             raise TransportError(f"a stream event is not JSON: {data[:80]!r}", False) from None
         if not isinstance(chunk, dict):

@@ -86,17 +86,58 @@ def overall(run_dir: Path, fmt: str) -> dict:
 # ---------------------------------------------------------------- one boundary per sample
 
 
-def test_a_reply_no_file_can_hold_is_that_samples_error_not_a_hung_run(server, tiny_suite, tmp_path):
-    # A lone surrogate is valid JSON (\ud800) but no UTF-8 file can hold it: writing the sample
-    # raised outside the per-sample boundary, its worker died and the run waited forever.
-    poison = b'{"choices":[{"message":{"role":"assistant","content":"\\ud800 hi"},"finish_reason":"stop"}]}'
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_lone_surrogate_in_a_reply_is_scored_and_stored_as_a_replacement_character(server, tiny_suite, tmp_path,
+                                                                                     stream):
+    # `\ud800` is valid JSON, but the lone surrogate it decodes to fits in no UTF-8 file, cache or
+    # terminal. It once hung the run (the write raised outside the sample's boundary), then made
+    # the sample an error that every --resume asked for again; it is now U+FFFD, as any UTF-8
+    # reader would show it, and the reply is scored and cached like any other.
+    content = '"\\ud800 hi \\uD83D\\uDE00"'  # a lone surrogate, then a valid pair (an emoji) that stays
+    if stream:
+        event = '{"choices":[{"index":0,"delta":{"content":%s},"finish_reason":"stop"}]}' % content
+        poison = f"data: {event}\n\ndata: [DONE]\n\n".encode()
+    else:
+        poison = ('{"choices":[{"message":{"role":"assistant","content":%s},"finish_reason":"stop"}]}'
+                  % content).encode()
 
     def responder(request):
         if "joke" in request["messages"][-1]["content"]:
-            return Reply(raw_body=poison, content_type="application/json")
+            return Reply(raw_body=poison, content_type="text/event-stream" if stream else "application/json")
         return tiny_responder(request)
 
     server.set_responder(responder)
+    out = tmp_path / "runs"
+    assert run(server.base_url, tiny_suite, out, *([] if stream else ["--no-stream"]), cache=True) == 0
+    run_dir = only_run_dir(out)
+    by_key = latest(run_dir)
+    assert set(by_key) == KEYS and len(samples_of(run_dir)) == len(KEYS)
+    assert all(sample["error"] is None for sample in by_key.values()), by_key
+    for fmt in ("native", "default"):
+        chat = by_key[("chat", fmt)]
+        assert chat["raw"]["content"] == "\ufffd hi \U0001F600"
+        assert chat["call_correct"] is True  # a chat case: no call was the right answer
+    assert overall(run_dir, "native")["errors"] == 0
+    cache = ResponseCache.open_default()
+    assert cache.count() == len(KEYS)  # the poisoned replies were cached too
+    cache.close()
+
+
+def test_a_sample_that_cannot_be_written_is_that_samples_error_not_a_hung_run(server, tiny_suite, tmp_path,
+                                                                               monkeypatch):
+    # Writing a sample is inside its boundary: when its line cannot be made (this stands for the
+    # next bug, as the lone surrogate once was), the sample is that error and the run goes on.
+    from evalkit import rundir
+
+    real_line = rundir.sample_line
+
+    def fragile(sample):
+        if sample.error is None and sample.case_id == "chat":
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return real_line(sample)
+
+    monkeypatch.setattr(rundir, "sample_line", fragile)
+    server.set_responder(tiny_responder)
     out = tmp_path / "runs"
     assert run(server.base_url, tiny_suite, out, "--no-stream") == 0
     run_dir = only_run_dir(out)
@@ -104,7 +145,7 @@ def test_a_reply_no_file_can_hold_is_that_samples_error_not_a_hung_run(server, t
     assert set(by_key) == KEYS and len(samples_of(run_dir)) == len(KEYS)
     for (case_id, _fmt), sample in by_key.items():
         if case_id == "chat":
-            assert sample["error"].startswith("evalkit failed on this sample: PydanticSerializationError:"), sample
+            assert sample["error"].startswith("evalkit failed on this sample: UnicodeEncodeError:"), sample
             assert sample["call_correct"] is False
         else:
             assert sample["error"] is None and sample["call_correct"] is True
