@@ -60,7 +60,7 @@ async def run_jobs(
         try:
             on_sample(sample)
         except Exception as exc:  # noqa: BLE001 - writing is part of the sample's boundary
-            # e.g. a reply holding a lone surrogate, which no UTF-8 file can: the sample is that error.
+            # a sample evalkit cannot write (a lone surrogate once was one): the sample is that error.
             try:
                 on_sample(error_sample(job, ctx, endpoint, failed_inside(exc)))
             except Exception as again:  # noqa: BLE001 - nothing can be written (a full disk): stop
