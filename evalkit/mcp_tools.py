@@ -26,6 +26,7 @@ import re
 import signal
 import sys
 import tempfile
+import weakref
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,9 @@ def result_text(result: Any) -> str:
 # ---------------------------------------------------------------- processes
 
 
-_spawn_lock: asyncio.Lock | None = None
+# One per event loop: an asyncio.Lock belongs to the loop it first waited in, and a sweep runs
+# each model in its own asyncio.run (the second model's MCP servers then failed to start).
+_spawn_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
 _live_groups: set[int] = set()
 
 
@@ -301,11 +304,9 @@ class McpConnection:
             command=self.command[0], args=self.command[1:], env=self.env or None,
             cwd=str(self.cwd) if self.cwd else None,
         )  # fmt: skip
-        global _spawn_lock
-        if _spawn_lock is None:
-            _spawn_lock = asyncio.Lock()
+        spawn_lock = _spawn_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
         # One spawn at a time, so the one new child is this server (its group is killed if it survives).
-        async with _spawn_lock:
+        async with spawn_lock:
             before = _child_pids()
             streams = await stack.enter_async_context(stdio_client(params, errlog=self._stderr))  # type: ignore[arg-type]
             new = _child_pids() - before

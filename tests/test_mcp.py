@@ -72,6 +72,21 @@ def test_time_server_lists_its_tools_and_answers_concurrent_calls():
     assert unknown[1] is False and "no_such_tool" in unknown[0]  # the server's protocol error, as a tool error
 
 
+def test_servers_start_side_by_side_in_one_event_loop_after_another():
+    # A sweep runs each model in its own asyncio.run. The lock that spawns one server at a time
+    # was created once and stayed bound to the first loop that waited on it, so the next loop's
+    # servers failed to start ("... is bound to a different event loop") when two started at once.
+    async def two_at_once():
+        async def one():
+            async with McpConnection(command=["python", PAGED], timeout_s=30) as server:
+                return [t.name for t in await server.list_tools()]
+
+        return await asyncio.gather(one(), one())
+
+    for _loop in range(2):
+        assert run(two_at_once()) == [PAGED_TOOLS, PAGED_TOOLS]
+
+
 # ---------------------------------------------------------------- pagination, names, isError
 
 
