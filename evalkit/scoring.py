@@ -216,7 +216,11 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
     # The server returned nothing, and the text holds only clean calls in the model's own syntax.
     lost = own_family is not None and not calls and s.clean_in(own_family)
     lost_detail = (f"{names_text(s.recovered)} written as a clean {own_family} call in the content; "
-                   "the server's parser did not return it as tool_calls")
+                   "the server's parser did not return it as tool_calls") if lost else ""
+
+    def what_broke() -> str:
+        """The detail of a malformed reply: the first call's parse error, else the syntax seen."""
+        return broken[0].parse_error if broken else s.describe()
 
     hallucinated = any(c.name not in names for c in parsed)
     arg_problems = [argument_errors(c, tools) for c in parsed]
@@ -232,19 +236,17 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
         if invented:
             # The request lacked something the tool needs, and the model made it up instead of asking.
             failure, detail = "invented_argument", f"{', '.join(invented)}: not given anywhere in the conversation"
+        elif malformed and not parsed and not lost:
+            # What broke, as on a case that wants a call ("called ?" named no tool and no fault).
+            failure, detail = "malformed", what_broke()
         elif not correct:
             # A lost call is still a call: on a case that wants none, that is the model's mistake.
-            failure = "malformed" if malformed and not parsed and not lost else "called_when_should_not"
-            if failure == "malformed":
-                # What broke, as on a case that wants a call: "called ?" would name no tool and no fault.
-                detail = broken[0].parse_error if broken else s.describe()
-            else:
-                detail = f"called {names_text(calls)}" if calls else (lost_detail if lost else s.describe())
+            failure = "called_when_should_not"
+            detail = f"called {names_text(calls)}" if calls else (lost_detail if lost else s.describe())
     elif lost:
         correct, failure, detail = False, "server_parse_lost", lost_detail
     elif malformed:
-        correct, failure = False, "malformed"
-        detail = broken[0].parse_error if broken else s.describe()
+        correct, failure, detail = False, "malformed", what_broke()
     elif not parsed:
         # A call written only in the reasoning is no call; the detail says where it was.
         correct, failure, detail = False, "did_not_call", s.describe()

@@ -430,14 +430,15 @@ def test_no_call_accuracy_by_bfcls_rule_is_reported_beside_evalkits(verdict_samp
 
 
 def test_broken_call_on_a_no_call_case_names_its_fault(verdict_samples):
-    """A call that did not parse, where none was wanted, is malformed; its detail says what broke
-    (the parse error or the syntax seen), never "called ?" (found on the clarify suite, where the
-    0.5B's [TOOL_REQUEST] body was cut off by max_tokens)."""
-    for spec_id, fmt in (("no-call-malformed-args", "default"), ("no-call-unterminated", "default"),
-                         ("no-call-malformed-args", "native")):
-        for stream in (True, False):
+    """A call that did not parse, where none was wanted, is malformed; its detail says what broke,
+    as on a case that wants a call (the parse error, or the syntax seen), never "called ?" (found
+    on the clarify suite, where the 0.5B's [TOOL_REQUEST] body was cut off by max_tokens)."""
+    for stream in (True, False):
+        for spec_id, fmt in (("no-call-malformed-args", "default"), ("no-call-unterminated", "default"),
+                             ("no-call-malformed-args", "native"), ("no-call-malformed-args", "pythonic")):
             sample = verdict_samples[(spec_id, fmt, stream)]
-            assert sample.failure_kind == "malformed", (spec_id, fmt, sample.failure_detail)
-            assert sample.failure_detail and "called ?" not in sample.failure_detail, sample.failure_detail
-            assert any(word in sample.failure_detail for word in ("JSON", "json", "syntax", "unterminated",
-                                                                  "not", "Expecting")), sample.failure_detail
+            errors = [c.parse_error for c in sample.calls if c.parse_error]
+            assert sample.failure_kind == "malformed" and errors, (spec_id, fmt, sample.calls)
+            assert sample.failure_detail == errors[0], (spec_id, fmt, sample.failure_detail)
+        leaked = verdict_samples[("no-call-leaked-call", "native", stream)]
+        assert (leaked.failure_kind, leaked.failure_detail) == ("malformed", "hermes call syntax in the reply")
