@@ -50,18 +50,29 @@ def _rank(seed: int | None, case_id: str, name: str) -> bytes:
     return hashlib.sha256(f"{seed}:{case_id}:{name}".encode()).digest()
 
 
+@lru_cache(maxsize=1)
+def _pool_topics() -> tuple[tuple[ToolDef, frozenset[str]], ...]:
+    """Each pool tool with its topic words, worked out once per process."""
+    return tuple((tool, frozenset(topic_words(tool.function.name))) for tool in pool())
+
+
+# The ranked pool depends only on (case, seed, the case's tools): every format, repeat and count
+# of a case reuses it, instead of hashing and sorting all the pool's tools again per sample.
+@lru_cache(maxsize=256)
+def _ranked(case_id: str, seed: int | None, excluded: frozenset[str]) -> tuple[ToolDef, ...]:
+    excluded_words = set().union(*(topic_words(name) for name in excluded)) if excluded else set()
+    allowed = [
+        tool for tool, words in _pool_topics()
+        if tool.function.name not in excluded and not (words & excluded_words)
+    ]  # fmt: skip
+    return tuple(sorted(allowed, key=lambda tool: _rank(seed, case_id, tool.function.name)))
+
+
 def draw(case_id: str, seed: int | None, n: int, exclude_names: Iterable[str]) -> list[ToolDef]:
     """n pool tools for this case, best rank first; fewer only if the pool runs out."""
     if n <= 0:
         return []
-    excluded = set(exclude_names)
-    excluded_words = set().union(*(topic_words(name) for name in excluded)) if excluded else set()
-    allowed = [
-        tool for tool in pool()
-        if tool.function.name not in excluded and not (topic_words(tool.function.name) & excluded_words)
-    ]  # fmt: skip
-    allowed.sort(key=lambda tool: _rank(seed, case_id, tool.function.name))
-    return allowed[:n]
+    return list(_ranked(case_id, seed, frozenset(exclude_names))[:n])
 
 
 def with_distractors(case_id: str, seed: int | None, own: list[ToolDef], n: int) -> list[ToolDef]:
