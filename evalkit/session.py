@@ -69,7 +69,7 @@ def load_suites(names: list[str]) -> list[LoadedSuite]:
 
 def execute(options: RunOptions) -> Path:
     """Run and return the run directory. Ctrl-C leaves a valid partial run that --resume completes."""
-    _check_options(options)
+    check_options(options)
     with ExitStack() as stack:
         if options.resume:
             header, suites, endpoints = _resume_setup(options, stack)
@@ -80,8 +80,9 @@ def execute(options: RunOptions) -> Path:
         return _run(options, header, suites, endpoints)
 
 
-def _check_options(options: RunOptions) -> None:
-    """What can be checked before anything starts: each a line and exit 2, never a traceback."""
+def check_options(options: RunOptions) -> None:
+    """What can be checked before anything starts (a run, or a sweep's directory): each a line
+    and exit 2, never a traceback."""
     for url in options.base_urls:
         check_base_url(url)
     if options.resume is None:

@@ -29,7 +29,7 @@ from . import __version__
 from .errors import EvalkitError
 from .rundir import HEADER, now_iso, print_summary, write_model
 from .schema import Sweep, SweepMember
-from .session import RunOptions, execute
+from .session import RunOptions, check_options, execute
 
 SWEEP = "sweep.json"
 
@@ -48,6 +48,11 @@ def read_sweep(sweep_dir: Path) -> Sweep:
 
 def start(models: list[str], options: RunOptions) -> Path:
     """Create the sweep directory and its sweep.json; nothing runs yet."""
+    check_options(options)  # before the sweep directory exists: a bad --out or --base-url leaves nothing
+    if options.shard:
+        # Members run one after another on this machine; a shard of a sweep would have nothing to merge with.
+        raise EvalkitError("--shard splits one model's run; shard each model's run on its own "
+                           "(evalkit run --model M --shard i/n)")
     duplicates = sorted({m for m in models if models.count(m) > 1})
     if duplicates:
         raise EvalkitError(f"--model {duplicates[0]} is given twice; a sweep runs each model once")
@@ -111,18 +116,29 @@ def run(sweep_dir: Path, quiet: bool = False) -> list[Path]:
 
 def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
     """The comparison of every member, then the recommendation and the report's path, last."""
-    from .report.recommend import recommend
+    from .report.build import build_report
+    from .report.model import load_run, make_entries
+    from .report.recommend import Constraints, Recommendation, recommend_entries
+
+    def card(rec: Recommendation) -> str:
+        # The members may share no cases (e.g. an interrupted member with none yet): said, not raised.
+        return f"no recommendation: {rec.reason}" if rec.refused else rec.text()
 
     sweep = read_sweep(sweep_dir)
     html = None
     if sweep.report:
-        from .report.write import write_comparison
+        from .report.write import write_report
 
-        _md, html = write_comparison(run_dirs, sweep_dir)
-    try:
-        print(recommend(run_dirs).text())
-    except EvalkitError as exc:  # the members share no cases (e.g. an interrupted member with none yet)
-        print(str(exc))
+        # The runs are read once: the comparison holds the card `evalkit recommend` would print.
+        report = build_report([load_run(d) for d in run_dirs], comparison=True)
+        _md, html = write_report(report, sweep_dir)
+        text = card(report.recommendation)
+    else:
+        try:
+            text = card(recommend_entries(make_entries([load_run(d) for d in run_dirs]), Constraints()))
+        except EvalkitError as exc:
+            text = str(exc)
+    print(text)
     print(f"\nsweep directory: {sweep_dir}")
     if html is not None:
         print(f"report: {html}")

@@ -426,3 +426,24 @@ def test_every_run_option_says_its_default():
     assert len(options) > 20
     missing = [a.option_strings[0] for a in options if "default" not in (a.help or "")]
     assert missing == []
+
+
+def test_a_sweep_checks_its_options_before_its_directory_exists(suite, tmp_path, capsys):
+    # The run's own checks used to come only with the first member's run, after the sweep
+    # directory was made: an unwritable --out was a traceback, a bad --base-url an orphan sweep.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with ScriptedServer(responder=models_responder()) as server:
+        assert main(run_args(server.base_url, suite, blocker / "runs", "a", "b")) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"evalkit: error: --out {blocker / 'runs'}: cannot write there") and "\n" not in err
+        out = tmp_path / "runs"
+        assert main(run_args("ftp://127.0.0.1/v1", suite, out, "a", "b")) == 2
+        assert capsys.readouterr().err.strip().startswith("evalkit: error: --base-url 'ftp://127.0.0.1/v1'")
+        assert not out.exists()
+        # --shard with several models is refused in one line, not silently ignored.
+        assert main([*run_args(server.base_url, suite, out, "a", "b"), "--shard", "1/2"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == ("evalkit: error: --shard splits one model's run; shard each model's run on its own "
+                       "(evalkit run --model M --shard i/n)")
+        assert not out.exists() and server.hits == 0
