@@ -18,8 +18,10 @@ from typing import Any
 
 import yaml
 
+from .cliargs import positive_seconds
 from .errors import EvalkitError
 from .mcp_tools import ServerInfo, read_server, tool_def
+from .rundir import write_atomic
 
 DEFAULT_OUT = Path("suites") / "imported"
 
@@ -103,10 +105,7 @@ def import_mcp(
     server: dict[str, Any] = {"command": list(command)} if command else {"url": url}
     source = f"`{' '.join(command)}`" if command else url
     text = skeleton(name, info, tools, server, str(source))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text)
     from .suites import read_suite
 
     read_suite(path)  # what was written must load (and be listed by `evalkit suites`)
@@ -140,7 +139,7 @@ def add_import_command(sources: Any) -> None:
     parser.add_argument("--name", help="suite name and file name (default: from the server's name)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--url", help="a streamable HTTP server, e.g. http://127.0.0.1:8000/mcp")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default 30)")
+    parser.add_argument("--timeout", type=positive_seconds, default=30.0, help="seconds to wait for the server (default 30)")
     parser.add_argument("--force", action="store_true", help="replace an existing suite file")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the server's command and arguments, after --")
     parser.set_defaults(func=_cmd_import_mcp)

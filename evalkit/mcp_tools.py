@@ -197,7 +197,6 @@ class McpConnection:
         self.command = executable(command) if command is not None else None
         self.url, self.cwd, self.env, self.timeout_s = url, cwd, env or {}, timeout_s
         self.info: ServerInfo | None = None
-        self.instructions: str | None = None
         self._session: Any = None
         self._stderr: BinaryIO | None = None
         self._pgid: int | None = None
@@ -280,7 +279,6 @@ class McpConnection:
                 await stack.enter_async_context(session)
                 result = await session.initialize()
                 self.info = ServerInfo(result.server_info.name, result.server_info.version)
-                self.instructions = result.instructions
                 self._session = session
                 self._ready.set()
                 await self._stop.wait()
@@ -423,16 +421,18 @@ class McpToolbox:
         server = self.server
         try:
             cwd = None
-            if server.command is not None and (server.isolate or server.fixtures or server.setup):
+            isolated = server.command is not None and bool(server.isolate or server.fixtures or server.setup)
+            if isolated:
                 fixtures = self._relative(server.fixtures) if server.fixtures else None
                 self.root = self._files.enter_context(sandbox_dir(fixtures))
                 cwd = self.root
-                if server.setup:
-                    await self._run_setup(server.setup)
             elif server.cwd is not None:
                 cwd = self._relative(server.cwd)
-            command = expand(server.command, self.root, self.suite_dir) if server.command else None
+            # Once the root exists: `{root}` in a value is this sample's fresh root, for setup and server alike.
             env = {k: expand([v], self.root, self.suite_dir)[0] for k, v in server.env.items()}
+            if isolated and server.setup:
+                await self._run_setup(server.setup, env)
+            command = expand(server.command, self.root, self.suite_dir) if server.command else None
             self.connection = McpConnection(command=command, url=server.url, cwd=cwd, env=env, timeout_s=server.timeout_s)
             await self.connection.open()
             listed = {t.name: t for t in await self.connection.list_tools()}
@@ -456,13 +456,14 @@ class McpToolbox:
         self._names = {t.function.name: mcp_name(t) for t in chosen}
         return chosen
 
-    async def _run_setup(self, setup: list[str]) -> None:
-        """The suite's `setup` command, in the fresh working root (e.g. building a git repository)."""
+    async def _run_setup(self, setup: list[str], server_env: dict[str, str]) -> None:
+        """The suite's `setup` command, in the fresh working root (e.g. building a git repository),
+        with the server's own environment variables."""
         from mcp.client.stdio import get_default_environment
 
         assert self.root is not None
         words = executable(expand(setup, self.root, self.suite_dir))
-        env = get_default_environment() | {k: expand([v], self.root, self.suite_dir)[0] for k, v in self.server.env.items()}
+        env = get_default_environment() | server_env
         try:
             process = await asyncio.create_subprocess_exec(
                 *words, cwd=self.root, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

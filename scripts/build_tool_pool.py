@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -28,14 +27,13 @@ sys.path.insert(0, str(ROOT))
 
 from evalkit import bfcl  # noqa: E402
 from evalkit.bfcl import conversion  # noqa: E402
+from evalkit.mcp_tools import OPENAI_NAME  # noqa: E402
 from evalkit.suites import read_suite  # noqa: E402
-
-NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 def usable(tool: dict) -> bool:
     function = tool["function"]
-    if not NAME.match(function["name"]) or function.get("parameters", {}).get("type") != "object":
+    if not OPENAI_NAME.match(function["name"]) or function.get("parameters", {}).get("type") != "object":
         return False
     try:
         Draft202012Validator.check_schema(function["parameters"])

@@ -345,7 +345,11 @@ def test_import_mcp_failures_exit_2_with_one_line(tmp_path: Path):
     assert failing.stderr.strip().count("\n") == 0 and "cannot open the database" in failing.stderr
     neither = evalkit("import", "mcp", "--out", str(tmp_path))
     assert neither.returncode == 2 and "give the server's command after `--`" in neither.stderr
-    assert not list(tmp_path.glob("*.yaml"))
+    for bad in ("0", "nan"):  # the run's own check of a duration (a 0 s wait failed every start)
+        timeout = evalkit("import", "mcp", "--out", str(tmp_path), "--timeout", bad, "--", *TIME)
+        assert timeout.returncode == 2 and timeout.stderr.strip().count("\n") == 0, timeout.stderr
+        assert "--timeout" in timeout.stderr and "Traceback" not in timeout.stderr
+    assert not list(tmp_path.glob("*.yaml")) and not list(tmp_path.iterdir())  # no temporary file left either
 
 
 # ---------------------------------------------------------------- distractors

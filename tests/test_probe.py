@@ -258,6 +258,8 @@ def _closed_port() -> int:
     (["--base-url", "ftp://example", "--model", "m"], "expected an http:// or https:// URL"),
     (["--base-url", "http://127.0.0.1:{port}/v1", "--model", "m"], "cannot reach"),
     (["--timeout", "0"], "--timeout"),
+    (["--timeout", "nan"], "--timeout"),
+    (["--timeout", "inf"], "--timeout"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     argv = [a.format(port=_closed_port()) for a in argv]

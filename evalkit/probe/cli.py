@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from typing import Any
 from urllib.parse import urlsplit
 
-from evalkit.cliargs import whole_number
+from evalkit.cliargs import positive_seconds, whole_number
 from evalkit.errors import EvalkitError
 from evalkit.schema import Exchange, ProbeResult
 
@@ -20,7 +20,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (default: the embedded engine "
                         "for a bundled --model, else the local server that serves it)")
     p.add_argument("--json", action="store_true", help='print {"server": {...}, "checks": [...]} with the evidence')
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--timeout", type=positive_seconds, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--threads", type=whole_number(1), default=None,
                    help="embedded engine: CPU threads (default: all)")
     p.set_defaults(func=cmd_probe)
@@ -30,8 +30,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from evalkit.engine.discover import list_server_models, normalise_base_url, resolve
     from evalkit.probe.run import run_probe
 
-    if args.timeout <= 0:
-        raise EvalkitError(f"--timeout {args.timeout}: must be more than 0 seconds")
     if args.base_url and urlsplit(normalise_base_url(args.base_url)).scheme not in ("http", "https"):
         raise EvalkitError(f"--base-url {args.base_url!r}: expected an http:// or https:// URL")
     resolved = resolve(args.model, args.base_url)
