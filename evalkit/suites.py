@@ -9,7 +9,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import yaml
 from pydantic import ValidationError
@@ -326,18 +326,23 @@ def find_suite(name_or_path: str) -> LoadedSuite:
 
 def same_suite(name: str, path: str, sha256: str, extra_dirs: Sequence[Path] = ()) -> LoadedSuite | None:
     """The suite file a run used (a header's SuiteRef), if the very same file (same SHA-256) is still
-    at hand: at its recorded path, by its name among the built-in suites, or by its file name in
-    `extra_dirs` (e.g. a folder of imported suites). None when it changed or is gone."""
+    at hand: at its recorded path, among the built-in suites (its name's file first), or by its
+    file name in `extra_dirs` (e.g. a folder of imported suites). None when it changed or is gone.
+    Files are hashed before they are parsed: only the one that matches is read as a suite."""
     filename = Path(path).name
-    attempts = [lambda: read_suite(path), lambda: find_suite(name)]
-    attempts += [lambda d=d: read_suite(Path(d) / filename) for d in extra_dirs]
-    for attempt in attempts:
+
+    def candidates() -> Iterator[Path]:
+        yield Path(path)
+        # As find_suite looks: a built-in file named after the suite, top-level ones first, then the rest.
+        yield from sorted(suite_paths(), key=lambda p: (p.stem != name, len(p.parts), str(p)))
+        yield from (Path(d) / filename for d in extra_dirs)
+
+    for candidate in candidates():
         try:
-            candidate = attempt()
+            if hashlib.sha256(candidate.read_bytes()).hexdigest() == sha256:
+                return read_suite(candidate)
         except Exception:  # noqa: BLE001 - a missing or broken file is simply not the same suite
             continue
-        if candidate.sha256 == sha256:
-            return candidate
     return None
 
 
