@@ -70,6 +70,11 @@ def is_breakdown(agg: Aggregate) -> bool:
     return agg.distractors is not None
 
 
+def is_overall(agg: Aggregate) -> bool:
+    """The row of one model x format over all suites and tags (not a per-suite, per-tag or breakdown row)."""
+    return agg.suite == ALL and agg.tag is None and not is_breakdown(agg)
+
+
 def aggregate(samples: Iterable[Sample], run_id: str, model: str, latest: bool = False) -> Results:
     """`latest`: a later sample of the same key replaces an earlier one (see sample_rows)."""
     rows = sample_rows(samples, latest)
@@ -102,7 +107,7 @@ def summary_table(results: Results) -> list[dict[str, Any]]:
         {"model": agg.model, "format": agg.format}
         | {m.summary: _plain(getattr(agg, m.key)) for m in METRICS if m.summary}
         for agg in results.aggregates
-        if agg.suite == ALL and agg.tag is None and not is_breakdown(agg)
+        if is_overall(agg)
     ]
 
 
@@ -112,7 +117,7 @@ def server_lost_lines(aggregates: Iterable[Aggregate], family: str | None) -> li
     (rundir.own_family), the syntax every lost call was written in."""
     lines = []
     for agg in aggregates:
-        if agg.suite != ALL or agg.tag is not None or is_breakdown(agg) or not agg.server_parse_lost:
+        if not is_overall(agg) or not agg.server_parse_lost:
             continue
         syntax = f"in {family} syntax" if family else "in its own call syntax"
         lines.append(f"{agg.model} [{agg.format}]: the server's parser lost {agg.server_parse_lost} of "
@@ -123,7 +128,7 @@ def server_lost_lines(aggregates: Iterable[Aggregate], family: str | None) -> li
 
 def cache_note(results: Results) -> str | None:
     """What the terminal says about the response cache, or None when every sample was live."""
-    overall = [a for a in results.aggregates if a.suite == ALL and a.tag is None and not is_breakdown(a)]
+    overall = [a for a in results.aggregates if is_overall(a)]
     scored = sum(a.n for a in overall)
     cached = sum(a.from_cache or 0 for a in overall)
     if not cached:

@@ -17,7 +17,7 @@ from .distractors import with_distractors
 from .formats import ToolFormat, get_format
 from .formats.base import ParsedReply
 from .schema import Case, Sample, SampleKey, Settings, Suite, ToolDef, sample_key
-from .scoring import Verdict
+from .scoring import VERDICT_FIELDS, Verdict
 from .suites import LoadedSuite, sample_cases, select_cases
 from .toolboxes import Toolboxes
 
@@ -199,12 +199,5 @@ def new_sample(job: Job, ctx: RunContext, endpoint: Endpoint) -> Sample:
 
 
 def apply_verdict(sample: Sample, verdict: Verdict) -> None:
-    sample.malformed = verdict.malformed
-    sample.hallucinated_tool = verdict.hallucinated_tool
-    sample.args_valid = verdict.args_valid
-    sample.call_correct = verdict.call_correct
-    sample.intent_correct = verdict.intent_correct
-    sample.failure_kind = verdict.failure_kind
-    sample.failure_detail = verdict.failure_detail
-    sample.final_answer_ok = verdict.final_answer_ok
-    sample.syntax = verdict.syntax
+    for name in VERDICT_FIELDS:
+        setattr(sample, name, getattr(verdict, name))

@@ -27,12 +27,9 @@ from .formats import get_format
 from .jobs import offered_tools
 from .rundir import SAMPLES, finalize, own_family, read_header, run_lock, write_atomic
 from .schema import Case, Sample, Suite, ToolDef
-from .scoring import Verdict, score_agent, score_reply
+from .scoring import VERDICT_FIELDS, Verdict, score_agent, score_reply
 from .suites import LoadedSuite, same_suite
 
-# The Sample fields a verdict sets (jobs.apply_verdict).
-VERDICT_FIELDS = ("malformed", "hallucinated_tool", "args_valid", "call_correct", "intent_correct",
-                  "failure_kind", "failure_detail", "syntax", "final_answer_ok")
 COUNTED = ("call_correct", "intent_correct", "malformed")  # verdicts whose totals the summary reports
 LEGACY = "failure"  # older runs' one failure string, superseded by failure_kind and failure_detail
 

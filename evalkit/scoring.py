@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
@@ -38,6 +38,10 @@ class Verdict:
     failure_detail: str | None = None  # the specifics, in words
     final_answer_ok: bool | None = None  # the final answer (or a single reply's text) holds (None: nothing to check)
     syntax: str | None = None  # the call-syntax family the reply's calls were written in (None: none seen)
+
+
+# The Sample fields a verdict sets, each of the same name: jobs.apply_verdict and rescore loop over them.
+VERDICT_FIELDS = tuple(f.name for f in fields(Verdict))
 
 
 @lru_cache(maxsize=1024)
@@ -193,7 +197,7 @@ def score_reply(case: Case, offered: list[ToolDef], reply: ParsedReply, own_fami
 
 
 def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, *,
-          own_family: str | None = None, syntax: str | None = None, scanned: Scan | None = None) -> Verdict:
+          own_family: str | None = None, syntax: str | None = None) -> Verdict:
     """Verdicts for one reply: `calls` as the format parsed them, `text` the prose left over.
 
     `own_family`: when the server was to parse the calls (native), the model's own call syntax; a reply
@@ -209,7 +213,7 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
     expect = case.expect
     extra_allowed = expect.extra_args == "allow"
 
-    s = scanned if scanned is not None else scan(text, schemas)
+    s = scan(text, schemas)
     broken = [c for c in calls if c.parse_error]
     malformed = bool(broken or s.attempted)
     parsed = [c for c in calls if not c.parse_error]

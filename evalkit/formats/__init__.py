@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
-import sys
 
 from ..errors import EvalkitError
 from .base import ParsedReply, ToolFormat
@@ -18,12 +18,10 @@ def available() -> list[str]:
     )
 
 
+# Every request and sample asks: once found, a format is answered without listing the package
+# (which reads a directory). An unknown name raises, and errors are not cached.
+@functools.cache
 def get_format(name: str) -> ToolFormat:
-    # Every sample asks: a format already imported is answered without listing the package
-    # (which reads a directory).
-    loaded = sys.modules.get(f"{__name__}.{name}")
-    if loaded is not None and hasattr(loaded, "FORMAT"):
-        return loaded.FORMAT
     if name not in available():
         raise EvalkitError(f"unknown --format {name!r} (available: {', '.join(available())})")
     module = importlib.import_module(f"{__name__}.{name}")

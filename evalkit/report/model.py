@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..aggregate import ALL, aggregate, is_breakdown
+from ..aggregate import ALL, aggregate, is_breakdown, is_overall
 from ..errors import EvalkitError
 from ..rundir import HEADER, latest_samples, read_header, read_probe, read_results
 from ..schema import Aggregate, Case, Header, ProbeResult, Results, Sample
@@ -118,7 +118,7 @@ def make_entries(runs: Sequence[Run], suites: Sequence[str] | None = None) -> li
         else:
             chosen, results = run.samples, run.results
         shown = [a for a in results.aggregates if not is_breakdown(a)]
-        overall = [a for a in shown if a.suite == ALL and a.tag is None]
+        overall = [a for a in shown if is_overall(a)]
         for agg in overall:
             mine = [s for s in chosen if s.model == agg.model and s.format == agg.format]
             per_suite = {a.suite: a for a in shown
@@ -170,7 +170,7 @@ def restrict_entries(entries: Sequence[Entry], keys: set[CaseKey]) -> list[Entry
         results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], entry.run.run_id, entry.model)
         mine = [a for a in results.aggregates if a.model == entry.model and a.format == entry.format]
         shown = [a for a in mine if not is_breakdown(a)]
-        overall = next((a for a in shown if a.suite == ALL and a.tag is None), None)
+        overall = next((a for a in shown if is_overall(a)), None)
         if overall is None:
             continue
         out.append(Entry(entry.run, entry.model, entry.format, entry.label, overall,
