@@ -189,6 +189,12 @@ def tool_schemas(offered: list[ToolDef]) -> tuple[dict[str, ToolDef], dict[str, 
     return tools, aliases, schemas
 
 
+def lost_call_detail(scanned: Scan, family: str | None) -> str:
+    """The detail of `server_parse_lost`: what the model wrote correctly, and that the server dropped it."""
+    return (f"{names_text(scanned.recovered)} written as a clean {family} call in the content; "
+            "the server's parser did not return it as tool_calls")
+
+
 def score_reply(case: Case, offered: list[ToolDef], reply: ParsedReply, own_family: str | None = None) -> Verdict:
     """Verdicts for one reply as a format parsed it. `own_family`: the call-syntax family the model
     writes natively (callsyntax.own_family); it matters only where the server parses calls (native)."""
@@ -219,8 +225,7 @@ def score(case: Case, offered: list[ToolDef], calls: list[ToolCall], text: str, 
     parsed = [c for c in calls if not c.parse_error]
     # The server returned nothing, and the text holds only clean calls in the model's own syntax.
     lost = own_family is not None and not calls and s.clean_in(own_family)
-    lost_detail = (f"{names_text(s.recovered)} written as a clean {own_family} call in the content; "
-                   "the server's parser did not return it as tool_calls") if lost else ""
+    lost_detail = lost_call_detail(s, own_family) if lost else ""
 
     def what_broke() -> str:
         """The detail of a malformed reply: the first call's parse error, else the syntax seen."""
@@ -354,8 +359,7 @@ def trajectory(replies: Sequence[ParsedReply], schemas: dict[str, Any], own_fami
     ended_by: Literal["answer", "round_limit"] = "answer" if replies and not last.calls else "round_limit"
     lost = None
     if ended_by == "answer" and own_family and last.server_parses and scans[-1].clean_in(own_family):
-        lost = (f"round {len(replies)}: {names_text(scans[-1].recovered)} written as a clean {own_family} call in "
-                "the content; the server's parser did not return it as tool_calls")
+        lost = f"round {len(replies)}: {lost_call_detail(scans[-1], own_family)}"
     return Trajectory(
         executed=executed,
         final_text=last.text if ended_by == "answer" else "",

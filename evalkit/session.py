@@ -211,14 +211,8 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
         suites.append(loaded)
     _import_implementations(suites)
     options.run_dir = run_dir  # this directory, whatever its name: it may have been copied or renamed
-    options.formats = header.formats
+    # What to run comes from the header (as `_run` reads it); the engine's slots from its settings.
     options.settings = header.settings
-    options.shard = header.shard
-    options.tags = list(header.tags or [])
-    options.limit = header.limit
-    options.sample = header.sample
-    options.distractors = list(header.distractors or [])
-    options.tool_cost = bool(header.tool_cost)
     if header.backend == "embedded" and not options.base_urls:
         return header, suites, [_start_engine(options, stack, header.model)]
     base_urls = options.base_urls or header.base_urls or [header.base_url]
@@ -242,10 +236,11 @@ def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
 
 
 def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_urls: list[str]) -> Path:
-    run_dir = options.run_dir or options.out / header.run_id
+    run_dir = options.run_dir
+    assert run_dir is not None  # set by both setups
     settings = header.settings
     jobs = plan(
-        suites, header.formats, settings.repeats, options.tags or None, options.limit, options.sample, settings.seed,
+        suites, header.formats, settings.repeats, header.tags or None, header.limit, header.sample, settings.seed,
         list(header.distractors or []),
     )
     jobs = shard_of(jobs, header.shard)
@@ -326,7 +321,8 @@ def _probe(options: RunOptions, header: Header, base_url: str) -> None:
     probe.json; a resumed run keeps the probe it has."""
     from .probe.run import run_probe
 
-    run_dir = options.run_dir or options.out / header.run_id
+    run_dir = options.run_dir
+    assert run_dir is not None  # set by both setups
     result = read_probe(run_dir)
     if result is None:
         _say(options, f"probing {base_url} before the run (about 7 requests)...")

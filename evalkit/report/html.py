@@ -15,7 +15,7 @@ from .explain import (
 )
 from .model import Entry, ranked
 from .recommend import option_name
-from .serving import MEANINGS, PROBE_NOTE, identity
+from .serving import PROBE_NOTE, identity, probe_meanings
 from .toolcount import (
     CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
 )
@@ -148,9 +148,8 @@ def _probe(report: Report) -> str:
                  (escape(detail), ' class="text" style="white-space: normal; min-width: 420px"')]
                 for name, status, detail in view.rows]
         parts.append(f"<p>{escape(view.line)}</p>" + _table(["check", "status", "detail"], rows, text_cols=3))
-    names = [name for name in MEANINGS if any(name == row[0] for v in report.probes for row in v.rows)]
-    parts.append('<dl class="metrics">' + "".join(f"<dt>{escape(n)}</dt><dd>{escape(MEANINGS[n])}</dd>"
-                                                  for n in names) + "</dl>")
+    parts.append('<dl class="metrics">' + "".join(f"<dt>{escape(n)}</dt><dd>{escape(meaning)}</dd>"
+                                                  for n, meaning in probe_meanings(report.probes)) + "</dl>")
     return "".join(parts)
 
 

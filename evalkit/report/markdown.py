@@ -12,7 +12,7 @@ from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureLi
 from .explain import clip, describe_failure, expected_text, explain, failure_kind, prompt_of, reply_lines, trajectory_text
 from .model import Entry, ranked
 from .recommend import option_name
-from .serving import MEANINGS, PROBE_NOTE, identity
+from .serving import PROBE_NOTE, identity, probe_meanings
 from .toolcount import (
     CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
 )
@@ -86,8 +86,7 @@ def probe_section(report: Report) -> list[str]:
     lines = ["## Server probe", "", PROBE_NOTE, ""]
     for view in report.probes:
         lines += [view.line, "", table(["check", "status", "detail"], view.rows), ""]
-    names = [name for name in MEANINGS if any(name == row[0] for v in report.probes for row in v.rows)]
-    lines += [f"- {name}: {MEANINGS[name]}" for name in names]
+    lines += [f"- {name}: {meaning}" for name, meaning in probe_meanings(report.probes)]
     lines.append("")
     return lines
 

@@ -80,9 +80,6 @@ class Constraints:
             ("suites: " + (", ".join(self.suites) if self.suites else "all in the runs"), "--suite (default all)"),
         ]
 
-    def describe(self) -> str:
-        return "; ".join(text for text, _ in self.rows())
-
 
 @dataclass
 class Ruling:

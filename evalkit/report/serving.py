@@ -120,3 +120,10 @@ def probe_views(runs: list[Run]) -> list[ProbeView]:
 
 PROBE_NOTE = ("Each check asks the server one thing of the tool-calling contract; a detail ending in (server) "
               "or (model) says whose fault a failure is. Full requests and raw replies are in probe.json.")
+
+
+def probe_meanings(views: list[ProbeView]) -> list[tuple[str, str]]:
+    """(check, what it means) for every check the shown probes ran, in the probe's order: the
+    legend under the Server probe tables of report.md and report.html alike."""
+    ran = {row[0] for view in views for row in view.rows}
+    return [(name, meaning) for name, meaning in MEANINGS.items() if name in ran]
