@@ -703,24 +703,17 @@ def functionary_recipient(ctx: Ctx, at: int, marker: str) -> Read | None:
     return Read(end, [call] if call else [], reason)
 
 
-def _json_call_lines(source: str) -> list[ToolCall] | None:
-    """Call objects written one after another (JSON Lines, as qwen2.5-coder does for parallel calls in
-    a ```json fence): every value must be a whole call, else None. Each value is read once: linear."""
+def _json_call_lines(ctx: Ctx, pos: int, stop: int) -> list[ToolCall] | None:
+    """Call objects written one after another between `pos` and `stop` (JSON Lines, as qwen2.5-coder
+    does for parallel calls in a ```json fence): each value read by `json_calls`, and every one
+    must be a whole, clean call, else None. Each value is read once: linear."""
     calls: list[ToolCall] = []
-    pos, n = 0, len(source)
-    while True:
-        pos = _WS.match(source, pos).end()
-        if pos >= n:
-            return calls or None
-        if source[pos] not in "{[":
-            return None
-        end, reason = json_extent(source, pos, n)
-        value, why = loads(source[pos:end]) if reason is None else (None, reason)
-        found = calls_from_value(value, source[pos:end]) if why is None else None
-        if not found:
+    while (pos := ctx.skip_ws(pos)) < stop:
+        pos, found, reason = json_calls(ctx, pos, stop)
+        if reason:
             return None
         calls += found
-        pos = end
+    return calls or None
 
 
 _FENCE_LANG = re.compile(r"[\w+-]*[ \t]*\n?")
@@ -741,7 +734,7 @@ def fence(ctx: Ctx, at: int, marker: str) -> Read | None:
     if CALL_HEAD.match(source):
         value, reason = loads_lenient(source.strip())
         calls = calls_from_value(value, source) if value is not None else None
-        if calls is None and value is None and (in_a_row := _json_call_lines(source)):
+        if calls is None and value is None and (in_a_row := _json_call_lines(ctx, body, stop)):
             # Several call objects in a row: not one JSON value, so malformed; each object is a whole
             # call, so what the model meant is still recovered.
             calls, reason = in_a_row, "several JSON objects in a row, not one JSON value"
