@@ -173,9 +173,7 @@ def _classify_openai(exc: BaseException, openai: Any) -> TransportError | None:
         return TransportError(f"the connection broke mid-reply: {type(exc).__name__}: {exc}", True)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        message = _error_message(exc)
-        retry_after = retry_after_s(exc.response.headers) if status in (429, 503) else None
-        return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
+        return _http_status_error(status, _error_message(exc), exc.response.headers)
     if isinstance(exc, openai.APIResponseValidationError):
         return TransportError(f"the server's reply does not follow the OpenAI protocol: {exc}", False)
     return None
@@ -212,14 +210,26 @@ def _http_date(value: str) -> datetime | None:
 
 
 def _error_message(exc: "openai.APIStatusError") -> str:
-    body = exc.body
+    message = _body_message(exc.body)
+    return (message if message is not None else str(exc.message))[:300]
+
+
+def _body_message(body: Any) -> str | None:
+    """The server's own message in an error body: `{"error": {"message"}}`, `{"error": "..."}` or
+    `{"message"}`; None when it has none."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:300]
+            return str(inner["message"])
         if isinstance(inner, str):
-            return inner[:300]
-    return str(exc.message)[:300]
+            return inner
+    return None
+
+
+def _http_status_error(status: int, message: str, headers: Mapping[str, str]) -> TransportError:
+    """An HTTP error status: retryable on 429 and 5xx, after the server's Retry-After on 429 and 503."""
+    retry_after = retry_after_s(headers) if status in (429, 503) else None
+    return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
 
 
 async def _complete_once(
@@ -282,31 +292,19 @@ async def _status_error(response: "aiohttp.ClientResponse", max_bytes: int) -> T
     status = response.status
     text = ""
     try:
-        chunks, size = [], 0
-        async for chunk in _chunks(response):
-            size += len(chunk)
-            if size > max_bytes:
-                break
-            chunks.append(chunk)
-        else:
-            text = b"".join(chunks).decode("utf-8", "replace").strip()
+        raw = await _read_capped(response, max_bytes)  # an oversized error body is not read on
+        text = raw.decode("utf-8", "replace").strip() if raw is not None else ""
     except TransportError:
         pass  # the status says enough
-    message = ""
+    message: str | None = ""
     try:
         body = _loads(text) if text else None
     except (ValueError, RecursionError):
         body = None
         message = text
     if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            message = str(inner["message"])
-        elif isinstance(inner, str):
-            message = inner
-    message = (message or f"Error code: {status}")[:300]
-    retry_after = retry_after_s(response.headers) if status in (429, 503) else None
-    return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
+        message = _body_message(body)
+    return _http_status_error(status, (message or f"Error code: {status}")[:300], response.headers)
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -334,18 +332,25 @@ def _well_formed(value: Any) -> Any:
     return value
 
 
-async def _read_body(response: "aiohttp.ClientResponse", max_bytes: int, max_reply_chars: int) -> Any:
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise reply_too_large(max_reply_chars)
+async def _read_capped(response: "aiohttp.ClientResponse", max_bytes: int) -> bytes | None:
+    """The whole body, or None as soon as it grows past `max_bytes` (the rest is not read)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in _chunks(response):
         size += len(chunk)
         if size > max_bytes:
-            raise reply_too_large(max_reply_chars)
+            return None
         chunks.append(chunk)
-    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _read_body(response: "aiohttp.ClientResponse", max_bytes: int, max_reply_chars: int) -> Any:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise reply_too_large(max_reply_chars)
+    raw = await _read_capped(response, max_bytes)
+    if raw is None:
+        raise reply_too_large(max_reply_chars)
     try:
         return _loads(raw)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
