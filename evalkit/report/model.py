@@ -117,23 +117,30 @@ def make_entries(runs: Sequence[Run], suites: Sequence[str] | None = None) -> li
             results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], run.run_id, run.header.model)
         else:
             chosen, results = run.samples, run.results
-        shown = [a for a in results.aggregates if not is_breakdown(a)]
-        overall = [a for a in shown if is_overall(a)]
-        for agg in overall:
-            mine = [s for s in chosen if s.model == agg.model and s.format == agg.format]
-            per_suite = {a.suite: a for a in shown
-                         if a.model == agg.model and a.format == agg.format and a.suite != ALL and a.tag is None}
-            per_tag = {a.tag: a for a in shown
-                       if a.model == agg.model and a.format == agg.format and a.tag is not None}
-            by_count = {a.distractors: a for a in results.aggregates
-                        if a.model == agg.model and a.format == agg.format and is_breakdown(a)}
-            entries.append(Entry(run, agg.model, agg.format, f"{agg.model} [{agg.format}]", agg, per_suite,
-                                 per_tag, mine, by_count))  # type: ignore[arg-type]
+        entries += _entries_of(run, chosen, results)
     if suites and not entries:
         known = sorted({s.suite for run in runs for s in run.samples})
         raise EvalkitError(f"no samples for suite(s) {', '.join(suites)}; "
                            f"the runs hold {', '.join(known) or 'nothing'}")
     _unique_labels(entries)
+    return entries
+
+
+def _entries_of(run: Run, samples: Sequence[Sample], results: Results) -> list[Entry]:
+    """One entry per model x format of `results` (aggregated over `samples`): its overall row,
+    per-suite, per-tag and per-distractor-count rows, and its samples."""
+    shown = [a for a in results.aggregates if not is_breakdown(a)]
+    entries = []
+    for agg in (a for a in shown if is_overall(a)):
+        def own(a: Aggregate) -> bool:
+            return a.model == agg.model and a.format == agg.format
+
+        mine = [s for s in samples if s.model == agg.model and s.format == agg.format]
+        per_suite = {a.suite: a for a in shown if own(a) and a.suite != ALL and a.tag is None}
+        per_tag = {a.tag: a for a in shown if own(a) and a.tag is not None}
+        by_count = {a.distractors: a for a in results.aggregates if own(a) and is_breakdown(a)}
+        entries.append(Entry(run, agg.model, agg.format, f"{agg.model} [{agg.format}]", agg, per_suite,
+                             per_tag, mine, by_count))  # type: ignore[arg-type]
     return entries
 
 
@@ -168,14 +175,9 @@ def restrict_entries(entries: Sequence[Entry], keys: set[CaseKey]) -> list[Entry
     for entry in entries:
         chosen = [s for s in entry.samples if case_key(s) in keys]
         results = aggregate([s.model_copy(update={"tags": []}) for s in chosen], entry.run.run_id, entry.model)
-        mine = [a for a in results.aggregates if a.model == entry.model and a.format == entry.format]
-        shown = [a for a in mine if not is_breakdown(a)]
-        overall = next((a for a in shown if is_overall(a)), None)
-        if overall is None:
-            continue
-        out.append(Entry(entry.run, entry.model, entry.format, entry.label, overall,
-                         {a.suite: a for a in shown if a.suite != ALL and a.tag is None}, {}, chosen,
-                         {a.distractors: a for a in mine if is_breakdown(a)}))  # type: ignore[misc]
+        for restricted in _entries_of(entry.run, chosen, results):  # the entry's own model x format, if any case is left
+            restricted.label = entry.label
+            out.append(restricted)
     return out
 
 
