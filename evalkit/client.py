@@ -510,10 +510,8 @@ class _StreamState:
         return Completion(content, [slot for _, slot in ordered], self.finish_reason, self.usage, self.timings, latency, self.ttft)
 
 
-async def _within(deadline_s: float | None, work: Awaitable[Completion]) -> Completion:
+async def _within(deadline_s: float, work: Awaitable[Completion]) -> Completion:
     """`work` bounded by a total deadline; overrunning it is a retryable TransportError."""
-    if deadline_s is None:
-        return await work
     if not hasattr(asyncio, "timeout"):  # Python 3.10
         try:
             return await asyncio.wait_for(_shield_timeouts(work), deadline_s)
@@ -541,15 +539,6 @@ def _deadline_error(deadline_s: float) -> TransportError:
     return TransportError(f"timed out: no complete reply within the {deadline_s:g} s deadline", True)
 
 
-def default_deadline(client: Any) -> float | None:
-    """The client's timeout (settings.timeout_s), read as the total deadline of one request."""
-    timeout = getattr(client, "timeout", None)
-    if isinstance(timeout, (int, float)):
-        return float(timeout)
-    read = getattr(timeout, "read", None)  # an httpx Timeout object
-    return float(read) if isinstance(read, (int, float)) else None
-
-
 async def complete(
     client: "ChatClient",
     params: dict[str, Any],
@@ -569,7 +558,7 @@ async def complete(
     `deadline_s` bounds each attempt from request to last byte (default: the client's timeout);
     a `Retry-After` on 429/503 replaces the backoff, capped at `retry_after_cap_s`.
     """
-    deadline = default_deadline(client) if deadline_s is None else deadline_s
+    deadline = client.timeout if deadline_s is None else deadline_s  # a ChatClient's timeout is always set
     attempt = 0
     while True:
         try:
