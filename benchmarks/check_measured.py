@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evalkit.aggregate import aggregate  # noqa: E402
-from evalkit.rescore import VERDICT_FIELDS, run_scorer  # noqa: E402
+from evalkit.rescore import run_scorer  # noqa: E402
+from evalkit.scoring import VERDICT_FIELDS  # noqa: E402
 from evalkit.rundir import latest_samples, read_header  # noqa: E402
 
 

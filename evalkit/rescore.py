@@ -26,7 +26,7 @@ from .errors import EvalkitError
 from .formats import get_format
 from .jobs import offered_tools
 from .rundir import SAMPLES, finalize, own_family, read_header, run_lock, write_atomic
-from .schema import Case, Sample, Suite, ToolDef
+from .schema import Case, Header, Sample, Suite, ToolDef
 from .scoring import VERDICT_FIELDS, Verdict, score_agent, score_reply
 from .suites import LoadedSuite, same_suite
 
@@ -45,10 +45,10 @@ def verdict_for(sample: Sample, case: Case, offered: list[ToolDef], family: str 
     return score_reply(case, offered, parsed, family)
 
 
-def run_suites(run_dir: Path, extra_dirs: Sequence[Path] = ()) -> dict[str, LoadedSuite] | str:
+def run_suites(header: Header, extra_dirs: Sequence[Path] = ()) -> dict[str, LoadedSuite] | str:
     """The run's suites by name, each the very file the run used, or why they are not at hand."""
     found: dict[str, LoadedSuite] = {}
-    for ref in read_header(run_dir).suites:
+    for ref in header.suites:
         loaded = same_suite(ref.name, ref.path, ref.sha256, extra_dirs)
         if loaded is None:
             return (f"suite {ref.name} ({ref.path}, sha256 {ref.sha256[:12]}) changed since the run or is gone; "
@@ -77,10 +77,10 @@ class RunScorer:
 
 def run_scorer(run_dir: Path, extra_dirs: Sequence[Path] = ()) -> RunScorer | str:
     """The scorer of a run, or why its suites are not at hand (see `run_suites`)."""
-    suites = run_suites(run_dir, extra_dirs)
+    header = read_header(run_dir)
+    suites = run_suites(header, extra_dirs)
     if isinstance(suites, str):
         return suites
-    header = read_header(run_dir)
     cases = {(name, c.id): (loaded.suite, c) for name, loaded in suites.items() for c in loaded.suite.cases}
     return RunScorer(cases, header.settings.seed, own_family(header))
 
