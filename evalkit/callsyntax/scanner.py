@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from ..schema import ToolCall
+from . import net
 from . import readers as r
 from .families import BY_NAME, FAMILIES, Family
 from .model import Attempt, Location, Scan, Tools
@@ -102,6 +103,7 @@ class _Scanner:
         self.reasoning: list[str] = []
         self.memo_markers: dict[int, tuple[int, re.Match[str] | None]] = {}
         self.memo_opens: dict[int, tuple[int, re.Match[str] | None]] = {}
+        self.final = _harmony_final(text)
 
     def run(self) -> Scan:
         for lo, hi, location in self._parts():
@@ -110,7 +112,7 @@ class _Scanner:
         for lo, hi, location in self.gaps:
             for start, end in self._unmarked(lo, hi, location):
                 if location == "answer":
-                    prose.append(self.text[start:end])
+                    prose += [self.text[a:b] for a, b in self._net(start, end)]
         self.attempts.sort(key=lambda a: a.span)
         answer = _NOISE.sub("", "".join(prose)) if prose else ""
         return Scan(self.text, tuple(self.attempts), answer.strip(), "\n".join(s for s in self.reasoning if s))
@@ -186,7 +188,11 @@ class _Scanner:
             start = read.start if read.start is not None and pos <= read.start <= at else at
             end = max(min(read.end, hi), m.end())
             self.gaps.append((pos, start, location))
-            if read.family == "":  # a block the reader skipped whole as prose (a non-call code fence)
+            if read.family in _JSON_SHAPED and self.final and self._in_final(at):
+                # A call-shaped JSON object in Harmony's final channel is the answer's text: only the
+                # commentary channel carries calls (docs/callsyntax.md, borderline cases).
+                self.gaps.append((start, end, location))
+            elif read.family == "":  # a block the reader skipped whole as prose (a non-call code fence)
                 self.gaps.append((start, end, location))
             else:
                 self._add(read.family or family.name, start, end, location, read.calls, read.broken)
@@ -224,6 +230,36 @@ class _Scanner:
         if not calls and not broken:
             broken = "no call could be read"
         self.attempts.append(Attempt(family, (start, end), location, tuple(calls), broken))
+
+    # --------------------------------------------------------------------------- safety net
+    def _net(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """Answer prose [lo, hi) with calls in a syntax no family knows taken out (net.py); Harmony's
+        final channel is left whole (only its commentary channel carries calls)."""
+        if not self.tools:
+            return [(lo, hi)]
+        pieces, pos = [], lo
+        for a, b in self._outside_final(lo, hi):
+            for found in net.attempts(self.text, a, b, self.tools):
+                self._add("unknown", found.start, found.end, "answer", found.calls, found.broken)
+                pieces.append((pos, found.start))
+                pos = found.end
+        pieces.append((pos, hi))
+        return [(a, b) for a, b in pieces if b > a]
+
+    def _outside_final(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        out, pos = [], lo
+        for a, b in self.final:
+            if b <= pos or a >= hi:
+                continue
+            if a > pos:
+                out.append((pos, a))
+            pos = max(pos, b)
+        if pos < hi:
+            out.append((pos, hi))
+        return out
+
+    def _in_final(self, at: int) -> bool:
+        return any(a <= at < b for a, b in self.final)
 
     # ------------------------------------------------------------------------------- unmarked
     def _unmarked(self, lo: int, hi: int, location: Location) -> list[tuple[int, int]]:
@@ -267,6 +303,24 @@ class _Scanner:
                 (c.parse_error for c in calls if c.parse_error), "a call to a tool that was not offered"))
             return True
         return False
+
+
+_JSON_SHAPED = ("json", "llama3")  # families read from a bare or fenced JSON object, not from a marker
+_FINAL = re.compile(r"<\|channel\|>\s*final\s*(?:<\|constrain\|>\s*[\w/+.-]+\s*)?<\|message\|>")
+_FINAL_END = re.compile(r"<\|end\|>|<\|return\|>|<\|start\|>")
+
+
+def _harmony_final(text: str) -> list[tuple[int, int]]:
+    """The bodies of Harmony's final-channel messages, in order (empty for any other reply)."""
+    if "<|channel|>" not in text:
+        return []
+    out, pos = [], 0
+    while (m := _FINAL.search(text, pos)) is not None:
+        end = _FINAL_END.search(text, m.end())
+        stop = end.start() if end else len(text)
+        out.append((m.end(), stop))
+        pos = stop
+    return out
 
 
 _PY_HEAD = re.compile(r"\[\s*([A-Za-z_][\w.]*)\(")

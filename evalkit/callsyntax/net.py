@@ -1,0 +1,228 @@
+"""The safety net: a call attempt in a syntax no family knows (family `unknown`).
+
+In a reply's answer (never its reasoning), an offered tool's name in a structured setting together with
+one of that tool's parameter names in a structured setting, close after it, is a call attempt, however it
+is spelt: `malformed` (no entry knows the syntax, so no parser could have read it), and recovered for
+intent only where every value reads unambiguously against the tool's schema. Prose that mentions a tool
+("I could use get_weather if you tell me the city") stays plain.
+
+Structured, for the name: markup, a quote, `=`, `.` or `|` right before it, or `(`, `{`, `<`, `[`, a quote,
+`:`, `=` or `>` right after it (spaces skipped). For a parameter: `=`, `:`, `>` or `|` after it (past one
+closing quote), or an attribute value (`key="city"`) or a tag (`<city`) around it; and a value that is
+not a type name (`location: string` is a signature, not a call). Inline code (`...` on one line) is prose:
+a reply showing a call in backticks explains it.
+
+Linear: tool names are found with str.find; every look around a name is bounded (WINDOW characters),
+and names are visited once, left to right.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..schema import ToolCall
+from .readers import make_call
+from .text import json_extent, loads_lenient, schema_types, typed_value
+
+WINDOW = 400  # how far after a tool's name its parameters may be (and BEFORE before it)
+BEFORE = 80
+_NAME_BEFORE = set("<\"'=.|[{/>@#:")
+_NAME_AFTER = set("(\"'{<[:=>|")
+_PARAM_AFTER = set("=:>|")
+_TYPE_WORDS = {"string", "str", "integer", "int", "number", "float", "boolean", "bool", "object", "dict", "array",
+               "list", "null", "none", "any"}
+_BARE_VALUE = re.compile(r"[^<,;)}\]\n|&]*")
+_QUOTED = {'"': re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*"'), "'": re.compile(r"[^'\\\n]*(?:\\.[^'\\\n]*)*'")}
+_WORD = re.compile(r"[\w.\-]")
+_PROSE_WORD = re.compile(r"(?<![\w.\-])[a-z]+[ \t]+$")
+_SENTENCE = re.compile(r"[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}")
+
+
+@dataclass(frozen=True)
+class Found:
+    start: int
+    end: int
+    calls: list[ToolCall]
+    broken: str
+
+
+def _names(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[tuple[int, int, str]]:
+    """Every whole-word occurrence of an offered tool's name in [lo, hi), in order (longest name wins)."""
+    hits: dict[int, tuple[int, str]] = {}
+    for name in tools:
+        if not name:
+            continue
+        at = text.find(name, lo, hi)
+        while at >= 0:
+            end = at + len(name)
+            whole = (at == 0 or not _WORD.match(text, at - 1)) and (end >= len(text) or not _WORD.match(text, end))
+            if whole and (at not in hits or hits[at][0] < end):
+                hits[at] = (end, name)
+            at = text.find(name, end, hi)
+    return [(at, end, name) for at, (end, name) in sorted(hits.items())]
+
+
+def _next_char(text: str, pos: int, hi: int) -> str:
+    while pos < hi and text[pos] in " \t":
+        pos += 1
+    return text[pos] if pos < hi else ""
+
+
+def _inline_code(text: str, at: int, lo: int) -> bool:
+    """`at` is inside a one-line backtick span (a fence's ``` does not count)."""
+    line = text.rfind("\n", max(lo, at - WINDOW), at) + 1
+    head = text[max(line, lo, at - WINDOW):at].replace("```", "")
+    return head.count("`") % 2 == 1
+
+
+def _name_structured(text: str, at: int, end: int, lo: int, hi: int) -> bool:
+    back = at
+    while back > max(lo, at - 8) and text[back - 1] in " \t":
+        back -= 1
+    before = text[back - 1] if back > lo else ""
+    return before in _NAME_BEFORE or _next_char(text, end, hi) in _NAME_AFTER
+
+
+def _in_sentence(text: str, at: int, lo: int) -> bool:
+    """The name follows a lower-case word (`use get_weather`, `call search`): a sentence speaking of it."""
+    m = _PROSE_WORD.search(text, max(lo, at - 30), at)
+    return m is not None
+
+
+def _value(text: str, pos: int, hi: int) -> tuple[str | None, Any, int]:
+    """The value written at `pos` (after a parameter's delimiter): (raw text, decoded or None, end)."""
+    while pos < hi and text[pos] in " \t":
+        pos += 1
+    if pos >= hi:
+        return None, None, hi
+    ch = text[pos]
+    if ch in _QUOTED:
+        m = _QUOTED[ch].match(text, pos + 1, hi)
+        if m:
+            return text[pos + 1:m.end() - 1], None, m.end()
+        pos += 1  # a quote that never closes on its line: read what follows as a bare value
+        ch = text[pos] if pos < hi else ""
+    if ch in "{[":
+        end, reason = json_extent(text, pos, hi)
+        raw = text[pos:end]
+        value, _ = loads_lenient(raw) if reason is None else (None, None)
+        return raw, value, end
+    m = _BARE_VALUE.match(text, pos, hi)
+    raw = m.group().strip().rstrip("\"'")
+    return (raw or None), None, m.end()
+
+
+def _fits(value: Any, schema: Any) -> bool:
+    """The value is of a type the parameter's schema allows (and in its enum, if it has one)."""
+    types = schema_types(schema)
+    if isinstance(schema, dict) and isinstance(schema.get("enum"), list) and value not in schema["enum"]:
+        return False
+    if not types:
+        return True
+    kinds = {bool: "boolean", str: "string", dict: "object", list: "array", type(None): "null"}
+    kind = kinds.get(type(value)) or ("integer" if isinstance(value, int) else "number")
+    return kind in types or (kind == "integer" and "number" in types)
+
+
+def _params(text: str, lo: int, hi: int, schema: Mapping[str, Any]) -> list[tuple[int, int, str, str, Any, bool]]:
+    """Structured parameter occurrences in [lo, hi): (start, value end, key, raw value, typed value, strong).
+    Strong: `key=`, `"key":`, a tag or an attribute; weak: a bare `key:` or `key|`, which prose also writes."""
+    found = []
+    for key, prop in schema.items():
+        at = text.find(key, lo, hi)
+        while at >= 0:
+            end = at + len(key)
+            whole = (at == 0 or not _WORD.match(text, at - 1)) and (end >= len(text) or not _WORD.match(text, end))
+            if whole:
+                after = end + 1 if end < hi and text[end] in "\"'" else end
+                delim = _next_char(text, after, hi)
+                attr = text[max(lo, at - 2):at] in ('="', "='") or (at > lo and text[at - 1] == "<")
+                if delim in _PARAM_AFTER or attr:
+                    pos = after
+                    while pos < hi and text[pos] in " \t":
+                        pos += 1
+                    if delim in _PARAM_AFTER:
+                        pos += 1
+                    elif attr:  # `name="city">Paris<` or `<city>Paris<`: the value follows the tag's >
+                        gt = text.find(">", pos, min(hi, pos + 120))
+                        pos = gt + 1 if gt >= 0 else pos
+                    raw, decoded, vend = _value(text, pos, hi)
+                    if raw is not None and raw.strip().lower() not in _TYPE_WORDS:
+                        value = decoded if decoded is not None else typed_value(raw, prop)
+                        strong = attr or delim in "=>" or (delim == ":" and after > end)
+                        found.append((at, vend, key, raw, value, strong))
+            at = text.find(key, end, hi)
+    return sorted(found)
+
+
+def _json_arguments(text: str, end: int, hi: int, props: Mapping[str, Any]) -> tuple[dict[str, Any], int] | None:
+    """A JSON object right after the name (within a few characters) whose keys are all parameters."""
+    brace = text.find("{", end, min(hi, end + 40))
+    if brace < 0 or any(c.isalnum() for c in text[end:brace]):
+        return None
+    stop, reason = json_extent(text, brace, hi)
+    value, _ = loads_lenient(text[brace:stop]) if reason is None else (None, None)
+    if isinstance(value, dict) and value and set(value) <= set(props):
+        return value, stop
+    return None
+
+
+def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Found]:
+    """Call attempts in no known syntax in the answer text [lo, hi), left to right, never overlapping."""
+    names = [n for n in _names(text, lo, hi, tools) if not _inline_code(text, n[0], lo)]
+    out: list[Found] = []
+    floor = lo
+    for i, (at, end, name) in enumerate(names):
+        if at < floor:
+            continue
+        schema = tools.get(name)
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(props, dict) or not props:
+            continue  # a tool without parameters: its name alone is no evidence of a call
+        ceiling = min(hi, end + WINDOW, names[i + 1][0] if i + 1 < len(names) else hi)
+        blank = text.find("\n\n", end, ceiling)  # a paragraph break ends the setting
+        ceiling = blank if blank >= 0 else ceiling
+        back = max(floor, at - BEFORE)
+        blank = text.rfind("\n\n", back, at)
+        back = blank + 2 if blank >= 0 else back
+        found = _params(text, back, ceiling, props)
+        structured = _name_structured(text, at, end, lo, hi)
+        if not found or not (structured or (any(f[5] for f in found) and not _in_sentence(text, at, lo))):
+            continue
+        start = min(at, found[0][0])
+        stop = max([end] + [f[1] for f in found])
+        # The block's own markup around it (`<invoke tool="...` up to the line's end) is part of the attempt,
+        # unless a sentence shares the line.
+        line = text.rfind("\n", back, start) + 1 or back
+        if not _SENTENCE.search(text, max(line, back), start):
+            start = max(line, back)
+        eol = text.find("\n", stop, ceiling)
+        eol = eol if eol >= 0 else ceiling
+        if not _SENTENCE.search(text, stop, eol):
+            stop = eol
+        json_args = _json_arguments(text, end, ceiling, props)
+        if json_args is not None:
+            args, stop = json_args[0], max(stop, json_args[1])
+        else:
+            args = _unambiguous(found, schema)
+        calls = [make_call(name, args, text[start:stop])] if args is not None else []
+        keys = ", ".join(dict.fromkeys(f[2] for f in found))
+        out.append(Found(start, stop, calls, f"a call of {name} ({keys}) in a syntax no family knows"))
+        floor = stop
+    return out
+
+
+def _unambiguous(found: list[tuple[int, int, str, str, Any]], schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The arguments, when each parameter has one value, of its schema's type, and every required one is there."""
+    props = schema.get("properties") or {}
+    args: dict[str, Any] = {}
+    for _, _, key, _, value, _ in found:
+        if key in args and args[key] != value:
+            return None
+        if not _fits(value, props.get(key)):
+            return None
+        args[key] = value
+    required = schema.get("required") or []
+    return args if all(k in args for k in required) else None
