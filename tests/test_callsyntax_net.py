@@ -46,6 +46,8 @@ def test_invented_syntax_is_a_malformed_attempt_recovered_for_intent(text, name,
     "I'll search for that. The location: Paris, as you said.",
     "get_weather needs a location and a unit.",
     "Tools available: get_weather, get_time, search. Which one should I use?",
+    "```python\ndef get_weather(location, unit):\n    location = location.strip()\n```",  # a definition
+    '[TOOL_RESULT]{"result": {"search": false, "query": "x"}}[END_TOOL_RESULT]',  # a name as a data key
 ])
 def test_prose_naming_tools_stays_plain(text):
     s = scan(text, TOOLS)

@@ -26,8 +26,7 @@ from ..schema import ToolCall
 from .readers import make_call
 from .text import json_extent, loads_lenient, schema_types, typed_value
 
-WINDOW = 400  # how far after a tool's name its parameters may be (and BEFORE before it)
-BEFORE = 80
+WINDOW = 400  # how far after a tool's name its parameters may be
 _NAME_BEFORE = set("<\"'=.|[{/>@#:")
 _NAME_AFTER = set("(\"'{<[:=>|")
 _PARAM_AFTER = set("=:>|")
@@ -36,6 +35,7 @@ _TYPE_WORDS = {"string", "str", "integer", "int", "number", "float", "boolean", 
 _BARE_VALUE = re.compile(r"[^<,;)}\]\n|&]*")
 _QUOTED = {'"': re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*"'), "'": re.compile(r"[^'\\\n]*(?:\\.[^'\\\n]*)*'")}
 _WORD = re.compile(r"[\w.\-]")
+_DEFINITION = re.compile(r"(?<![\w.\-])(?:def|function|func|fn|class|async def)[ \t]+$")
 _PROSE_WORD = re.compile(r"(?<![\w.\-])[a-z]+[ \t]+$")
 _SENTENCE = re.compile(r"[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}")
 
@@ -83,6 +83,15 @@ def _name_structured(text: str, at: int, end: int, lo: int, hi: int) -> bool:
         back -= 1
     before = text[back - 1] if back > lo else ""
     return before in _NAME_BEFORE or _next_char(text, end, hi) in _NAME_AFTER
+
+
+def _scalar_key(text: str, end: int, hi: int) -> bool:
+    """The name is a quoted key whose value is not an object (`"is_prime": false` in a result)."""
+    pos = end + 1 if end < hi and text[end] in "\"'" else end
+    if _next_char(text, pos, hi) != ":":
+        return False
+    pos = text.find(":", pos, hi) + 1
+    return pos > 0 and _next_char(text, pos, hi) not in ("{", "")
 
 
 def _in_sentence(text: str, at: int, lo: int) -> bool:
@@ -181,13 +190,13 @@ def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Foun
         props = schema.get("properties") if isinstance(schema, dict) else None
         if not isinstance(props, dict) or not props:
             continue  # a tool without parameters: its name alone is no evidence of a call
+        if _scalar_key(text, end, hi) or _DEFINITION.search(text, max(lo, at - 12), at):
+            continue  # `"is_prime": false` is a key of some data; `def get_weather(location):` defines it
         ceiling = min(hi, end + WINDOW, names[i + 1][0] if i + 1 < len(names) else hi)
         blank = text.find("\n\n", end, ceiling)  # a paragraph break ends the setting
         ceiling = blank if blank >= 0 else ceiling
-        back = max(floor, at - BEFORE)
-        blank = text.rfind("\n\n", back, at)
-        back = blank + 2 if blank >= 0 else back
-        found = _params(text, back, ceiling, props)
+        back = max(floor, text.rfind("\n", max(floor, at - WINDOW), at) + 1)  # the line the name is on
+        found = _params(text, end, ceiling, props)
         structured = _name_structured(text, at, end, lo, hi)
         if not found or not (structured or (any(f[5] for f in found) and not _in_sentence(text, at, lo))):
             continue

@@ -108,11 +108,15 @@ class _Scanner:
     def run(self) -> Scan:
         for lo, hi, location in self._parts():
             self._markers(lo, hi, location)
-        prose = []
+        pieces = []
         for lo, hi, location in self.gaps:
             for start, end in self._unmarked(lo, hi, location):
                 if location == "answer":
-                    prose += [self.text[a:b] for a, b in self._net(start, end)]
+                    pieces.append((start, end))
+        # The net is for replies no entry recognised: where one did, the answer is already no prose.
+        known = any(a.location == "answer" for a in self.attempts)
+        prose = [self.text[a:b] for start, end in pieces for a, b in
+                 ([(start, end)] if known else self._net(start, end))]
         self.attempts.sort(key=lambda a: a.span)
         answer = _NOISE.sub("", "".join(prose)) if prose else ""
         return Scan(self.text, tuple(self.attempts), answer.strip(), "\n".join(s for s in self.reasoning if s))
