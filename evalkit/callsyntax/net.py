@@ -87,9 +87,9 @@ def _name_structured(text: str, at: int, end: int, lo: int, hi: int) -> bool:
 
 def _scalar_key(text: str, end: int, hi: int) -> bool:
     """The name is a quoted key whose value is not an object (`"is_prime": false` in a result)."""
-    pos = end + 1 if end < hi and text[end] in "\"'" else end
-    if _next_char(text, pos, hi) != ":":
+    if end >= hi or text[end] not in "\"'" or _next_char(text, end + 1, hi) != ":":
         return False
+    pos = end + 1
     pos = text.find(":", pos, hi) + 1
     return pos > 0 and _next_char(text, pos, hi) not in ("{", "")
 
