@@ -265,6 +265,15 @@ def harmony(ctx: Ctx, at: int, marker: str) -> Read | None:
     return Read(end, [call], reason, start=start)
 
 
+def _stopped(ctx: Ctx, pos: int, calls: list[ToolCall], section: bool, close: str, where: str) -> Read:
+    """A section of calls (Kimi's) holds no next call at `pos`: the block ends there, and why."""
+    if pos >= ctx.end:
+        return Read(ctx.end, calls, f"cut off before {close}" if section else None if calls else "cut off")
+    if not section and calls:
+        return Read(pos, calls)
+    return Read(pos, calls, f"unexpected text in the {where}")
+
+
 def kimi(ctx: Ctx, at: int, marker: str) -> Read | None:
     """Kimi K2: `<|tool_calls_section_begin|>` then `<|tool_call_begin|>functions.NAME:IDX
     <|tool_call_argument_begin|>{json}<|tool_call_end|>`... `<|tool_calls_section_end|>`."""
@@ -277,12 +286,7 @@ def kimi(ctx: Ctx, at: int, marker: str) -> Read | None:
             return Read(pos + len("<|tool_calls_section_end|>"), calls,
                         None if calls else "an empty tool-call section")
         if not ctx.at(pos, "<|tool_call_begin|>"):
-            if pos >= ctx.end:
-                return Read(ctx.end, calls, "cut off before <|tool_calls_section_end|>" if section
-                            else None if calls else "cut off")
-            if not section and calls:
-                return Read(pos, calls)
-            return Read(pos, calls, "unexpected text in the tool-call section")
+            return _stopped(ctx, pos, calls, section, "<|tool_calls_section_end|>", "tool-call section")
         pos += len("<|tool_call_begin|>")
         arg = ctx.find.find("<|tool_call_argument_begin|>", pos, min(ctx.end, pos + 300))
         if arg < 0:
@@ -347,12 +351,7 @@ def kimi_k3(ctx: Ctx, at: int, marker: str) -> Read | None:
             return Read(end, calls, None if calls else "an empty tools section")
         tag = _K3_TAG.match(text, pos + len(_K3_OPEN), ctx.end) if ctx.at(pos, _K3_OPEN) else None
         if tag is None or tag.group(1) != "call":
-            if pos >= ctx.end:
-                return Read(ctx.end, calls, "cut off before <|close|>tools<|sep|>" if section
-                            else None if calls else "cut off")
-            if not section and calls:
-                return Read(pos, calls)
-            return Read(pos, calls, "unexpected text in the tools section")
+            return _stopped(ctx, pos, calls, section, "<|close|>tools<|sep|>", "tools section")
         header = _k3_attrs(ctx, tag.end())
         if header is None:
             return Read(ctx.end, calls, "cut off in a call tag")
