@@ -27,6 +27,11 @@ PARIS = {"location": "Paris", "unit": "celsius"}
     ("Sure.\n>> get_weather | location=Paris | unit=celsius", "get_weather", PARIS),
     ("<<get_weather>> <location>Paris</location>", "get_weather", {"location": "Paris"}),
     ("#call search(query='cheap flights', limit=3)", "search", {"query": "cheap flights", "limit": 3}),
+    ("%%get_weather%% location -> Paris, unit -> celsius", "get_weather", PARIS),
+    ('!get_weather --location "Paris" --unit celsius', "get_weather", PARIS),
+    ('(get_weather :location "Paris" :unit "celsius")', "get_weather", PARIS),
+    ("tool: get_weather\nargs:\n  location: Paris\n  unit: celsius", "get_weather", PARIS),
+    ("**Tool:** get_weather\n**Arguments:** location = Paris", "get_weather", {"location": "Paris"}),
 ])
 def test_invented_syntax_is_a_malformed_attempt_recovered_for_intent(text, name, args):
     s = scan(text, TOOLS)
@@ -46,6 +51,11 @@ def test_invented_syntax_is_a_malformed_attempt_recovered_for_intent(text, name,
     "I'll search for that. The location: Paris, as you said.",
     "get_weather needs a location and a unit.",
     "Tools available: get_weather, get_time, search. Which one should I use?",
+    "Use get_weather with location=Paris and I will tell you.",  # an offer, capitalised
+    "The get_weather function requires a location: please provide one.",
+    "Options: get_weather (location, unit), search (query, limit)",
+    "You could use a tool (get_weather) and I just need the location: which city?",
+    "Please send me your @location so I can run get_weather.",
     "```python\ndef get_weather(location, unit):\n    location = location.strip()\n```",  # a definition
     '[TOOL_RESULT]{"result": {"search": false, "query": "x"}}[END_TOOL_RESULT]',  # a name as a data key
 ])

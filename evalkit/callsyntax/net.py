@@ -27,7 +27,7 @@ from .readers import make_call
 from .text import json_extent, loads_lenient, schema_types, typed_value
 
 WINDOW = 400  # how far after a tool's name its parameters may be
-_NAME_BEFORE = set("<\"'=.|[{/>@#:")
+_NAME_BEFORE = set("<\"'=.|[{/>@#:!$")
 _NAME_AFTER = set("(\"'{<[:=>|")
 _PARAM_AFTER = set("=:>|")
 _TYPE_WORDS = {"string", "str", "integer", "int", "number", "float", "boolean", "bool", "object", "dict", "array",
@@ -36,7 +36,7 @@ _BARE_VALUE = re.compile(r"[^<,;)}\]\n|&]*")
 _QUOTED = {'"': re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*"'), "'": re.compile(r"[^'\\\n]*(?:\\.[^'\\\n]*)*'")}
 _WORD = re.compile(r"[\w.\-]")
 _DEFINITION = re.compile(r"(?<![\w.\-])(?:def|function|func|fn|class|async def)[ \t]+$")
-_PROSE_WORD = re.compile(r"(?<![\w.\-])[a-z]+[ \t]+$")
+_PROSE_WORD = re.compile(r"(?<![\w.\-])[A-Za-z][a-z]+[ \t]+$")  # `use `, `Use ` (not `CALL `)
 _SENTENCE = re.compile(r"[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}")
 
 
@@ -95,7 +95,8 @@ def _scalar_key(text: str, end: int, hi: int) -> bool:
 
 
 def _in_sentence(text: str, at: int, lo: int) -> bool:
-    """The name follows a lower-case word (`use get_weather`, `call search`): a sentence speaking of it."""
+    """The name follows a word (`use get_weather`, `Call search`; not a keyword in capitals such as `CALL`):
+    a sentence speaking of it."""
     m = _PROSE_WORD.search(text, max(lo, at - 30), at)
     return m is not None
 
@@ -135,33 +136,45 @@ def _fits(value: Any, schema: Any) -> bool:
     return kind in types or (kind == "integer" and "number" in types)
 
 
+def _delimiter(text: str, at: int, end: int, lo: int, hi: int) -> tuple[int, bool] | None:
+    """How the parameter at [at, end) is set, if it is: (where its value starts, strong). Strong: `key=`,
+    `"key":`, `key ->`, `--key`, a tag or an attribute; weak: a bare `key:`, `key|`, `:key` or `@key`,
+    which prose also writes."""
+    after = end + 1 if end < hi and text[end] in "\"'" else end
+    pos = after
+    while pos < hi and text[pos] in " \t":
+        pos += 1
+    ch = text[pos] if pos < hi else ""
+    if text.startswith("->", pos, hi) or ch == "→":
+        return pos + (2 if ch == "-" else 1), True
+    if ch in _PARAM_AFTER:
+        return pos + 1, ch in "=>" or (ch == ":" and after > end)
+    if text[max(lo, at - 2):at] in ('="', "='") or (at > lo and text[at - 1] == "<"):
+        gt = text.find(">", pos, min(hi, pos + 120))  # `name="city" ...>Paris<` or `<city ...>Paris<`
+        return (gt + 1, True) if gt >= 0 else None
+    if text[max(lo, at - 2):at] == "--":
+        return pos, True  # a command-line flag: `--location Paris`
+    if at > lo and text[at - 1] in ":@" and (at - 1 == lo or text[at - 2] in " \t\n(["):
+        return pos, False  # `:location "Paris"`, `@location Paris`
+    return None
+
+
 def _params(text: str, lo: int, hi: int, schema: Mapping[str, Any]) -> list[tuple[int, int, str, str, Any, bool]]:
-    """Structured parameter occurrences in [lo, hi): (start, value end, key, raw value, typed value, strong).
-    Strong: `key=`, `"key":`, a tag or an attribute; weak: a bare `key:` or `key|`, which prose also writes."""
+    """Structured parameter occurrences in [lo, hi): (start, value end, key, raw value, typed value, strong)."""
     found = []
     for key, prop in schema.items():
         at = text.find(key, lo, hi)
         while at >= 0:
             end = at + len(key)
-            whole = (at == 0 or not _WORD.match(text, at - 1)) and (end >= len(text) or not _WORD.match(text, end))
-            if whole:
-                after = end + 1 if end < hi and text[end] in "\"'" else end
-                delim = _next_char(text, after, hi)
-                attr = text[max(lo, at - 2):at] in ('="', "='") or (at > lo and text[at - 1] == "<")
-                if delim in _PARAM_AFTER or attr:
-                    pos = after
-                    while pos < hi and text[pos] in " \t":
-                        pos += 1
-                    if delim in _PARAM_AFTER:
-                        pos += 1
-                    elif attr:  # `name="city">Paris<` or `<city>Paris<`: the value follows the tag's >
-                        gt = text.find(">", pos, min(hi, pos + 120))
-                        pos = gt + 1 if gt >= 0 else pos
-                    raw, decoded, vend = _value(text, pos, hi)
-                    if raw is not None and raw.strip().lower() not in _TYPE_WORDS:
-                        value = decoded if decoded is not None else typed_value(raw, prop)
-                        strong = attr or delim in "=>" or (delim == ":" and after > end)
-                        found.append((at, vend, key, raw, value, strong))
+            flag = text[max(lo, at - 2):at] == "--" and (at - 2 <= lo or not _WORD.match(text, at - 3))
+            whole = (flag or at == 0 or not _WORD.match(text, at - 1)) and (
+                end >= len(text) or not _WORD.match(text, end))
+            setting = _delimiter(text, at, end, lo, hi) if whole else None
+            if setting is not None:
+                raw, decoded, vend = _value(text, setting[0], hi)
+                if raw is not None and raw.strip().lower() not in _TYPE_WORDS:
+                    value = decoded if decoded is not None else typed_value(raw, prop)
+                    found.append((at, vend, key, raw, value, setting[1]))
             at = text.find(key, end, hi)
     return sorted(found)
 
