@@ -193,7 +193,7 @@ def _json_arguments(text: str, end: int, hi: int, props: Mapping[str, Any]) -> t
 
 def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Found]:
     """Call attempts in no known syntax in the answer text [lo, hi), left to right, never overlapping."""
-    names = [n for n in _names(text, lo, hi, tools) if not _inline_code(text, n[0], lo)]
+    names = _names(text, lo, hi, tools)
     out: list[Found] = []
     floor = lo
     for i, (at, end, name) in enumerate(names):
@@ -213,6 +213,8 @@ def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Foun
         structured = _name_structured(text, at, end, lo, hi)
         if not found or not (structured or (any(f[5] for f in found) and not _in_sentence(text, at, lo))):
             continue
+        if _inline_code(text, at, lo):
+            continue  # checked last: it looks back along the line
         start = min(at, found[0][0])
         stop = max([end] + [f[1] for f in found])
         # The block's own markup around it (`<invoke tool="...` up to the line's end) is part of the attempt,
