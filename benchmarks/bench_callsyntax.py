@@ -95,6 +95,8 @@ def one_megabyte_replies() -> dict[str, str]:
         "prose naming tools and parameters": ("I could use get_weather with the location: a city you name. "
                                               * (mb // 60 + 1))[:mb],
         "calls in an unknown syntax": ('CALL get_weather WITH location="Paris", unit="celsius"\n' * 20000)[:mb],
+        "Harmony final-channel JSON objects": ('<|start|>assistant<|channel|>final<|message|>{"name": "get_weather", '
+                                               '"arguments": {"location": "Paris"}}<|end|>' * 9000)[:mb],
     }
 
 

@@ -17,6 +17,7 @@ Never raises: a reader that fails turns into a broken attempt with the failure a
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any
 
@@ -252,8 +253,11 @@ class _Scanner:
 
     def _outside_final(self, lo: int, hi: int) -> list[tuple[int, int]]:
         out, pos = [], lo
-        for a, b in self.final:
-            if b <= pos or a >= hi:
+        i = max(0, bisect.bisect_right(self.final, (lo, len(self.text) + 1)) - 1)
+        while i < len(self.final) and self.final[i][0] < hi:
+            a, b = self.final[i]
+            i += 1
+            if b <= pos:
                 continue
             if a > pos:
                 out.append((pos, a))
@@ -263,7 +267,8 @@ class _Scanner:
         return out
 
     def _in_final(self, at: int) -> bool:
-        return any(a <= at < b for a, b in self.final)
+        i = bisect.bisect_right(self.final, (at, len(self.text) + 1)) - 1  # the spans are sorted, disjoint
+        return i >= 0 and self.final[i][0] <= at < self.final[i][1]
 
     # ------------------------------------------------------------------------------- unmarked
     def _unmarked(self, lo: int, hi: int, location: Location) -> list[tuple[int, int]]:
