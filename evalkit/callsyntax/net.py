@@ -6,11 +6,9 @@ is spelt: `malformed` (no entry knows the syntax, so no parser could have read i
 intent only where every value reads unambiguously against the tool's schema. Prose that mentions a tool
 ("I could use get_weather if you tell me the city") stays plain.
 
-Structured, for the name: markup, a quote, `=`, `.` or `|` right before it, or `(`, `{`, `<`, `[`, a quote,
-`:`, `=` or `>` right after it (spaces skipped). For a parameter: `=`, `:`, `>` or `|` after it (past one
-closing quote), or an attribute value (`key="city"`) or a tag (`<city`) around it; and a value that is
-not a type name (`location: string` is a signature, not a call). Inline code (`...` on one line) is prose:
-a reply showing a call in backticks explains it.
+What counts as structured, and what stays prose (a signature, inline code, a definition, a tool's name
+as a data key, a sentence speaking of a tool), is decided in docs/callsyntax.md and tested in
+tests/test_callsyntax_net.py. The net runs only where no family recognised an attempt (scanner.py).
 
 Linear: tool names are found with str.find; every look around a name is bounded (WINDOW characters),
 and names are visited once, left to right.
@@ -89,9 +87,8 @@ def _scalar_key(text: str, end: int, hi: int) -> bool:
     """The name is a quoted key whose value is not an object (`"is_prime": false` in a result)."""
     if end >= hi or text[end] not in "\"'" or _next_char(text, end + 1, hi) != ":":
         return False
-    pos = end + 1
-    pos = text.find(":", pos, hi) + 1
-    return pos > 0 and _next_char(text, pos, hi) not in ("{", "")
+    colon = text.find(":", end + 1, hi)
+    return _next_char(text, colon + 1, hi) not in ("{", "")
 
 
 def _in_sentence(text: str, at: int, lo: int) -> bool:
@@ -238,7 +235,7 @@ def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Foun
     return out
 
 
-def _unambiguous(found: list[tuple[int, int, str, str, Any]], schema: Mapping[str, Any]) -> dict[str, Any] | None:
+def _unambiguous(found: list[tuple[int, int, str, str, Any, bool]], schema: Mapping[str, Any]) -> dict[str, Any] | None:
     """The arguments, when each parameter has one value, of its schema's type, and every required one is there."""
     props = schema.get("properties") or {}
     args: dict[str, Any] = {}
