@@ -1,8 +1,7 @@
 """The safety net: a call attempt in a syntax no family knows (family `unknown`).
 
-In a reply's answer (never its reasoning), an offered tool's name in a structured setting together with
-one of that tool's parameter names in a structured setting, close after it, is a call attempt, however it
-is spelt: `malformed` (no entry knows the syntax, so no parser could have read it), and recovered for
+In a reply's answer (never its reasoning), an offered tool's name together with one or more of that
+tool's parameter names close after it, in a structured setting, is a call attempt, however it is spelt: `malformed` (no entry knows the syntax, so no parser could have read it), and recovered for
 intent only where every value reads unambiguously against the tool's schema. Prose that mentions a tool
 ("I could use get_weather if you tell me the city") stays plain.
 

@@ -9,6 +9,9 @@
 3. What is left is searched for unmarked calls: a bare or fenced JSON call object (family `json`,
    or `llama3` for Llama's `"parameters"` form), a bare Python call list (`pythonic`), or
    Functionary v3.2's `NAME\\n{json}` at the start of the reply.
+4. When nothing above was found in the answer and the offered tools are known, the safety net (net.py)
+   reads calls in a syntax no family knows (family `unknown`). A call-shaped JSON object in Harmony's
+   final channel is answer text, not an attempt (only the commentary channel carries calls).
 
 Linear in the length of the text: every search moves forward (readers use one shared Finder),
 JSON extents are found by jumping between structural characters, and nothing is decoded twice.
