@@ -56,6 +56,8 @@ def test_invented_syntax_is_a_malformed_attempt_recovered_for_intent(text, name,
     "Options: get_weather (location, unit), search (query, limit)",
     "You could use a tool (get_weather) and I just need the location: which city?",
     "Please send me your @location so I can run get_weather.",
+    'The tool said: Result of get_weather: {\n  "location": "Paris",\n  "temperature_c": 21\n}',  # a result echoed
+    'get_weather returned {"location": "Paris", "sky": "clear"}.',
     "```python\ndef get_weather(location, unit):\n    location = location.strip()\n```",  # a definition
     '[TOOL_RESULT]{"result": {"search": false, "query": "x"}}[END_TOOL_RESULT]',  # a name as a data key
 ])

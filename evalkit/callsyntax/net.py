@@ -74,12 +74,15 @@ def _inline_code(text: str, at: int, lo: int) -> bool:
     return head.count("`") % 2 == 1
 
 
-def _name_structured(text: str, at: int, end: int, lo: int, hi: int) -> bool:
+def _name_structured(text: str, at: int, end: int, lo: int, hi: int, sentence: bool) -> bool:
+    """Markup or punctuation around the name. In a sentence a colon after it is a label
+    ("Result of get_current_time: ..."), not a call's structure."""
     back = at
     while back > max(lo, at - 8) and text[back - 1] in " \t":
         back -= 1
     before = text[back - 1] if back > lo else ""
-    return before in _NAME_BEFORE or _next_char(text, end, hi) in _NAME_AFTER
+    after = _next_char(text, end, hi)
+    return before in _NAME_BEFORE or (after in _NAME_AFTER and not (sentence and after == ":"))
 
 
 def _scalar_key(text: str, end: int, hi: int) -> bool:
@@ -175,16 +178,15 @@ def _params(text: str, lo: int, hi: int, schema: Mapping[str, Any]) -> list[tupl
     return sorted(found)
 
 
-def _json_arguments(text: str, end: int, hi: int, props: Mapping[str, Any]) -> tuple[dict[str, Any], int] | None:
-    """A JSON object right after the name (within a few characters) whose keys are all parameters."""
+def _json_after(text: str, end: int, hi: int) -> tuple[Any, int] | None:
+    """The JSON object just after the name (within a few characters, on its line): (its value, or None
+    when it does not parse; its end)."""
     brace = text.find("{", end, min(hi, end + 40))
-    if brace < 0 or any(c.isalnum() for c in text[end:brace]):
+    if brace < 0 or "\n" in text[end:brace].strip("\n"):
         return None
     stop, reason = json_extent(text, brace, hi)
     value, _ = loads_lenient(text[brace:stop]) if reason is None else (None, None)
-    if isinstance(value, dict) and value and set(value) <= set(props):
-        return value, stop
-    return None
+    return value, stop
 
 
 def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Found]:
@@ -205,9 +207,13 @@ def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Foun
         blank = text.find("\n\n", end, ceiling)  # a paragraph break ends the setting
         ceiling = blank if blank >= 0 else ceiling
         back = max(floor, text.rfind("\n", max(floor, at - WINDOW), at) + 1)  # the line the name is on
+        obj = _json_after(text, end, ceiling)
+        if obj is not None and isinstance(obj[0], dict) and not set(obj[0]) <= set(props):
+            continue  # `get_current_time: {"timezone": ..., "datetime": ...}`: data of the tool (a result), no call
         found = _params(text, end, ceiling, props)
-        structured = _name_structured(text, at, end, lo, hi)
-        if not found or not (structured or (any(f[5] for f in found) and not _in_sentence(text, at, lo))):
+        sentence = _in_sentence(text, at, lo)
+        structured = _name_structured(text, at, end, lo, hi, sentence)
+        if not found or not (structured or (any(f[5] for f in found) and not sentence)):
             continue
         if _inline_code(text, at, lo):
             continue  # checked last: it looks back along the line
@@ -222,9 +228,8 @@ def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Foun
         eol = eol if eol >= 0 else ceiling
         if not _SENTENCE.search(text, stop, eol):
             stop = eol
-        json_args = _json_arguments(text, end, ceiling, props)
-        if json_args is not None:
-            args, stop = json_args[0], max(stop, json_args[1])
+        if obj is not None and isinstance(obj[0], dict) and obj[0]:  # its keys are all parameters
+            args, stop = obj[0], max(stop, obj[1])
         else:
             args = _unambiguous(found, schema)
         calls = [make_call(name, args, text[start:stop])] if args is not None else []
