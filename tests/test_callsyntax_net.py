@@ -32,6 +32,7 @@ PARIS = {"location": "Paris", "unit": "celsius"}
     ('(get_weather :location "Paris" :unit "celsius")', "get_weather", PARIS),
     ("tool: get_weather\nargs:\n  location: Paris\n  unit: celsius", "get_weather", PARIS),
     ("**Tool:** get_weather\n**Arguments:** location = Paris", "get_weather", {"location": "Paris"}),
+    ('Let me check: call get_weather(location="Paris")', "get_weather", {"location": "Paris"}),
 ])
 def test_invented_syntax_is_a_malformed_attempt_recovered_for_intent(text, name, args):
     s = scan(text, TOOLS)
@@ -58,6 +59,7 @@ def test_invented_syntax_is_a_malformed_attempt_recovered_for_intent(text, name,
     "Please send me your @location so I can run get_weather.",
     'The tool said: Result of get_weather: {\n  "location": "Paris",\n  "temperature_c": 21\n}',  # a result echoed
     'get_weather returned {"location": "Paris", "sky": "clear"}.',
+    'I called get_weather(location="Paris") and it said the sky is clear.',  # a sentence about a call
     "```python\ndef get_weather(location, unit):\n    location = location.strip()\n```",  # a definition
     '[TOOL_RESULT]{"result": {"search": false, "query": "x"}}[END_TOOL_RESULT]',  # a name as a data key
 ])

@@ -34,6 +34,7 @@ _QUOTED = {'"': re.compile(r'[^"\\\n]*(?:\\.[^"\\\n]*)*"'), "'": re.compile(r"[^
 _WORD = re.compile(r"[\w.\-]")
 _DEFINITION = re.compile(r"(?<![\w.\-])(?:def|function|func|fn|class|async def)[ \t]+$")
 _PROSE_WORD = re.compile(r"(?<![\w.\-])[A-Za-z][a-z]+[ \t]+$")  # `use `, `Use ` (not `CALL `)
+_WORDS = re.compile(r"[A-Za-z]{2,}")
 _SENTENCE = re.compile(r"[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}")
 
 
@@ -219,13 +220,15 @@ def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Foun
             continue  # checked last: it looks back along the line
         start = min(at, found[0][0])
         stop = max([end] + [f[1] for f in found])
+        eol = text.find("\n", stop, ceiling)
+        eol = eol if eol >= 0 else ceiling
+        if sentence and _WORDS.search(text, stop, eol):
+            continue  # "I called get_weather(location="Paris") and it is sunny": a sentence about a call
         # The block's own markup around it (`<invoke tool="...` up to the line's end) is part of the attempt,
         # unless a sentence shares the line.
         line = text.rfind("\n", back, start) + 1 or back
         if not _SENTENCE.search(text, max(line, back), start):
             start = max(line, back)
-        eol = text.find("\n", stop, ceiling)
-        eol = eol if eol >= 0 else ceiling
         if not _SENTENCE.search(text, stop, eol):
             stop = eol
         if obj is not None and isinstance(obj[0], dict) and obj[0]:  # its keys are all parameters
