@@ -26,7 +26,7 @@ LINES = [
     {"id": "c4", "kind": "call", "tools": [WEATHER], "reply": "<<get_weather>> <location>Oslo</location>",
      "expected_calls": [], "note": "calls left open by the writer: counted as seen, not as recovered"},
     {"id": "p1", "kind": "prose", "tools": [WEATHER], "reply": "Tell me the city and I can use get_weather.",
-     "expected_calls": [], "note": "plain"},
+     "expected_calls": [{"name": "get_weather", "arguments": {}}], "note": "plain; a prose line expects no call"},
 ]
 
 

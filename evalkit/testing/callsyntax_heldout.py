@@ -58,7 +58,7 @@ def load(path: Path) -> list[HeldOut]:
             if kind not in ("call", "prose"):
                 raise EvalkitError(f"{where}: kind must be 'call' or 'prose', not {kind!r}")
             offered = [ToolDef.model_validate(t) for t in d["tools"]]
-            expected = d.get("expected_calls") or [] if kind == "call" else []
+            expected = (d.get("expected_calls") or []) if kind == "call" else []  # prose expects no call
             case = Case(id=str(d["id"]), messages=[Message(role="user", content="(held-out reply)")],
                         tool_defs=offered,
                         expect=Expect(calls=[ExpectedCall(name=c["name"], args={
