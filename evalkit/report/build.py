@@ -96,6 +96,9 @@ def failure_list(entry: Entry, limit: int = MAX_FAILURES) -> FailureList:
 
 # ---------------------------------------------------------------- the report
 
+LEADERBOARD_ORDER = ("Ordered as the card decides (\"Which to deploy\"): its pick first, highlighted, then the options "
+                     "tied with it, the others meeting the constraints, and those ruled out, each by call accuracy.")
+
 
 @dataclass
 class FormatDifference:
@@ -130,6 +133,15 @@ class Report:
     @property
     def tags(self) -> list[str]:
         return sorted({t for e in self.entries for t in e.tags})
+
+
+def leaderboard_order(report: Report) -> list[Entry]:
+    """The report's entries in the card's order (`Recommendation.order`): the recommendation may
+    compare options on fewer cases (shared cases, one distractor count), so its entries are matched
+    to the report's by key."""
+    mine = {e.key: e for e in report.entries}
+    order = [mine[e.key] for e in report.recommendation.order() if e.key in mine]
+    return order + [e for e in ranked(report.entries) if e not in order]
 
 
 def format_differences(entries: Sequence[Entry]) -> list[FormatDifference]:

@@ -8,13 +8,15 @@ from typing import Sequence
 
 from .. import __version__, failures
 from ..metrics import BY_KEY, METRICS, MOSTLY_UNPARSED, cell, pct, unreliable
-from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
+from .build import (
+    LEADERBOARD_ORDER, MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report,
+    leaderboard_order,
+)
 from .explain import (
     clip, describe_failure, expected_text, explain, failure_detail, failure_kind, prompt_of, reply_lines,
     trajectory_text,
 )
 from .model import Entry, ranked
-from .recommend import option_name
 from .serving import PROBE_NOTE, identity, probe_meanings
 from .toolcount import (
     CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
@@ -43,7 +45,10 @@ table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabula
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: right; white-space: nowrap; }
 th { background: var(--soft); font-weight: 600; }
 td.text, th.text { text-align: left; }
-tr.best td { font-weight: 600; }
+tr.best td { font-weight: 600; background: #dafbe1; }
+tr.best td:first-child { box-shadow: inset 4px 0 0 var(--good); }
+ul.why { margin: 6px 0 0; padding-left: 20px; }
+ul.why li { margin: 3px 0; max-width: 1100px; }
 td.unreliable { color: #8c959f; background: #eef0f2; }
 .card { border: 1px solid var(--line); border-left: 4px solid var(--good); border-radius: 6px; padding: 12px 16px;
         background: #f3faf5; margin: 8px 0 12px; }
@@ -51,8 +56,8 @@ td.unreliable { color: #8c959f; background: #eef0f2; }
 .card .pick { font-size: 17px; font-weight: 600; }
 ul.ruled li { margin: 2px 0; }
 .badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; }
-.badge.sig { background: #ffebe9; color: var(--bad); }
-.badge.noise { background: #ddf4ff; color: #0550ae; }
+.badge.sig { background: #eaeef2; color: var(--fg); border: 1px solid #afb8c1; }
+.badge.noise { background: #fff; color: var(--muted); border: 1px dashed #afb8c1; }
 .note { color: var(--muted); font-size: 13px; }
 dl.metrics { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 13px;
              color: var(--muted); }
@@ -155,22 +160,15 @@ def _probe(report: Report) -> str:
 
 def _recommendation(report: Report) -> str:
     rec = report.recommendation
-    if rec.best is not None:
-        card = (f'<div class="card"><div class="pick">{escape(rec.headline)}</div>'
-                f"<div>{escape(rec.reason)}</div></div>")
-    else:
-        closest = ""
-        if rec.closest is not None:
-            closest = (f"<div>Closest, if you must choose: <b>{escape(option_name(rec.closest.best))}</b> - "
-                       f"{escape(rec.closest.text())}</div>")
-        elif rec.refused:
-            closest = f"<div>{escape(rec.reason)}.</div>"
-        card = f'<div class="card none"><div class="pick">{escape(rec.headline)}</div>{closest}</div>'
+    items = "".join(f"<li><b>{escape(title)}:</b> {escape(text)}</li>" for title, text in rec.bullets())
+    if rec.refused:
+        items += f"<li>{escape(rec.reason)}.</li>"
+    kind = "card" if rec.best is not None else "card none"
+    card = f'<div class="{kind}"><div class="pick">{escape(rec.headline)}</div><ul class="why">{items}</ul></div>'
     scope = f'<p class="note">Compared on {escape(rec.scope.text())}.</p>' if rec.scope and not rec.refused else ""
     ruled = ""
     if rec.ruled_out:
-        items = "".join(f"<li><b>{escape(r.entry.label)}</b>: {escape('; '.join(r.reasons))}</li>"
-                        for r in rec.ruled_out)
+        items = "".join(f"<li>{escape(line)}</li>" for line in rec.ruled_out_lines())
         ruled = f'<p>Ruled out:</p><ul class="ruled">{items}</ul>'
     constraints = _table(["constraint", "flag"], [[escape(a), f"<code>{escape(b)}</code>"]
                                                   for a, b in rec.constraints.rows()], text_cols=2)
@@ -180,8 +178,8 @@ def _recommendation(report: Report) -> str:
 
 
 def _leaderboard(report: Report) -> str:
-    entries = ranked(report.entries)
-    best = report.recommendation.best
+    entries = leaderboard_order(report)
+    pick = report.recommendation.pick
     rows, classes = [], []
     for i, e in enumerate(entries, 1):
         row: list = [str(i), escape(e.model), escape(e.format)]
@@ -195,7 +193,7 @@ def _leaderboard(report: Report) -> str:
             else:
                 row.append(text)
         rows.append(row)
-        classes.append("best" if best is not None and e is best else "")
+        classes.append("best" if pick is not None and i == 1 and e.key == pick.key else "")
     table = _table(["#", "model", "format"] + [m.header for m in LEADERBOARD], rows, text_cols=3, row_classes=classes)
     # The rank column is numeric but reads better left-aligned with the names.
     extra = ""
@@ -206,7 +204,7 @@ def _leaderboard(report: Report) -> str:
                  + escape(", ".join(f"{e.label} {pass_k.fmt(e.overall.pass_hat_k)}, flip rate "
                                     f"{flips.fmt(e.overall.flip_rate)}" for e in entries)) + "</p>")
     notes = "".join(f"<dt>{escape(m.header)}</dt><dd>{escape(m.note)}</dd>" for m in LEADERBOARD if m.note)
-    return (f'<p class="note">Best first (call accuracy, then latency p50); bold: the recommendation. '
+    return (f'<p class="note">{escape(LEADERBOARD_ORDER)} '
             f"Also in <code>leaderboard.csv</code>. {escape(BAND_NOTE)}</p>{table}{extra}<dl class=\"metrics\">{notes}</dl>")
 
 

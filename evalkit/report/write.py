@@ -14,19 +14,20 @@ from typing import Sequence
 
 from ..metrics import METRICS
 from ..rundir import write_atomic
-from .build import Report, build_report
+from .build import Report, build_report, leaderboard_order
 from .figures import make_figures
 from .html import render_html
 from .markdown import FAILURES_FILE, render_failures, render_markdown
-from .model import Entry, load_run, ranked
+from .model import Entry, load_run
 
 
 def leaderboard_csv(entries: Sequence[Entry]) -> str:
-    """One row per model x format, best first, every metric at full precision."""
+    """One row per model x format, in the order given (the report's leaderboard order), every metric
+    at full precision."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["run_id", "model", "format"] + [c for m in METRICS for c in m.csv_columns])
-    for entry in ranked(entries):
+    for entry in entries:
         row = [entry.run.run_id, entry.model, entry.format]
         row += [cell for m in METRICS for cell in m.cells(getattr(entry.overall, m.key))]
         writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
@@ -44,7 +45,7 @@ def write_report(report: Report, out_dir: Path | str) -> tuple[Path, Path]:
     write_atomic(md_path, render_markdown(report, figures))
     write_atomic(out / FAILURES_FILE, render_failures(report))
     write_atomic(html_path, render_html(report, figures))
-    write_atomic(out / "leaderboard.csv", leaderboard_csv(report.entries))
+    write_atomic(out / "leaderboard.csv", leaderboard_csv(leaderboard_order(report)))
     return md_path, html_path
 
 
