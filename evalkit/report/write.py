@@ -55,6 +55,16 @@ def write_run_report(run_dir: Path | str, out_dir: Path | str | None = None) -> 
     return write_report(build_report([run]), out_dir if out_dir is not None else run.path)
 
 
+def write_run_report_closing(run_dir: Path | str) -> list[str]:
+    """Write one run's report into its directory; return the lines `evalkit run` ends with: each
+    model's format verdict (one line each, the report's wording) and the path of report.html."""
+    run = load_run(run_dir)
+    report = build_report([run])
+    _md, html = write_report(report, run.path)
+    verdicts = [f"{d.model_label}: {d.result.brief(d.reference.format, d.other.format)}" for d in report.differences]
+    return verdicts + [f"report: {html}"]
+
+
 def default_compare_dir() -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Path("reports") / f"compare-{stamp}"
