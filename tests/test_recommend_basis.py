@@ -211,3 +211,19 @@ def test_the_issues_example_is_no_longer_decided_by_a_rate_with_no_basis(capsys)
     assert all(c["beyond_noise"] is False for c in hallucination["comparisons"])
     assert "qwen2.5-coder-0.5b [native]" in hallucination["comparisons"][0]["no_basis"]
     assert data["best"]["label"] == "qwen2.5-coder-0.5b [default]"
+
+
+# ---------------------------------------------------------------- the terminal
+
+
+def test_a_single_run_ends_with_the_format_verdict_and_the_report_path(tiny_server, tiny_suite, tmp_path, capsys):
+    argv = ["run", "--base-url", tiny_server.base_url, "--model", "m", "--suite", str(tiny_suite), "--out",
+            str(tmp_path / "runs"), "--format", "native", "--format", "default", "--no-cache", "--quiet"]
+    assert main(argv) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    assert lines[-2] == "m: native and default tie at 100.0%: within the noise (McNemar, p = 1.00, 3 cases)"
+    assert lines[-1] == f"report: {run_dir / 'report.html'}"
+    table = lines[lines.index("model m:") + 1:lines.index("model m:") + 4]
+    assert table[0].split()[:4] == ["format", "n", "call", "acc"] and "halluc." in table[0] and "p95" in table[0]
+    assert all(len(line) <= 100 for line in table) and "100.0%" in table[1]
