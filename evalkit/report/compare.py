@@ -199,16 +199,22 @@ class Difference:
         return (f"two-proportion z-test over cases, {format_p(self.p_value)}: {self.cases_a} vs {self.cases_b} "
                 f"cases{self.at_text()}, not the same cases")
 
+    def _lead(self, a: str, b: str) -> str | None:
+        """Who is ahead and by how much (None: not comparable)."""
+        if self.diff is None:
+            return None
+        if self.diff == 0:
+            return f"{a} and {b} tie at {_pct(self.acc_a)}"
+        ahead, behind = (a, b) if self.diff > 0 else (b, a)
+        return (f"{ahead} beats {behind} by {abs(self.diff) * 100:.1f} points "
+                f"({a} {_pct(self.acc_a)}, {b} {_pct(self.acc_b)})")
+
     def brief(self, name_a: str | None = None, name_b: str | None = None) -> str:
         """The verdict in one short line: who is ahead, by how much, and the test's p."""
         a, b = name_a or self.label_a, name_b or self.label_b
-        if self.diff is None:
+        lead = self._lead(a, b)
+        if lead is None:
             return f"{a} vs {b}: not comparable (no scored samples on one side)"
-        if self.diff == 0:
-            lead = f"{a} and {b} tie at {_pct(self.acc_a)}"
-        else:
-            ahead, behind = (a, b) if self.diff > 0 else (b, a)
-            lead = f"{ahead} beats {behind} by {abs(self.diff) * 100:.1f} points ({_pct(self.acc_a)} vs {_pct(self.acc_b)})"
         cases = self.paired if self.test == "mcnemar" else min(self.cases_a, self.cases_b)
         name = "McNemar" if self.test == "mcnemar" else "two-proportion z-test"
         return f"{lead}: {self.verdict} ({name}, {format_p(self.p_value)}, {cases} cases)"
@@ -216,14 +222,9 @@ class Difference:
     def sentence(self, name_a: str | None = None, name_b: str | None = None) -> str:
         """One line a person reads: who is ahead, by how much, and whether it is more than noise."""
         a, b = name_a or self.label_a, name_b or self.label_b
-        if self.diff is None:
+        lead = self._lead(a, b)
+        if lead is None:
             return f"{a} vs {b}: not comparable (no scored samples on one side)."
-        if self.diff == 0:
-            lead = f"{a} and {b} tie at {_pct(self.acc_a)}"
-        else:
-            ahead, behind = (a, b) if self.diff > 0 else (b, a)
-            lead = (f"{ahead} beats {behind} by {abs(self.diff) * 100:.1f} points "
-                    f"({a} {_pct(self.acc_a)}, {b} {_pct(self.acc_b)})")
         return f"{lead}: {self.verdict} ({self.test_text()}; {self.detectable_text()})."
 
 
