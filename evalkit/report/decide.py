@@ -27,7 +27,6 @@ them.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
