@@ -212,7 +212,7 @@ class Comparison:
 
 
 def _signed(seconds: float) -> str:
-    return f"{seconds * 1000:+.0f} ms" if abs(seconds) < 1 else f"{seconds:+.1f} s"
+    return f"{round(seconds * 1000):+d} ms" if abs(seconds) < 1 else f"{seconds:+.1f} s"
 
 
 def _mean(values: list[float]) -> float:
@@ -298,11 +298,18 @@ class Step:
         return "; ".join(f"{c.values_text()} ({c.test_text()})" for c in shown)
 
     def why_not(self, labels: Sequence[str]) -> str:
-        """Why this criterion did not separate `labels`."""
-        parts = []
-        for c in self.between(labels):
-            noise = "" if not c.has_basis else f"within the noise, {c.values_text()}: "
-            parts.append(noise + c.test_text())
+        """Why this criterion did not separate `labels`: the options without a basis (once each),
+        then each pair with a basis and its test."""
+        pairs = self.between(labels)
+        lacking: dict[str, int] = {}
+        for c in pairs:
+            lacking.update({label: n for label, n in ((c.label_a, c.basis_a), (c.label_b, c.basis_b))
+                            if label in c.no_basis})
+        parts = [f"within the noise, {c.values_text()}: {c.test_text()}" for c in pairs if c.has_basis]
+        if lacking:
+            what = self.criterion.basis
+            parts.insert(0, "no basis: " + ", ".join(f"{label} has {n} {what}" for label, n in lacking.items())
+                         + f" (a criterion needs {MIN_BASIS})")
         return "; ".join(parts)
 
 

@@ -176,12 +176,13 @@ class Choice:
         better = "lower" if step.criterion.lower_is_better else "higher"
         return f"{step.criterion.name}, {better} is better: {step.text()}"
 
-    def passed_over(self) -> list[str]:
-        """The secondary criteria tried before the deciding one (all of them in a tie), and why none decided."""
+    def passed_over(self) -> list[tuple[str, str]]:
+        """The secondary criteria tried before the deciding one (all of them in a tie), and why each
+        did not decide: (criterion, why)."""
         steps = self.decision.steps[1:]
         last = self.decision.deciding
         among = self.decision.contenders
-        return [f"{step.criterion.name}: {step.why_not(among)}" for step in steps
+        return [(step.criterion.name, step.why_not(among)) for step in steps
                 if step is not last and step.why_not(among)]
 
     def change_text(self) -> str:
@@ -206,9 +207,7 @@ class Choice:
                                for c in d.steps[0].comparisons if c.label_b in d.steps[0].kept)
             out.append(("Tied on call accuracy", f"within the noise of {leader} {pct(value_of(ACCURACY, d.tied[0].samples))}: {others}"))
         out.append(("Decided by", self.decided_text()))
-        passed = self.passed_over()
-        if passed:
-            out.append(("Did not decide", " | ".join(passed)))
+        out += [(f"Not decided by {name}", why) for name, why in self.passed_over()]
         out.append(("What would change it", self.change_text()))
         return out
 
