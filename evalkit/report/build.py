@@ -141,7 +141,8 @@ def leaderboard_order(report: Report) -> list[Entry]:
     to the report's by key."""
     mine = {e.key: e for e in report.entries}
     order = [mine[e.key] for e in report.recommendation.order() if e.key in mine]
-    return order + [e for e in ranked(report.entries) if e not in order]
+    placed = {id(e) for e in order}
+    return order + [e for e in ranked(report.entries) if id(e) not in placed]
 
 
 def format_differences(entries: Sequence[Entry]) -> list[FormatDifference]:

@@ -252,9 +252,12 @@ class Recommendation:
         leaderboard follows it."""
         first = [self.pick] if self.pick is not None else []
         tied = [e for e in (self.choice.tied if self.choice else []) if e is not self.pick]
-        rest = ranked([e for e in self.eligible if e is not self.pick and e not in tied])
-        out = ranked([r.entry for r in self.ruled_out if r.entry is not self.pick and r.entry not in tied])
-        return first + [e for e in tied if e in self.eligible] + rest + [e for e in tied if e not in self.eligible] + out
+        placed = {id(e) for e in first + tied}
+        eligible = {id(e) for e in self.eligible}
+        rest = ranked([e for e in self.eligible if id(e) not in placed])
+        out = ranked([r.entry for r in self.ruled_out if id(r.entry) not in placed])
+        return (first + [e for e in tied if id(e) in eligible] + rest
+                + [e for e in tied if id(e) not in eligible] + out)
 
     @property
     def refused(self) -> bool:
