@@ -33,7 +33,9 @@ STRICT_VS_LENIENT = (
 SIGNIFICANCE_NOTE = (
     "A difference is called larger than the noise when p < 0.05: McNemar's exact test on the per-case "
     "outcomes when both formats answered the same cases (a paired test: only cases that pass in one "
-    "format and fail in the other count), otherwise a two-proportion z-test."
+    "format and fail in the other count), otherwise a two-proportion z-test. The unit is the case: with "
+    "repeats a case's outcome is the share of its repeats that pass, and with --distractors the formats "
+    "are compared at +0 distractor tools (the tool-count section shows the other counts)."
 )
 
 
