@@ -18,7 +18,7 @@ from .dispatch import run_jobs
 from .engine.discover import check_base_url, check_server, resolve, unserved_warning
 from .engine.machine import describe_machine
 from .errors import EvalkitError, Interrupted
-from .formats import get_format
+from .formats import canonical, get_format
 from .jobs import Endpoint, RunContext, done_keys, plan
 from .progress import Progress
 from .rundir import (
@@ -134,11 +134,13 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
     _apply_limits(options.settings, stack)
     suites = load_suites(options.suites)
     _import_implementations(suites)
-    for fmt in options.formats:
-        get_format(fmt)  # fail early on a typo
+    # Fails early on a typo; a run records each format by its canonical name (`constrained` is
+    # written as the envelope it stands for), so its samples and reports say what was sent.
+    formats = list(dict.fromkeys(canonical(fmt) for fmt in options.formats))
     base_urls, model_id, backend, requested = _resolve_target(options, stack)
     for url in base_urls:
         check_server(url)
+    preflight(formats, base_urls, model_id, options.settings.timeout_s)
     settings = options.settings
     serving = _serving(base_urls[0], model_id)
     if not options.concurrency_given and backend != "embedded" and serving.slots:
@@ -158,7 +160,7 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         backend=backend,
         base_url=base_urls[0],
         base_urls=base_urls,
-        formats=list(options.formats),
+        formats=formats,
         suites=[
             SuiteRef(name=s.suite.name, path=str(s.path), sha256=s.sha256, cases=len(s.suite.cases)) for s in suites
         ],
@@ -214,11 +216,30 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
     # What to run comes from the header (as `_run` reads it); the engine's slots from its settings.
     options.settings = header.settings
     if header.backend == "embedded" and not options.base_urls:
-        return header, suites, [_start_engine(options, stack, header.model)]
+        base_url = _start_engine(options, stack, header.model)
+        preflight(header.formats, [base_url], header.model, header.settings.timeout_s)
+        return header, suites, [base_url]
     base_urls = options.base_urls or header.base_urls or [header.base_url]
     for url in base_urls:  # a dead server fails fast, as on a fresh run, not as a run of error samples
         check_server(url)
+    preflight(header.formats, base_urls, header.model, header.settings.timeout_s)
     return header, suites, base_urls
+
+
+def preflight(formats: list[str], base_urls: list[str], model: str, timeout_s: float) -> None:
+    """The probe checks the run's formats need (`constrained` needs `json_schema`), on every
+    endpoint before the first sample: a server that cannot do it ends the run here in one line."""
+    needed = {check: fmt for fmt in formats if (check := getattr(get_format(fmt), "needs_check", None))}
+    if not needed:
+        return
+    from .probe.run import run_check
+
+    for check, fmt in needed.items():
+        for url in base_urls:
+            result = run_check(url, model, check, timeout_s=timeout_s)
+            if result.status != "pass":
+                raise EvalkitError(f"--format {fmt}: {url} failed the probe's {check} check "
+                                   f"({result.status}: {result.detail}); the run was not started")
 
 
 def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
