@@ -91,7 +91,7 @@ FIXED_OBJECT = {"probe": "evalkit", "n": 7}
 FIXED_SCHEMA = {"type": "object", "properties": {k: {"const": v} for k, v in FIXED_OBJECT.items()},
                 "required": list(FIXED_OBJECT), "additionalProperties": False}
 JSON_SCHEMA = ProbeRequest("json_schema", lambda _: {
-    "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+    "messages": [SYSTEM, {"role": "user", "content": "Say hello in one short sentence."}],
     "response_format": {"type": "json_schema", "json_schema": {"name": "probe", "schema": FIXED_SCHEMA}}})
 
 
