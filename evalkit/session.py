@@ -346,7 +346,7 @@ def _probe(options: RunOptions, header: Header, base_url: str) -> None:
     assert run_dir is not None  # set by both setups
     result = read_probe(run_dir)
     if result is None:
-        _say(options, f"probing {base_url} before the run (about 7 requests)...")
+        _say(options, f"probing {base_url} before the run (about 8 requests)...")
         result = run_probe(base_url, header.model, timeout_s=header.settings.timeout_s)
         write_model(run_dir / PROBE, result)
     counts = result.summary()
