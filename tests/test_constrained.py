@@ -245,3 +245,13 @@ def test_a_report_without_constrained_formats_has_no_support_section(tiny_server
     assert main(argv) == 0
     (run_dir,) = (tmp_path / "out").iterdir()
     assert "Kinds of tool support" not in (run_dir / "report.md").read_text()
+
+
+def test_resume_asks_the_check_again_before_finishing_a_constrained_run(suite, tmp_path, capsys):
+    with ScriptedServer(responder=ContractResponder()) as srv:
+        assert run_cli(srv.base_url, suite, tmp_path / "out", "constrained", extra=("--tag", "x")) == 0
+    (run_dir,) = (tmp_path / "out").iterdir()
+    capsys.readouterr()
+    with ScriptedServer(responder=ContractResponder(breaks={"refuse_response_format"})) as srv:
+        code = main(["run", "--resume", str(run_dir), "--base-url", srv.base_url, "--quiet", "--no-report"])
+    assert code == 2 and "json_schema check (unsupported:" in capsys.readouterr().err
