@@ -239,7 +239,7 @@ def preflight(formats: list[str], base_urls: list[str], model: str, timeout_s: f
             result = run_check(url, model, check, timeout_s=timeout_s)
             if result.status != "pass":
                 raise EvalkitError(f"--format {fmt}: {url} failed the probe's {check} check "
-                                   f"({result.status}: {result.detail}); the run was not started")
+                                   f"({result.status}: {' '.join(result.detail.split())}); the run was not started")
 
 
 def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
