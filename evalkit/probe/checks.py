@@ -92,7 +92,9 @@ FIXED_SCHEMA = {"type": "object", "properties": {k: {"const": v} for k, v in FIX
                 "required": list(FIXED_OBJECT), "additionalProperties": False}
 JSON_SCHEMA = ProbeRequest("json_schema", lambda _: {
     "messages": [SYSTEM, {"role": "user", "content": "Say hello in one short sentence."}],
-    "response_format": {"type": "json_schema", "json_schema": {"name": "probe", "schema": FIXED_SCHEMA}}})
+    "response_format": {"type": "json_schema", "json_schema": {"name": "probe", "schema": FIXED_SCHEMA}}},
+    # Streamed, as runs are: a slow engine on a loaded CPU still sends a token within the read timeout.
+    stream=True)
 
 
 # ---------------------------------------------------------------- helpers for the judges

@@ -595,10 +595,10 @@ class ContractResponder:
             reply = Reply(content=f"The tool says: {str(last.get('content')).partition(': ')[2]}")
         else:
             reply = self._answer({**request, "tools": _schema_tools(schema)} if schema is not None else request)
-        if schema is not None:
-            reply = Reply(content=json.dumps(fit_schema(schema, reply), ensure_ascii=False))
         if "stream_disagrees" in self.breaks and request.get("stream"):
             reply = self._disagree(reply)
+        if schema is not None:  # whatever it decided, a server that constrains writes it as the schema asks
+            reply = Reply(content=json.dumps(fit_schema(schema, reply), ensure_ascii=False))
         return self._wire(reply)
 
     def _answer(self, request: dict[str, Any]) -> Reply:
