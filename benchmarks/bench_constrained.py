@@ -1,10 +1,11 @@
 """Native, default, constrained (each envelope) and native + required side by side (issue 22):
 call accuracy, malformed, did not call and called when it should not, per bundled model, over
-every built-in single-turn suite, on the embedded engine.
+every built-in single-turn suite, on the embedded engine; each model's options over the cases all
+of them answered.
 
     python benchmarks/bench_constrained.py                      # the full table (a quiet machine: hours)
     python benchmarks/bench_constrained.py --limit 5 --suite weather --suite arithmetic --suite no_tool
-    python benchmarks/bench_constrained.py --tabulate RUN_DIR...   # only the table, from finished runs
+    python benchmarks/bench_constrained.py --tabulate RUN_DIR...   # only the table, from runs (pooled per model x format)
 
 Each model is one `evalkit run` (a run directory under --out; Ctrl-C and the same command again
 resumes nothing: use `evalkit run --resume RUN_DIR`, then --tabulate). Accuracy does not depend on
@@ -18,12 +19,13 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from evalkit.engine.registry import BUNDLED
 from evalkit.formats.constrained import ENVELOPES
 from evalkit.metrics import pct
-from evalkit.report.model import Entry, load_run, make_entries
+from evalkit.report.model import Entry, case_key, load_run, make_entries
 from evalkit.report.support import RATES, rate
 from evalkit.suites import default_suites
 
@@ -54,12 +56,14 @@ def run_model(model: str, suites: list[str], limit: int | None, out: Path, threa
     return run_dir
 
 
-def row(entry: Entry) -> dict:
-    scored = [s for s in entry.samples if s.error is None]
+def row(entries: list[Entry]) -> dict:
+    """One model x format, pooled over the runs given (e.g. a subset measured in two runs)."""
+    pooled = replace(entries[0], samples=[s for e in entries for s in e.samples])
+    scored = [s for s in pooled.samples if s.error is None]
     return {
-        "model": entry.model, "format": entry.format, "run_id": entry.run.run_id, "n": len(scored),
+        "model": pooled.model, "format": pooled.format, "runs": [e.run.run_id for e in entries], "n": len(scored),
         "correct": sum(1 for s in scored if s.call_correct),
-        **{which.name: rate(entry, which) for which in RATES},
+        **{which.name: rate(pooled, which) for which in RATES},
     }
 
 
@@ -86,8 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         models = args.model or [name for name in BUNDLED if name.startswith("qwen")]
         suites = args.suite or single_turn_suites()
         run_dirs = [run_model(model, suites, args.limit, args.out, args.threads) for model in models]
-    rows = [row(e) for e in make_entries([load_run(d) for d in run_dirs])]
-    rows.sort(key=lambda r: (r["model"], r["format"]))
+    options: dict[tuple[str, str], list[Entry]] = {}
+    for entry in make_entries([load_run(d) for d in run_dirs]):
+        options.setdefault((entry.model, entry.format), []).append(entry)
+    # Every option of a model on the same cases: those all of them answered (an interrupted run
+    # leaves some options a case short).
+    common: dict[str, set] = {}
+    for (model, _fmt), entries in options.items():
+        keys = {case_key(s) for e in entries for s in e.samples}
+        common[model] = common[model] & keys if model in common else keys
+    rows = [row([replace(e, samples=[s for s in e.samples if case_key(s) in common[key[0]]]) for e in options[key]])
+            for key in sorted(options)]
     print(table(rows))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"runs": [str(d) for d in run_dirs], "rows": rows}, indent=1) + "\n")
