@@ -152,7 +152,7 @@ def test_a_constrained_reply_is_scored_like_the_same_decision_in_native(fmt, sui
 ])
 def test_replies_the_schema_should_have_prevented_are_failures_of_their_kind(content, kind, detail, suite):
     with ScriptedServer(responder=Reply(content=content)) as srv:
-        (sample,) = run_samples(srv.base_url, suite, ["constrained"], case_ids=["one"])
+        (sample,) = run_samples(srv.base_url, suite, ["constrained+calls_first"], case_ids=["one"])
     assert sample.failure_kind == kind and not sample.call_correct
     if detail:
         assert detail in sample.failure_detail

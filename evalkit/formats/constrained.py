@@ -90,7 +90,7 @@ ENVELOPES: dict[str, Envelope] = {
         ),
     )
 }
-DEFAULT_ENVELOPE = "calls_first"
+DEFAULT_ENVELOPE = "choice"
 
 
 def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
