@@ -54,7 +54,7 @@ class Envelope:
     writes calls and an answer (the prompt's examples and the agent history use the same)."""
 
     name: str
-    idea: str  # what the design tries, in a sentence (docs and --help)
+    idea: str  # what the design tries, in a sentence (as docs/constrained.md tells it)
     wrap: Callable[[dict[str, Any]], dict[str, Any]]  # schema of one call -> schema of the reply
     render: Callable[[Calls, str], dict[str, Any]]  # calls (may be none) and text -> a reply
     note: str = ""  # an extra line of instructions, when the design needs one
