@@ -14,7 +14,7 @@ from .model import Entry
 
 SUPPORT_NOTE = (
     "Rates over scored samples (server errors left out): malformed of all; did not call of the samples whose "
-    "case expects a call; called when it should not of those whose case expects none. Constrained options hold "
+    "case expects a call; called when it should not of those whose case expects none (a call there, with made-up values or not). Constrained options hold "
     "the reply to a JSON Schema of the offered calls (docs/constrained.md); each is compared with native from "
     "the same run (default when there is no native). These are rates, not a significance test: the format "
     "differences above test accuracy."
@@ -32,7 +32,10 @@ class Rate:
 RATES = (
     Rate("malformed", lambda s: True, lambda s: s.malformed),
     Rate("did_not_call", lambda s: s.expected_calls > 0, lambda s: s.failure_kind == "did_not_call"),
-    Rate("called_when_should_not", lambda s: s.expected_calls == 0, lambda s: s.failure_kind == "called_when_should_not"),
+    # On a case that wants no call, a call is `called_when_should_not`, or `invented_argument` when
+    # its values were made up (scoring names the more telling of the two).
+    Rate("called_when_should_not", lambda s: s.expected_calls == 0,
+         lambda s: s.failure_kind in ("called_when_should_not", "invented_argument")),
 )
 
 
