@@ -12,7 +12,7 @@ from typing import Callable
 from .agent import run_agent
 from .client import TransportError, make_client
 from .errors import EvalkitError
-from .jobs import Endpoint, Job, RunContext, new_sample
+from .jobs import Endpoint, Job, RunContext, held_cache_puts, new_sample
 from .schema import Sample
 from .single import run_single
 
@@ -55,7 +55,7 @@ async def run_jobs(
         if endpoint.client is None:
             endpoint.client = make_client(endpoint.base_url, ctx.settings.timeout_s, connections=endpoint.concurrency)
 
-    def finish(job: Job, endpoint: Endpoint, sample: Sample) -> None:
+    def finish(job: Job, endpoint: Endpoint, sample: Sample, cache_puts: list[Callable[[], None]]) -> None:
         nonlocal remaining
         try:
             on_sample(sample)
@@ -67,6 +67,12 @@ async def run_jobs(
                 fatal.append(again)
                 done.set()
                 return
+        else:
+            try:
+                for put in cache_puts:  # its replies are cached once the sample is written, not before
+                    put()
+            except Exception:  # noqa: BLE001 - an entry the cache could not take is asked for again, no more
+                pass
         remaining -= 1
         if remaining == 0:
             done.set()
@@ -84,6 +90,7 @@ async def run_jobs(
             except asyncio.QueueEmpty:
                 await asyncio.sleep(0.05)  # all jobs are queued up front; only failovers come later
                 continue
+            cache_puts = held_cache_puts()
             try:
                 sample = await run_job(job, endpoint, ctx)
             except TransportError as exc:
@@ -109,7 +116,7 @@ async def run_jobs(
                 sample = error_sample(job, ctx, endpoint, failed_inside(exc))
             else:
                 endpoint.failures = 0
-            finish(job, endpoint, sample)
+            finish(job, endpoint, sample, cache_puts)
 
     workers = [asyncio.create_task(worker(e)) for e in endpoints for _ in range(max(1, e.concurrency))]
     try:

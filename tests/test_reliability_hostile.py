@@ -62,3 +62,66 @@ def test_a_few_calls_stay_well_under_the_limit():
     with _sse_server(_fragments(3, lambda i: b'{"index":%d,"id":"c%d","function":{"name":"f","arguments":"{}"}}' % (i, i))) as srv:
         calls = run(srv.base_url, max_reply_chars=3 * (CALL_CHARS + 2 + 1 + 2)).tool_calls
     assert [c["id"] for c in calls] == ["c0", "c1", "c2"]
+
+
+# ---------------------------------------------------------------- 4: a lone surrogate inside arguments
+
+from conftest import TINY_CASES, tiny_responder  # noqa: E402
+from evalkit.cache import ResponseCache  # noqa: E402
+from evalkit.testing.scripted_server import Reply  # noqa: E402
+from test_reliability_run import KEYS, latest, only_run_dir, resume  # noqa: E402
+from test_reliability_run import run as run_cli  # noqa: E402
+
+
+@pytest.mark.parametrize("fmt", ["native", "default", "pythonic"])
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_a_lone_surrogate_inside_arguments_is_a_parse_error_scored_and_cached(server, tiny_suite, tmp_path,
+                                                                             monkeypatch, fmt, stream):
+    # The arguments string `{"name": "\ud800"}` decodes to a lone surrogate: the sample once failed
+    # as "evalkit failed on this sample: PydanticSerializationError" after the reply was cached,
+    # so every --resume replayed the failure. It is the model's malformed call now.
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    poison = {"native": Reply(tool_calls=[{"name": "say_hello", "arguments": '{"name": "\\ud800"}'}]),
+              "default": Reply(content='[TOOL_REQUEST]{"name": "say_hello", "arguments": {"name": "\\ud800"}}[END_TOOL_REQUEST]'),
+              "pythonic": Reply(content="[say_hello(name='\\ud800')]")}[fmt]
+    server.set_responder(lambda request: poison if "Bob" in request["messages"][-1]["content"] else tiny_responder(request))
+    out = tmp_path / "runs"
+    assert run_cli(server.base_url, tiny_suite, out, *([] if stream else ["--no-stream"]), formats=(fmt,), cache=True) == 0
+    run_dir = only_run_dir(out)
+    hello = latest(run_dir)[("hello", fmt)]
+    assert hello["error"] is None, hello["error"]
+    assert hello["call_correct"] is False and hello["failure_kind"] == "malformed", hello["failure_kind"]
+    (call,) = hello["calls"]
+    assert call["parse_error"].endswith("invalid unicode escape (a lone surrogate)"), call
+    cache = ResponseCache.open_default()
+    assert cache.count() == len(TINY_CASES)  # cached: a --resume replays a scored reply, not a failure
+    cache.close()
+
+
+def test_a_sample_that_cannot_be_written_leaves_its_reply_out_of_the_cache(server, tiny_suite, tmp_path, monkeypatch):
+    # The cache is written once the sample's line is: a reply that breaks writing (the next bug,
+    # as the lone surrogate in arguments was) is asked for again on --resume, not replayed.
+    from evalkit import rundir
+
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    real_line = rundir.sample_line
+
+    def fragile(sample):
+        if sample.error is None and sample.case_id == "chat":
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return real_line(sample)
+
+    server.set_responder(tiny_responder)
+    out = tmp_path / "runs"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rundir, "sample_line", fragile)
+        assert run_cli(server.base_url, tiny_suite, out, formats=("native",), cache=True) == 0
+    run_dir = only_run_dir(out)
+    assert latest(run_dir)[("chat", "native")]["error"].startswith("evalkit failed on this sample: UnicodeEncodeError")
+    cache = ResponseCache.open_default()
+    assert cache.count() == len(TINY_CASES) - 1
+    cache.close()
+    server.reset()
+    assert resume(run_dir) == 0
+    assert server.hits == 1  # asked again, not replayed
+    assert latest(run_dir)[("chat", "native")]["error"] is None
