@@ -125,3 +125,48 @@ def test_a_sample_that_cannot_be_written_leaves_its_reply_out_of_the_cache(serve
     assert resume(run_dir) == 0
     assert server.hits == 1  # asked again, not replayed
     assert latest(run_dir)[("chat", "native")]["error"] is None
+
+
+# ---------------------------------------------------------------- 2: the scanner's quadratic cases
+
+from evalkit.callsyntax import scan  # noqa: E402
+from evalkit.callsyntax.scanner import MAX_READS, TOO_MANY_READS  # noqa: E402
+
+
+@pytest.mark.timeout(20)  # a hang guard, not a speed target (that is benchmarks/bench_scanner_worst.py)
+def test_a_gemma_4_key_followed_by_blanks_is_read_once():
+    # The lazy key pattern retried the rest of the text at every character: 40 s for 200,000
+    # spaces, about 160 s for these 400,000. Read once, it is a broken call at once.
+    found = scan("<|tool_call>call:f{a" + " " * 400_000)
+    (attempt,) = found.attempts
+    assert attempt.family == "gemma4" and attempt.broken == "a key without a value"
+
+
+def test_keys_are_still_read_with_blanks_around_them():
+    (attempt,) = scan("<|tool_call>call:f{ city : <|\"|>Paris<|\"|> , n :2}<tool_call|>").attempts
+    assert attempt.broken is None and attempt.calls[0].arguments == {"city": "Paris", "n": 2}
+
+
+@pytest.mark.parametrize("unit", ["[TOOL_CALLS]", ">>>a\n", "`<tool_call>` "])
+def test_past_the_read_limit_the_rest_of_a_reply_is_one_attempt_or_prose(unit):
+    # 200,000 markers were 200,000 reads (1-2 s per MB on the event loop); past MAX_READS the
+    # rest is not read block by block.
+    text = unit * 200_000
+    found = scan(text)
+    assert len(found.attempts) <= MAX_READS + 1
+    if unit.startswith("`"):
+        assert not found.attempts and len(found.prose) == len(text.strip())
+    else:
+        assert found.attempts[-1].broken == TOO_MANY_READS and found.attempts[-1].span[1] == len(text)
+
+
+def test_a_real_reply_with_many_calls_is_under_the_read_limit():
+    text = "".join(f'<tool_call>{{"name": "f", "arguments": {{"n": {i}}}}}</tool_call>\n' for i in range(300))
+    found = scan(text, {"f": None})
+    assert len(found.attempts) == 300 and all(a.broken is None for a in found.attempts)
+
+
+@pytest.mark.timeout(20)
+def test_brackets_that_never_close_are_walked_a_bounded_number_of_times():
+    found = scan('<tool_call>' + '[{' * 500_000)
+    assert found.attempts and found.attempts[0].broken.startswith("cut off")
