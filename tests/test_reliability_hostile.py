@@ -170,3 +170,115 @@ def test_a_real_reply_with_many_calls_is_under_the_read_limit():
 def test_brackets_that_never_close_are_walked_a_bounded_number_of_times():
     found = scan('<tool_call>' + '[{' * 500_000)
     assert found.attempts and found.attempts[0].broken.startswith("cut off")
+
+
+# ---------------------------------------------------------------- 3 and 7: the probe
+
+import time  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+import threading  # noqa: E402
+
+from evalkit.cli import main  # noqa: E402
+from evalkit.probe import run_probe  # noqa: E402
+from evalkit.probe.wire import MAX_REPLY_BYTES  # noqa: E402
+from evalkit.testing.scripted_server import ContractResponder, ScriptedServer  # noqa: E402
+
+MODELS = {"GET /v1/models": {"object": "list", "data": [{"id": "m", "object": "model"}]}}
+
+
+def test_the_probe_stops_reading_a_reply_past_its_limit():
+    # 5 MB replies, streamed and not: the probe held them whole (50 MB ones took 7.66 GB RSS).
+    with ScriptedServer(responder=Reply(content="x" * 5_000_000, stream_content_chunks=50), endpoints=MODELS) as srv:
+        result = run_probe(srv.base_url, "m", timeout_s=20)
+    sent = [e for c in result.checks for e in c.evidence if e.method == "POST"]
+    assert sent and all(e.error and f"over the probe's limit of {MAX_REPLY_BYTES:,} bytes" in e.error for e in sent)
+    assert len(result.model_dump_json()) < 40 * MAX_REPLY_BYTES  # the --json output is bounded too
+    assert by_check(result)["tool_choice_none"].status == "fail"
+
+
+def test_a_trickling_server_ends_each_probe_request_at_the_timeout():
+    # One event every 0.3 s never trips a 1.5 s read gap; a 200-event reply took 60 s a request.
+    trickle = Reply(content="y" * 200, stream_content_chunks=200, chunk_delay_s=0.3, delay_s=0.0)
+    good = ContractResponder()
+    with ScriptedServer(responder=lambda r: trickle if r.get("stream") else good(r), endpoints=MODELS) as srv:
+        start = time.monotonic()
+        result = run_probe(srv.base_url, "m", timeout_s=1.5)
+        took = time.monotonic() - start
+    streamed = [e for c in result.checks for e in c.evidence if e.stream]
+    assert streamed and all(e.error == "timed out: no complete reply within the 1.5 s deadline" for e in streamed)
+    assert took < 25
+
+
+def by_check(result):
+    return {c.name: c for c in result.checks}
+
+
+@pytest.mark.parametrize("body, content_type", [(b"<html><body>Welcome</body></html>", "text/html"), (b"", "application/json")],
+                         ids=["html", "empty"])
+def test_a_server_that_sends_no_readable_reply_fails_the_probe(body, content_type):
+    with ScriptedServer(responder=Reply(raw_body=body, content_type=content_type), endpoints=MODELS) as srv:
+        result = run_probe(srv.base_url, "m", timeout_s=10)
+    checks = by_check(result)
+    for name in ("tool_choice_none", "stream_parity"):
+        assert checks[name].status == "fail" and "the reply could not be read" in checks[name].detail, checks[name]
+
+
+class _HtmlEverywhere(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        page = b"<!doctype html><html><body>router login</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_models_list_in_html_is_reached_not_unreachable(capsys):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlEverywhere)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        assert main(["probe", "--base-url", base_url, "--model", "m"]) == 2
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    err = capsys.readouterr().err
+    assert "cannot reach" not in err and f"{base_url}/models answered, but not with an OpenAI model list" in err
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        try:
+            for byte in b'{"object": "list", "data": []}' * 100:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_get_that_trickles_ends_at_its_timeout():
+    from evalkit.engine.discover import get_json
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            get_json(f"http://127.0.0.1:{httpd.server_address[1]}/v1/models", 1.0)
+        assert time.monotonic() - start < 5
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -40,7 +40,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
             base_url = resolved.base_url or ""
             try:
                 list_server_models(base_url)
-            except (OSError, ValueError) as exc:
+            except ValueError as exc:  # it was reached: what it said is not a model list
+                raise EvalkitError(f"{base_url}/models answered, but not with an OpenAI model list ({exc}); "
+                                   f"is {base_url} an OpenAI-compatible /v1 URL?") from None
+            except OSError as exc:
                 raise EvalkitError(f"cannot reach {base_url} ({exc}); is the server running?") from None
         result = run_probe(base_url, resolved.model_id, timeout_s=args.timeout)
     if args.json:
