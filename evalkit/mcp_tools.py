@@ -33,12 +33,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import EvalkitError
+from .limits import MAX_TOOL_RESULT_CHARS
 from .schema import McpServer, ToolCall, ToolDef
 
 STDERR_TAIL_CHARS = 600
 MAX_PAGES = 1000  # tools/list pages followed before a paginator that never ends is refused
 # OpenAI's rule for function names; an MCP name outside it is offered renamed, with `x-mcp-name`.
-OPENAI_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# Whole-string (fullmatch): `$` also matched before a final newline, so `abc\n` passed as it was.
+OPENAI_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 MCP_NAME_KEY = "x-mcp-name"
 
 
@@ -56,7 +58,22 @@ class ServerInfo:
 
 
 def offered_name(mcp_name: str) -> str:
-    return mcp_name if OPENAI_NAME.match(mcp_name) else re.sub(r"[^a-zA-Z0-9_-]", "_", mcp_name)[:64]
+    return mcp_name if OPENAI_NAME.fullmatch(mcp_name) else re.sub(r"[^a-zA-Z0-9_-]", "_", mcp_name)[:64] or "_"
+
+
+def name_clashes(mcp_names: list[str]) -> str | None:
+    """Why these MCP tool names cannot all be offered, or None: a name listed twice, or names that
+    become the same OpenAI name (`a/b` and `a_b`): every call would reach one of them."""
+    repeated = sorted({n for n in mcp_names if mcp_names.count(n) > 1}) if len(set(mcp_names)) < len(mcp_names) else []
+    if repeated:
+        return f"the server lists the tool(s) {', '.join(map(repr, repeated))} more than once"
+    offered: dict[str, list[str]] = {}
+    for name in mcp_names:
+        offered.setdefault(offered_name(name), []).append(name)
+    clashes = [f"{' and '.join(map(repr, names))} (both {as_name!r})" for as_name, names in offered.items() if len(names) > 1]
+    if clashes:
+        return f"tools whose names become the same OpenAI function name: {'; '.join(clashes)}"
+    return None
 
 
 def tool_def(name: str, description: str | None, input_schema: dict[str, Any]) -> ToolDef:
@@ -77,9 +94,13 @@ def mcp_name(tool: ToolDef) -> str:
 
 def result_text(result: Any) -> str:
     """The text a tool result gives the model: its content blocks in order (structured content
-    only when there is no content, as the spec asks servers to mirror it in text)."""
+    only when there is no content, as the spec asks servers to mirror it in text). Cut at
+    MAX_TOOL_RESULT_CHARS, saying so to the model, and no block past the cut is looked at."""
     parts: list[str] = []
-    for block in result.content or []:
+    size = 0
+    for count, block in enumerate(result.content or []):
+        if size > MAX_TOOL_RESULT_CHARS:
+            return _cut_result(parts, len(result.content) - count)
         kind = getattr(block, "type", None)
         if kind == "text":
             parts.append(block.text)
@@ -90,9 +111,18 @@ def result_text(result: Any) -> str:
             parts.append(f"[resource {block.uri}]")
         else:
             parts.append(f"[{kind} {getattr(block, 'mime_type', '')}]".replace(" ]", "]"))
+        size += len(parts[-1]) + 1
     if not parts and result.structured_content is not None:
         parts.append(json.dumps(result.structured_content, ensure_ascii=False))
-    return "\n".join(parts)
+    text = "\n".join(parts)
+    return text if len(text) <= MAX_TOOL_RESULT_CHARS else _cut_result([text], 0)
+
+
+def _cut_result(parts: list[str], blocks_left: int) -> str:
+    text = "\n".join(parts)
+    more = f" and {blocks_left:,} more content blocks" if blocks_left else ""
+    return (text[:MAX_TOOL_RESULT_CHARS] + f"\n[the tool result was cut here: it is over {MAX_TOOL_RESULT_CHARS:,} "
+            f"characters{more} (evalkit's limit on a tool result)]")
 
 
 # ---------------------------------------------------------------- processes
@@ -435,7 +465,10 @@ class McpToolbox:
             command = expand(server.command, self.root, self.suite_dir) if server.command else None
             self.connection = McpConnection(command=command, url=server.url, cwd=cwd, env=env, timeout_s=server.timeout_s)
             await self.connection.open()
-            listed = {t.name: t for t in await self.connection.list_tools()}
+            tools = await self.connection.list_tools()
+            if (clash := name_clashes([t.name for t in tools])) is not None:
+                raise McpError(f"MCP server {self.info.name if self.info else self.connection.label}: {clash}")
+            listed = {t.name: t for t in tools}
             self._offered = self._check(listed)
         except BaseException:
             await self.close()

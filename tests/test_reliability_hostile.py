@@ -5,6 +5,7 @@ server processes), each checked to fail on the code before the fix."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -282,3 +283,70 @@ def test_a_get_that_trickles_ends_at_its_timeout():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# ---------------------------------------------------------------- 8 and 9: MCP results and names
+
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from evalkit.limits import MAX_TOOL_RESULT_CHARS  # noqa: E402
+from evalkit.mcp_tools import McpToolbox, OPENAI_NAME, offered_name  # noqa: E402
+from evalkit.errors import EvalkitError  # noqa: E402
+from evalkit.schema import McpServer, ToolCall  # noqa: E402
+
+HOSTILE = str(Path(__file__).resolve().parent / "mcp_servers" / "hostile_server.py")
+
+
+def _call(tool: str, *server_args: str):
+    async def go():
+        async with McpToolbox(McpServer(command=[sys.executable, HOSTILE, *server_args], timeout_s=60)) as box:
+            return await box.call(ToolCall(name=tool, arguments={}))
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("tool, server_args, more", [
+    ("big", ("", "3000000"), ""),
+    ("many", ("", "", "200000"), " and "),
+], ids=["one-3MB-block", "200k-blocks"])
+def test_an_mcp_tool_result_is_cut_at_the_limit_and_says_so(tool, server_args, more):
+    text, ok = _call(tool, *server_args)
+    assert ok and len(text) < MAX_TOOL_RESULT_CHARS + 200
+    assert text.endswith("(evalkit's limit on a tool result)]") and f"over {MAX_TOOL_RESULT_CHARS:,} characters" in text
+    assert more in text.rsplit("[", 1)[1]
+
+
+def test_names_are_checked_whole_not_up_to_a_final_newline():
+    assert OPENAI_NAME.fullmatch("abc") and not OPENAI_NAME.fullmatch("abc\n")
+    assert offered_name("abc\n") == "abc_"
+
+
+@pytest.mark.parametrize("names, problem", [
+    (["a/b", "a_b"], "become the same OpenAI function name: 'a/b' and 'a_b' (both 'a_b')"),
+    (["dup", "dup"], "lists the tool(s) 'dup' more than once"),
+], ids=["sanitised-alike", "repeated"])
+def test_tool_names_that_collide_are_one_line_in_a_run_and_in_import(tmp_path, names, problem):
+    with pytest.raises(EvalkitError, match=re.escape(problem)):
+        _call(names[0], json.dumps(names))
+    done = subprocess.run([sys.executable, "-m", "evalkit", "import", "mcp", "--out", str(tmp_path / "out"), "--",
+                           sys.executable, HOSTILE, json.dumps(names)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 2 and problem in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_import_of_a_name_with_a_newline_writes_a_suite_that_loads(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "evalkit", "import", "mcp", "--out", str(out), "--", sys.executable, HOSTILE,
+                           json.dumps(["abc\n", "ok"])],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run([sys.executable, "-m", "evalkit", "suites", "--dir", str(out)], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert listed.returncode == 0, listed.stderr
+    assert [p.name for p in out.iterdir()] == ["hostile_test_server.yaml"]
