@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 from evalkit.client import TransportError, _StreamState, _within, classify
 from evalkit.schema import Exchange
 
-MAX_REPLY_BYTES = 1_000_000
-"""Wire bytes of one probe reply. The probe asks for 64 tokens; without a limit, 50 MB replies took
-it to 7.66 GB RSS and 2.1 GB of --json output (issue 26). Past it, reading stops."""
+MAX_REPLY_BYTES = 256 * 1024
+"""Wire bytes of one probe reply: the probe asks for 64 tokens (a streamed reply of them is about
+20 KB). Without a limit, 50 MB replies took it to 7.66 GB RSS and 2.1 GB of --json output (issue
+26). Past it, reading stops and the first EVIDENCE_EVENTS events (or characters) are kept."""
+EVIDENCE_EVENTS = 20
 
 if TYPE_CHECKING:  # imported where a probe runs: it takes about a second (evalkit run never needs it)
     import openai
@@ -96,9 +98,10 @@ async def _exchange(client: openai.AsyncOpenAI, typed: dict[str, Any], exchange:
         async for chunk in response.iter_bytes():
             size += len(chunk)
             if size > MAX_REPLY_BYTES:
-                exchange.raw = events if exchange.stream else None
+                # Evidence, not the whole: an exchange is shown under every check it serves.
+                exchange.raw = events[:EVIDENCE_EVENTS] if exchange.stream else pending[:EVIDENCE_EVENTS * 100].decode("utf-8", "replace")
                 raise TransportError(f"the reply is over the probe's limit of {MAX_REPLY_BYTES:,} bytes "
-                                     f"(it asks for 64 tokens); reading stopped there", False)
+                                     f"(it asks for 64 tokens); reading stopped there, the start is kept", False)
             pending += chunk
             if exchange.stream:  # events as they come: one line of the stream is never held twice
                 *lines, pending = pending.split(b"\n")
