@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from . import __version__
 from .errors import EvalkitError
-from .rundir import HEADER, now_iso, print_summary, write_model
+from .rundir import HEADER, now_iso, print_summary, run_lock, write_model
 from .schema import Sweep, SweepMember
 from .session import RunOptions, check_options, execute
 
@@ -90,7 +90,13 @@ def member_options(sweep: Sweep, sweep_dir: Path, member: SweepMember, quiet: bo
 def run(sweep_dir: Path, quiet: bool = False) -> list[Path]:
     """Run (or finish) every member in order, each with its report; returns their run directories."""
     sweep_dir = Path(sweep_dir)
-    sweep = read_sweep(sweep_dir)
+    # One runner per sweep directory: two `run --resume SWEEP_DIR` at once each started the member
+    # not yet begun, in two folders, and sweep.json named only one of them.
+    with run_lock(sweep_dir):
+        return _run_members(sweep_dir, read_sweep(sweep_dir), quiet)
+
+
+def _run_members(sweep_dir: Path, sweep: Sweep, quiet: bool) -> list[Path]:
     run_dirs: list[Path] = []
     for number, member in enumerate(sweep.members, 1):
         _say(quiet, f"sweep {sweep.sweep_id}: model {number} of {len(sweep.members)}: {member.model}")

@@ -350,3 +350,30 @@ def test_import_of_a_name_with_a_newline_writes_a_suite_that_loads(tmp_path):
                             timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert listed.returncode == 0, listed.stderr
     assert [p.name for p in out.iterdir()] == ["hostile_test_server.yaml"]
+
+
+# ---------------------------------------------------------------- 6: one runner per sweep directory
+
+from conftest import write_suite  # noqa: E402
+from evalkit.rundir import run_lock  # noqa: E402
+
+
+def test_a_second_runner_of_a_sweep_directory_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    suite = write_suite(tmp_path / "suites", TINY_CASES)
+    out = tmp_path / "runs"
+    with ScriptedServer(responder=tiny_responder) as srv:
+        argv = ["run", "--base-url", srv.base_url, "--suite", str(suite), "--format", "native", "--out", str(out),
+                "--quiet", "--no-report", "--no-cache", "--model", "a", "--model", "b"]
+        assert main(argv) == 0
+        (sweep_dir,) = out.iterdir()
+        state = json.loads((sweep_dir / "sweep.json").read_text())
+        state["members"][1]["run_dir"] = None  # b not begun yet, as when the sweep was stopped
+        (sweep_dir / "sweep.json").write_text(json.dumps(state))
+        before = sorted(p.name for p in sweep_dir.iterdir())
+        capsys.readouterr()
+        with run_lock(sweep_dir):  # another `run --resume SWEEP_DIR` is at work
+            assert main(["run", "--resume", str(sweep_dir), "--quiet", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "another evalkit" in err and err.strip().count("\n") == 0, err
+    assert sorted(p.name for p in sweep_dir.iterdir()) == before  # model b was not started a second time
