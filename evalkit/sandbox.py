@@ -32,7 +32,9 @@ def sandbox_dir(fixtures: Path | None = None) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="evalkit-sandbox-"))
     try:
         if fixtures is not None:
-            shutil.copytree(fixtures, path, dirs_exist_ok=True)
+            # Links are copied as links (the suite check keeps them inside the fixtures): followed,
+            # a link to a file or folder outside put real copies of it in the root.
+            shutil.copytree(fixtures, path, dirs_exist_ok=True, symlinks=True)
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)

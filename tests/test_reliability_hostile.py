@@ -377,3 +377,54 @@ def test_a_second_runner_of_a_sweep_directory_is_refused_in_one_line(tmp_path, m
     err = capsys.readouterr().err
     assert "another evalkit" in err and err.strip().count("\n") == 0, err
     assert sorted(p.name for p in sweep_dir.iterdir()) == before  # model b was not started a second time
+
+
+# ---------------------------------------------------------------- 5: fixtures stay inside
+
+import yaml  # noqa: E402
+
+from evalkit.errors import SuiteError  # noqa: E402
+from evalkit.sandbox import sandbox_dir  # noqa: E402
+from evalkit.suites import read_suite  # noqa: E402
+
+
+def _fixture_suite(directory: Path, fixtures: str) -> Path:
+    server = {"command": [sys.executable, HOSTILE], "isolate": True, "fixtures": fixtures}
+    tools = [{"type": "function", "function": {"name": "big", "description": "", "parameters": {"type": "object", "properties": {}}}}]
+    path = directory / "suite" / "fx.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"name": "fx", "description": "fixtures", "implementations": {"mcp": server},
+                                    "tools": tools, "cases": []}))
+    return path
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda fx: (fx / "host").symlink_to("/etc/hostname"), "is a symbolic link to /etc/hostname, outside the fixtures folder"),
+    (lambda fx: (fx / "outside").symlink_to("/etc", target_is_directory=True), "is a symbolic link to /etc, outside"),
+    (lambda fx: (fx / "loop").symlink_to(fx / "loop"), "is a symbolic link that loops or leads nowhere"),
+], ids=["file-link-out", "folder-link-out", "loop"])
+def test_fixture_links_that_leave_the_fixtures_are_one_line(tmp_path, make, problem):
+    fixtures = tmp_path / "suite" / "fixtures"
+    fixtures.mkdir(parents=True)
+    (fixtures / "notes.txt").write_text("hello")
+    make(fixtures)
+    with pytest.raises(SuiteError, match="implementations.mcp.fixtures") as info:
+        read_suite(_fixture_suite(tmp_path, "fixtures"))
+    assert problem in str(info.value) and "\n" not in str(info.value)
+
+
+def test_fixtures_outside_the_suites_folders_are_refused(tmp_path):
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    with pytest.raises(SuiteError, match="is outside the suite's folder and the folder above it"):
+        read_suite(_fixture_suite(deep, "../../../../../../../../etc"))
+
+
+def test_links_inside_the_fixtures_are_copied_as_links(tmp_path):
+    fixtures = tmp_path / "suite" / "fixtures"
+    (fixtures / "docs").mkdir(parents=True)
+    (fixtures / "docs" / "a.txt").write_text("a")
+    (fixtures / "latest").symlink_to("docs/a.txt")
+    read_suite(_fixture_suite(tmp_path, "fixtures"))  # loads
+    with sandbox_dir(fixtures) as root:
+        assert (root / "latest").is_symlink() and (root / "latest").read_text() == "a"
