@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__, cache, limits, mcp_import, mcp_npm, rescore, shards
 from .bfcl import cli as bfcl_cli
-from .cliargs import OneLineParser, positive_seconds, whole_number
+from .cliargs import OneLineParser, finite_number, positive_seconds, whole_number
 from .engine import cli as engine_cli
 from .errors import EvalkitError, Interrupted
 from .probe import cli as probe_cli
@@ -52,7 +52,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=whole_number(1), default=None,
                    help="requests in flight per endpoint (default: the server's slots when it reports them, else "
                         "4 with --base-url and 2 otherwise, the embedded engine's slots)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    p.add_argument("--temperature", type=finite_number, default=0.0, help="sampling temperature (default 0)")
     p.add_argument("--max-tokens", type=whole_number(1), default=512, help="longest reply, in tokens (default 512)")
     p.add_argument("--seed", type=int, default=0, help="sent with every request, and draws --sample (default 0)")
     p.add_argument("--timeout", type=positive_seconds, default=limits.TIMEOUT_S,

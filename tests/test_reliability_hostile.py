@@ -428,3 +428,64 @@ def test_links_inside_the_fixtures_are_copied_as_links(tmp_path):
     read_suite(_fixture_suite(tmp_path, "fixtures"))  # loads
     with sandbox_dir(fixtures) as root:
         assert (root / "latest").is_symlink() and (root / "latest").read_text() == "a"
+
+
+# ---------------------------------------------------------------- lower items: one line, bounded, escaped
+
+from evalkit.report.markdown import no_html  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--temperature", "nan"], "argument --temperature: 'nan' must be a finite number"),
+    (["--temperature", "inf"], "argument --temperature: 'inf' must be a finite number"),
+    (["--base-url", "http://"], "--base-url 'http://': expected an http:// or https:// URL with a host"),
+], ids=["nan", "inf", "scheme-only"])
+def test_values_no_run_could_use_are_one_line(tiny_suite, tmp_path, capsys, argv, expected):
+    assert main(["run", "--model", "m", "--suite", str(tiny_suite), "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.strip().count("\n") == 0 and "http://http:" not in err, err
+
+
+def test_a_probe_of_a_scheme_only_url_is_one_line_naming_it(capsys):
+    assert main(["probe", "--base-url", "http://", "--model", "m"]) == 2
+    assert "--base-url 'http://': expected an http:// or https:// URL with a host" in capsys.readouterr().err
+
+
+def test_workers_are_capped_at_the_number_of_jobs(server, tiny_suite):
+    # --concurrency 100000 on one job: 100,000 idle workers polling took 8 s of CPU.
+    from conftest import run_samples
+    from evalkit import dispatch
+
+    seen: list[int] = []
+    real = dispatch.run_job
+
+    async def counting(job, endpoint, ctx):
+        seen.append(len(asyncio.all_tasks()))
+        return await real(job, endpoint, ctx)
+
+    server.set_responder(tiny_responder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dispatch, "run_job", counting)
+        run_samples(server.base_url, tiny_suite, ["native"], case_ids=["chat"], concurrency=100_000)
+    assert seen and max(seen) < 10
+
+
+def test_model_written_names_and_model_ids_are_not_html_in_the_markdown_reports(server, tiny_suite, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    server.set_responder(lambda r: Reply(tool_calls=[{"name": "<img src=x onerror=alert(1)>", "arguments": "{}"}])
+                         if "Bob" in r["messages"][-1]["content"] else tiny_responder(r))
+    out = tmp_path / "runs"
+    assert main(["run", "--base-url", server.base_url, "--model", "<script>alert(2)</script>", "--suite", str(tiny_suite),
+                 "--format", "native", "--out", str(out), "--quiet", "--no-cache"]) == 0
+    (run_dir,) = out.iterdir()
+    for name in ("report.md", "failures.md"):
+        text = (run_dir / name).read_text()
+        outside_fences = no_html(text)  # idempotent on safe Markdown
+        assert outside_fences == text, name
+        assert "&lt;script>alert(2)&lt;/script>" in text, name
+    assert "&lt;img src=x onerror=alert(1)>" in (run_dir / "failures.md").read_text()
+
+
+def test_no_html_keeps_code_and_comparisons():
+    text = "p < 0.001 and `<tool_call>` stay; <b>bold</b> does not\n```text\n<kept>\n```\n> <quoted>"
+    assert no_html(text) == "p < 0.001 and `<tool_call>` stay; &lt;b>bold&lt;/b> does not\n```text\n<kept>\n```\n> &lt;quoted>"

@@ -50,9 +50,12 @@ class Resolved:
 
 def normalise_base_url(url: str) -> str:
     """Strip the trailing slash; a bare `http://host:port` gets `/v1` (what every server here uses)."""
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
+    url = url.strip()
+    if "://" in url:  # slashes stripped after the scheme only: `http://` became `http:`, host `http`
+        scheme, rest = url.split("://", 1)
+        url = f"{scheme}://{rest.rstrip('/')}"
+    else:
+        url = "http://" + url.rstrip("/")
     return url + "/v1" if urlsplit(url).path in ("", "/") else url
 
 

@@ -7,7 +7,6 @@ import json
 import sys
 from contextlib import ExitStack
 from typing import Any
-from urllib.parse import urlsplit
 
 from evalkit.cliargs import positive_seconds, whole_number
 from evalkit.errors import EvalkitError
@@ -27,11 +26,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from evalkit.engine.discover import list_server_models, normalise_base_url, resolve
+    from evalkit.engine.discover import check_base_url, list_server_models, resolve
     from evalkit.probe.run import run_probe
 
-    if args.base_url and urlsplit(normalise_base_url(args.base_url)).scheme not in ("http", "https"):
-        raise EvalkitError(f"--base-url {args.base_url!r}: expected an http:// or https:// URL")
+    if args.base_url:
+        check_base_url(args.base_url)  # a scheme and a host (`http://` alone was "cannot reach http://http:/v1")
     resolved = resolve(args.model, args.base_url)
     with ExitStack() as stack:
         if resolved.bundled:
