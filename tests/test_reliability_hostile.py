@@ -489,3 +489,12 @@ def test_model_written_names_and_model_ids_are_not_html_in_the_markdown_reports(
 def test_no_html_keeps_code_and_comparisons():
     text = "p < 0.001 and `<tool_call>` stay; <b>bold</b> does not\n```text\n<kept>\n```\n> <quoted>"
     assert no_html(text) == "p < 0.001 and `<tool_call>` stay; &lt;b>bold&lt;/b> does not\n```text\n<kept>\n```\n> &lt;quoted>"
+
+
+def test_a_catastrophic_regex_matcher_ends_at_its_time_limit():
+    from evalkit.matchers import REGEX_TIMEOUT_S, match_value as matches
+
+    start = time.monotonic()
+    assert matches({"regex": "(a|aa)+$"}, "a" * 40 + "!") is False  # about 2^40 steps in `re`
+    assert time.monotonic() - start < REGEX_TIMEOUT_S * 10
+    assert matches({"regex": "[a-z]+-\\d+"}, "abc-12") is True
