@@ -498,3 +498,53 @@ def test_a_catastrophic_regex_matcher_ends_at_its_time_limit():
     assert matches({"regex": "(a|aa)+$"}, "a" * 40 + "!") is False  # about 2^40 steps in `re`
     assert time.monotonic() - start < REGEX_TIMEOUT_S * 10
     assert matches({"regex": "[a-z]+-\\d+"}, "abc-12") is True
+
+
+# ---------------------------------------------------------------- 11, 12: rescore, bad lines and modes
+
+
+def _a_run(server, tiny_suite, tmp_path) -> Path:
+    server.set_responder(tiny_responder)
+    out = tmp_path / "runs"
+    assert main(["run", "--base-url", server.base_url, "--model", "m", "--suite", str(tiny_suite), "--format", "native",
+                 "--out", str(out), "--quiet", "--no-cache", "--no-report"]) == 0
+    (run_dir,) = out.iterdir()
+    return run_dir
+
+
+@pytest.mark.parametrize("bad, what", [("{not json\n", "not JSON"), ('{"a": 1}\n', "not a sample")], ids=["not-json", "not-a-sample"])
+def test_rescore_of_a_bad_line_is_one_line_and_the_next_runs_are_rescored(server, tiny_suite, tmp_path, monkeypatch,
+                                                                           capsys, bad, what):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    first, second = _a_run(server, tiny_suite, tmp_path / "a"), _a_run(server, tiny_suite, tmp_path / "b")
+    with (first / "samples.jsonl").open("a") as handle:
+        handle.write(bad)
+    before = (first / "samples.jsonl").read_text()
+    capsys.readouterr()
+    assert main(["rescore", str(first), str(second), "--no-report"]) == 2
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    assert f"{first}: not rescored: {first / 'samples.jsonl'} line 4: {what}" in out.out
+    assert f"{second}: 3 samples" in out.out  # the run after it was rescored
+    assert (first / "samples.jsonl").read_text() == before
+
+
+def test_rescore_keeps_the_file_mode(server, tiny_suite, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    run_dir = _a_run(server, tiny_suite, tmp_path)
+    samples = run_dir / "samples.jsonl"
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    for line in lines:
+        line["call_correct"] = not line["call_correct"]  # so that rescoring changes every line
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    os.chmod(samples, 0o644)
+    assert main(["rescore", str(run_dir), "--no-report"]) == 0
+    assert os.stat(samples).st_mode & 0o777 == 0o644
+    assert [json.loads(line)["call_correct"] for line in samples.read_text().splitlines()] == [not l["call_correct"] for l in lines]
+    assert os.stat(run_dir / "results.json").st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
