@@ -548,3 +548,25 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# ---------------------------------------------------------------- 13: suite paths that hold from anywhere
+
+
+def test_resume_and_rescore_from_another_directory_find_the_suite(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_suite(start / "suites", TINY_CASES, name="where")
+    server.set_responder(tiny_responder)
+    monkeypatch.chdir(start)
+    assert main(["run", "--base-url", server.base_url, "--model", "m", "--suite", "suites/where.yaml", "--format",
+                 "native", "--out", "runs", "--quiet", "--no-cache", "--no-report"]) == 0
+    (run_dir,) = (start / "runs").iterdir()
+    header = json.loads((run_dir / "header.json").read_text())
+    assert header["suites"][0]["path"] == str(start / "suites" / "where.yaml")
+    (run_dir / "samples.jsonl").write_text("")  # every sample to be redone
+    monkeypatch.chdir(elsewhere)
+    assert main(["run", "--resume", str(run_dir), "--quiet", "--no-report"]) == 0
+    assert main(["rescore", str(run_dir), "--no-report"]) == 0
+    assert len((run_dir / "samples.jsonl").read_text().splitlines()) == len(TINY_CASES)
