@@ -104,7 +104,11 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
 def _read_url_file(path: Path) -> list[str]:
     if not path.is_file():
         raise EvalkitError(f"{path}: no such file")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvalkitError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

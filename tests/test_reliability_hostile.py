@@ -570,3 +570,61 @@ def test_resume_and_rescore_from_another_directory_find_the_suite(server, tmp_pa
     assert main(["run", "--resume", str(run_dir), "--quiet", "--no-report"]) == 0
     assert main(["rescore", str(run_dir), "--no-report"]) == 0
     assert len((run_dir / "samples.jsonl").read_text().splitlines()) == len(TINY_CASES)
+
+
+# ---------------------------------------------------------------- 11: a server answering random bytes, a bad URL file
+
+import socket  # noqa: E402
+
+
+class _Garbage:
+    """A TCP server on 127.0.0.1 that answers every request with random bytes, not HTTP."""
+
+    def __enter__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn.recv(65536)
+                conn.sendall(os.urandom(300) + b"\r\n\r\n")
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def __exit__(self, *exc) -> None:
+        self.sock.close()
+
+
+def test_a_server_answering_random_bytes_is_one_line_for_the_probe_and_error_samples_for_a_run(tiny_suite, tmp_path,
+                                                                                               monkeypatch, capsys):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    with _Garbage() as garbage:
+        assert main(["probe", "--base-url", garbage.base_url, "--model", "m"]) == 2
+        err = capsys.readouterr().err
+        assert "answered, but not with an OpenAI model list (the answer is not HTTP/1.x (BadStatusLine" in err
+        assert err.strip().count("\n") == 0 and "Traceback" not in err
+        assert main(["run", "--base-url", garbage.base_url, "--model", "m", "--suite", str(tiny_suite), "--format",
+                     "native", "--out", str(tmp_path / "runs"), "--quiet", "--no-report", "--retries", "0"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    errors = {json.loads(line)["error"] for line in (run_dir / "samples.jsonl").read_text().splitlines()}
+    assert errors and all(e.startswith("the server's answer is not HTTP/1.x") for e in errors), errors
+
+
+def test_a_base_url_file_that_is_not_utf8_is_one_line(tiny_suite, tmp_path, capsys):
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(b"http://127.0.0.1:1/v1\n\xff\xfe\n")
+    assert main(["run", "--base-url-file", str(urls), "--model", "m", "--suite", str(tiny_suite)]) == 2
+    err = capsys.readouterr().err
+    assert f"{urls}: not UTF-8 text (byte 0xff at offset 22)" in err and err.strip().count("\n") == 0

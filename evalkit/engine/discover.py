@@ -110,13 +110,21 @@ def get_json(url: str, timeout: float = READ_TIMEOUT, *, connect_timeout: float 
             headers["Content-Type"] = "application/json"
             conn.request("POST", target, body=json.dumps(body).encode("utf-8"), headers=headers)
         sock = conn.sock  # the response keeps reading from it after the connection lets go of it
-        resp = conn.getresponse()
-        body = _read_bounded(sock, resp, timeout)
+        try:
+            resp = conn.getresponse()
+            body = _read_bounded(sock, resp, timeout)
+        except http.client.HTTPException as exc:  # reached, but what came back is not HTTP/1.x
+            raise ValueError(f"the answer is not HTTP/1.x ({type(exc).__name__}: {_printable(str(exc))})") from None
         if resp.status != 200:
             raise HTTPStatusError(resp.status)
     finally:
         conn.close()
     return json.loads(body)
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    """Random bytes from a server, as a short ASCII excerpt for one line."""
+    return text[:limit].encode("unicode_escape").decode("ascii")
 
 
 def _read_bounded(sock: Any, resp: http.client.HTTPResponse, timeout: float) -> bytes:
