@@ -419,6 +419,19 @@ class McpConnection:
 
 # ---------------------------------------------------------------- what the agent runner uses
 
+SETUP_TAIL_BYTES = 64 * 1024
+
+
+async def _tail_of(process: asyncio.subprocess.Process) -> bytes:
+    """The process's output read to its end, keeping only the last SETUP_TAIL_BYTES (what an error
+    line shows): `communicate()` held it whole, 1.1 GB for a setup that printed 500 MB."""
+    assert process.stdout is not None
+    tail = b""
+    while chunk := await process.stdout.read(65536):
+        tail = (tail + chunk)[-SETUP_TAIL_BYTES:]
+    await process.wait()
+    return tail
+
 
 class McpToolbox:
     """A suite's MCP server with its working root: tools to offer and a way to run calls.
@@ -505,17 +518,18 @@ class McpToolbox:
         except OSError as exc:
             raise McpError(f"setup `{' '.join(setup)}` could not start: {exc}") from None
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), self.server.timeout_s)
+            output = await asyncio.wait_for(_tail_of(process), self.server.timeout_s)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             _kill_group(process.pid)
             await process.wait()
             raise McpError(f"setup `{' '.join(setup)}` did not finish within {self.server.timeout_s:g}s") from None
         if process.returncode != 0:
-            tail = " | ".join(line.strip() for line in output.decode("utf-8", "replace").splitlines()[-5:] if line.strip())
+            tail = " | ".join(line.strip()[-200:] for line in output.decode("utf-8", "replace").splitlines()[-5:] if line.strip())
             raise McpError(f"setup `{' '.join(setup)}` failed with exit code {process.returncode}: {tail}")
 
     def tools(self) -> list[ToolDef]:
         return list(self._offered)
+
 
     async def call(self, call: ToolCall, timeout_s: float | None = None) -> tuple[str, bool]:
         """Run one requested tool on the server: (text for the model, ok), like `execute_call`."""

@@ -628,3 +628,24 @@ def test_a_base_url_file_that_is_not_utf8_is_one_line(tiny_suite, tmp_path, caps
     assert main(["run", "--base-url-file", str(urls), "--model", "m", "--suite", str(tiny_suite)]) == 2
     err = capsys.readouterr().err
     assert f"{urls}: not UTF-8 text (byte 0xff at offset 22)" in err and err.strip().count("\n") == 0
+
+
+# ---------------------------------------------------------------- 19: a setup that prints a lot
+
+import tracemalloc  # noqa: E402
+
+
+def test_a_setup_that_prints_100_mb_keeps_only_its_tail(tmp_path):
+    from evalkit.mcp_tools import McpError
+
+    loud = ("import sys\nw = sys.stdout.buffer.write\nfor _ in range(100):\n    w(b'x' * 1048575 + b'\\n')\n"
+            "print('the end', flush=True)\nsys.exit(3)\n")
+    server = McpServer(command=[sys.executable, HOSTILE], isolate=True, setup=[sys.executable, "-c", loud], timeout_s=120)
+    tracemalloc.start()
+    try:
+        with pytest.raises(McpError, match=r"(?s)failed with exit code 3: .*the end"):
+            asyncio.run(McpToolbox(server, tmp_path / "suite.yaml").start())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 30 * 1024 * 1024  # held whole, it was over 100 MB
