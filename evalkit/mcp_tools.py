@@ -21,6 +21,7 @@ import asyncio
 import atexit
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -240,6 +241,7 @@ class McpConnection:
 
     async def open(self) -> "McpConnection":
         """Start (or connect to) the server and initialize the session; McpError when it cannot."""
+        _quiet_sdk()
         self._task = asyncio.create_task(self._own(), name=f"mcp:{self.label}")
         ready = asyncio.create_task(self._ready.wait())
         try:
@@ -415,6 +417,17 @@ class McpConnection:
         if not self.alive:
             raise McpError(self._describe(self._failure, "is not running"))
         return self._session
+
+
+def _quiet_sdk() -> None:
+    """The MCP SDK logs a traceback for every stdout line of a server that is not JSON-RPC (about
+    200 tracebacks, 180 KB of stderr, for a server printing garbage); evalkit's own one line says
+    what went wrong, so the SDK's log records go nowhere (a handler of its own stops Python's
+    last-resort printing; propagate off keeps them from any root handler)."""
+    sdk = logging.getLogger("mcp")
+    if not sdk.handlers:
+        sdk.addHandler(logging.NullHandler())
+        sdk.propagate = False
 
 
 # ---------------------------------------------------------------- what the agent runner uses

@@ -649,3 +649,16 @@ def test_a_setup_that_prints_100_mb_keeps_only_its_tail(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 30 * 1024 * 1024  # held whole, it was over 100 MB
+
+
+# ---------------------------------------------------------------- 17: a server printing garbage on stdout
+
+
+def test_a_server_printing_garbage_on_stdout_is_one_line_without_the_sdks_tracebacks(tmp_path):
+    garbage = "import time\nfor i in range(200):\n    print('garbage line', i, flush=True)\ntime.sleep(30)\n"
+    done = subprocess.run([sys.executable, "-m", "evalkit", "import", "mcp", "--out", str(tmp_path / "out"), "--timeout", "5",
+                           "--", sys.executable, "-c", garbage], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr[:2000]
+    assert "did not start" in done.stderr
