@@ -662,3 +662,24 @@ def test_a_server_printing_garbage_on_stdout_is_one_line_without_the_sdks_traceb
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr[:2000]
     assert "did not start" in done.stderr
+
+
+# ---------------------------------------------------------------- 15 (part): sandboxes a killed evalkit left
+
+
+def test_sandboxes_of_a_killed_evalkit_are_removed_by_the_next(tmp_path, monkeypatch):
+    import tempfile as tempfile_module
+
+    from evalkit import sandbox
+
+    monkeypatch.setattr(tempfile_module, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sandbox, "_swept", False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"evalkit-sandbox-{dead.pid}-abcd"
+    mine = tmp_path / f"evalkit-sandbox-{os.getpid()}-efgh"
+    for folder in (stale, mine):
+        (folder / "sub").mkdir(parents=True)
+    with sandbox_dir() as fresh:
+        assert fresh.parent == tmp_path and fresh.name.startswith(f"evalkit-sandbox-{os.getpid()}-")
+        assert not stale.exists() and mine.exists()
