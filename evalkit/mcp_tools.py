@@ -135,18 +135,39 @@ _spawn_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock
 _live_groups: set[int] = set()
 
 
-def _child_pids() -> set[int]:
-    """This process's children (Linux /proc; elsewhere none, and the SDK's own shutdown is all)."""
-    me = os.getpid()
-    found = set()
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (Linux /proc; elsewhere none)."""
+    found: dict[int, int] = {}
     for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc/self/stat").exists() else []:
         try:
             text = entry.read_text()
         except OSError:
             continue
         fields = text[text.rfind(")") + 2 :].split()  # after "pid (comm) "
-        if len(fields) > 1 and fields[1] == str(me):
-            found.add(int(entry.parent.name))
+        if len(fields) > 1 and fields[1].isdigit():
+            found[int(entry.parent.name)] = int(fields[1])
+    return found
+
+
+def _child_pids() -> set[int]:
+    """This process's children (Linux /proc; elsewhere none, and the SDK's own shutdown is all)."""
+    me = os.getpid()
+    return {pid for pid, parent in _parents().items() if parent == me}
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid`, whatever its session or group: a server's `setsid` grandchildren
+    left its process group and outlived evalkit when only the group was killed."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
     return found
 
 
@@ -259,7 +280,9 @@ class McpConnection:
         return self
 
     async def close(self) -> None:
-        """Stop the server (bounded: the SDK waits about 4 s before it kills), then reap its group."""
+        """Stop the server (bounded: the SDK waits about 4 s before it kills), then reap its group
+        and whatever it started outside the group (found now, while they are still its descendants)."""
+        escaped = _descendants(self._pgid) if self._pgid is not None else set()
         self._stop.set()
         task = self._task
         if task is not None and not task.done():
@@ -278,6 +301,9 @@ class McpConnection:
         if self._pgid is not None:
             _kill_group(self._pgid)  # gone already after a clean stop; a survivor is killed
             self._pgid = None
+        for pid in escaped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

@@ -683,3 +683,30 @@ def test_sandboxes_of_a_killed_evalkit_are_removed_by_the_next(tmp_path, monkeyp
     with sandbox_dir() as fresh:
         assert fresh.parent == tmp_path and fresh.name.startswith(f"evalkit-sandbox-{os.getpid()}-")
         assert not stale.exists() and mine.exists()
+
+
+def test_a_servers_grandchild_in_a_session_of_its_own_is_stopped_with_it(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    escaping = str(Path(__file__).resolve().parent / "mcp_servers" / "escaping_server.py")
+
+    async def go():
+        async with McpToolbox(McpServer(command=[sys.executable, escaping, str(pid_file)], timeout_s=60)) as box:
+            for _ in range(100):
+                if pid_file.exists() and pid_file.read_text():
+                    break
+                await asyncio.sleep(0.05)
+            return int(pid_file.read_text()), [t.function.name for t in box.tools()]
+
+    grandchild, tools = asyncio.run(go())
+    assert tools == ["big", "many"]
+    time.sleep(0.2)
+    assert not _running(grandchild)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a killed orphan waits as one for an init that may never reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
