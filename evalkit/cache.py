@@ -1,8 +1,11 @@
 """A response cache in SQLite, so a repeated deterministic run costs no inference.
 
-The key hashes everything that can change a reply: base URL, model id, the full request
-(messages, tools, sampling settings), the format, streaming, and the repeat index — never the
-request alone, or two models (or two repeats) would share answers.
+The key hashes everything that can change a reply: base URL, model id, what the server said it
+serves (its model file or digest, quantization, template hash, build: identity.py), the extra
+headers (as a digest), the full request (messages, tools, sampling settings, --extra-body), the
+format, streaming, and the repeat index — never the request alone, or two models (or two
+repeats) would share answers. Keys made before the served identity was part of them (version 1)
+can never match a key made now, so no old reply answers under an identity it was not made by.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL DEFAULT (julianday('now'))
 )
 """
+
+# 2: the served identity and the headers' digest joined the key (issue 20).
+KEY_VERSION = 2
 
 
 def default_path() -> Path:
@@ -53,8 +59,12 @@ class ResponseCache:
         return cls(default_path())
 
     @staticmethod
-    def key(base_url: str, model: str, params: dict[str, Any], stream: bool, repeat: int, fmt: str = "") -> str:
+    def key(base_url: str, model: str, params: dict[str, Any], stream: bool, repeat: int, fmt: str = "",
+            served: dict[str, Any] | None = None, headers: str | None = None) -> str:
         material = {
+            "v": KEY_VERSION,
+            "served": served or {},
+            "headers": headers,
             "base_url": base_url.rstrip("/"),
             "model": model,
             "request": params,

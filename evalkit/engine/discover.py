@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from evalkit.engine.registry import BUNDLED, DEFAULT_MODEL, find
-from evalkit.errors import EvalkitError
+from evalkit.access import refusal
+from evalkit.errors import EvalkitError, KeyRefused
 
 # (backend, base URL) probed in this order when no --base-url is given. Loopback only: evalkit
 # never scans the network. Tests replace this list (or pass probes=) to use ephemeral ports.
@@ -206,14 +207,21 @@ def env_probes() -> list[tuple[str, str]]:
     return [("env", url) for url in seen]
 
 
-def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, str]] | None = None) -> Resolved:
+def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, str]] | None = None,
+            api_key: str | None = None) -> Resolved:
+    """`api_key` (default: $EVALKIT_API_KEY, else $OPENAI_API_KEY) goes with every listing asked."""
+    api_key = api_key or _api_key()
     if base_url:
         url = normalise_base_url(base_url)
         backend = guess_backend(url)
         if model:
             return Resolved(url, model, model, backend, False, "passthrough")
         try:
-            served = list_server_models(url, api_key=_api_key())
+            served = list_server_models(url, api_key=api_key)
+        except HTTPStatusError as exc:
+            if exc.status in (401, 403):
+                raise KeyRefused(refusal(url, f"GET /v1/models: HTTP {exc.status}", bool(api_key))) from None
+            raise EvalkitError(f"cannot list the models of {url} ({exc}); is the server running?") from None
         except (OSError, ValueError) as exc:
             raise EvalkitError(f"cannot list the models of {url} ({exc}); is the server running?") from None
         if not served:
@@ -231,7 +239,7 @@ def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, 
     for order, (backend, url) in enumerate(candidates):
         url = normalise_base_url(url)
         try:
-            served = list_server_models(url, api_key=_api_key() if backend == "env" else None)
+            served = list_server_models(url, api_key=api_key)
         except (OSError, ValueError) as exc:
             why = str(exc) if str(exc).startswith("HTTP ") else "down" if isinstance(exc, OSError) else "bad answer"
             report.append(f"{backend} {url}: {why}")
