@@ -149,7 +149,7 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         get_format(fmt)  # fail early on a typo
     base_urls, model_id, backend, requested = _resolve_target(options, stack)
     for url in base_urls:
-        check_server(url)
+        check_server(url, options.access.api_key)
     settings = options.settings
     settings.header_names = options.access.header_names()
     serving = serving_facts(base_urls[0], model_id, options.access.api_key)
@@ -232,7 +232,7 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
         return header, suites, [_start_engine(options, stack, header.model)]
     base_urls = options.base_urls or header.base_urls or [header.base_url]
     for url in base_urls:  # a dead server fails fast, as on a fresh run, not as a run of error samples
-        check_server(url)
+        check_server(url, options.access.api_key)
     _check_same_server(options, header, base_urls[0])
     return header, suites, base_urls
 

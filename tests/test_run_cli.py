@@ -51,7 +51,7 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def evalkit_run(base_url: str, suite: Path, out: Path, *extra: str, formats=("native", "default")) -> int:
-    argv = ["run", "--base-url", base_url, "--model", "m", "--suite", str(suite), "--out", str(out),
+    argv = ["run", "--base-url", base_url, "--model", "m", "--allow-unlisted", "--suite", str(suite), "--out", str(out),
             "--no-report", "--no-cache", "--quiet"]
     for fmt in formats:
         argv += ["--format", fmt]
@@ -273,7 +273,7 @@ def test_interrupted_run_is_valid_and_resume_finishes_it(tmp_path, capsys):
     with ScriptedServer(model_id="scripted-model", responder=responder) as srv:
         env = {**os.environ, "EVALKIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            [exe, "run", "--base-url", srv.base_url, "--model", "m", "--suite", str(suite), "--format", "native",
+            [exe, "run", "--base-url", srv.base_url, "--model", "m", "--allow-unlisted", "--suite", str(suite), "--format", "native",
              "--concurrency", "1", "--out", str(out), "--no-report", "--no-cache"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )

@@ -126,13 +126,13 @@ def server_root(base_url: str) -> str:
     return base_url.rstrip("/").removesuffix("/v1")
 
 
-def check_server(base_url: str) -> None:
+def check_server(base_url: str, api_key: str | None = None) -> None:
     """One clear line when nothing answers at `base_url`; any answer at all is good enough."""
     url = base_url.rstrip("/") + "/models"
     if urlsplit(url).scheme not in ("http", "https"):
         raise EvalkitError(f"--base-url {base_url!r}: expected an http:// or https:// URL")
     try:
-        get_json(url, 5.0)
+        get_json(url, 5.0, api_key=api_key)
     except (HTTPStatusError, ValueError):
         return  # it answers; whether /models exists (or is JSON) is not our business
     except OSError as exc:

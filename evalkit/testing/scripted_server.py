@@ -33,7 +33,7 @@ Keys and what arrived: ``ScriptedServer(api_key="k")`` answers HTTP 401 (``{"err
 "Invalid API Key ..."}}``, echoing the key it was sent, as some servers do) to any request that does
 not carry ``Authorization: Bearer k``, except on ``open_paths`` (``/health``; add ``/v1/models``
 to play llama.cpp, whose model list needs no key). ``seen`` lists every request that arrived,
-answered or refused: ``(method, path, headers, body)``. ``models`` lists more ids in /v1/models.
+answered or refused: ``(method, path, headers, body)``, header names title-cased. ``models`` lists more ids in /v1/models.
 
 Command line (for benchmarks run by hand)::
 
@@ -389,7 +389,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _refused(self, method: str, body: bytes | None) -> bool:
         """Record the request; answer 401 when the server wants a key it was not sent."""
         owner = self.server.owner
-        owner._saw(method, self._route, dict(self.headers.items()), body)
+        # Names title-cased (clients differ: httpx sends `authorization`, aiohttp `Authorization`).
+        owner._saw(method, self._route, {k.title(): v for k, v in self.headers.items()}, body)
         if owner.api_key is None or self._route in owner.open_paths:
             return False
         sent = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
