@@ -13,7 +13,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from .aggregate import is_overall
-from .rundir import latest_samples, read_results
+from .rundir import read_results, read_samples
 from .schema import Sample
 
 DEFAULT_MAX_ERROR_RATE = 0.10
@@ -35,17 +35,21 @@ rate.__name__ = "rate"
 
 
 def gate_failures(run_dir: Path, max_error_rate: float, fail_under: float | None) -> list[str]:
-    """One line per gate the run failed; empty when it passed them all."""
-    lines = []
-    samples = latest_samples(run_dir)
-    errors = sum(1 for s in samples if s.error is not None)
-    if samples and errors / len(samples) > max_error_rate:
-        lines.append(f"{run_dir.name}: {errors} of {len(samples)} samples are errors ({errors / len(samples):.0%}), "
-                     f"over --max-error-rate {max_error_rate:.0%}; see the `error` field in samples.jsonl")
+    """One line per gate the run failed; empty when it passed them all. Read from results.json
+    (its overall rows count the scored samples and the errors apart), never the samples."""
     results = read_results(run_dir)
-    if fail_under is not None and results is not None:
-        for agg in results.aggregates:
-            if is_overall(agg) and (agg.call_accuracy is None or agg.call_accuracy < fail_under):
+    if results is None:
+        return []
+    lines = []
+    overall = [agg for agg in results.aggregates if is_overall(agg)]
+    errors = sum(agg.errors for agg in overall)
+    total = errors + sum(agg.n for agg in overall)
+    if total and errors / total > max_error_rate:
+        lines.append(f"{run_dir.name}: {errors} of {total} samples are errors ({errors / total:.0%}), "
+                     f"over --max-error-rate {max_error_rate:.0%}; see the `error` field in samples.jsonl")
+    if fail_under is not None:
+        for agg in overall:
+            if agg.call_accuracy is None or agg.call_accuracy < fail_under:
                 got = "no scored samples" if agg.call_accuracy is None else f"{agg.call_accuracy:.3f}"
                 lines.append(f"{agg.model} [{agg.format}]: call accuracy {got}, under --fail-under {fail_under:g}")
     return lines
@@ -57,7 +61,7 @@ def write_junit(run_dirs: list[Path], path: Path) -> None:
     failure kind and detail as the message."""
     root = ET.Element("testsuites", name="evalkit")
     for run_dir in run_dirs:
-        samples = sorted(latest_samples(run_dir), key=lambda s: s.key())
+        samples = sorted(_verdicts(run_dir).values(), key=lambda s: s.key())
         suite = ET.SubElement(root, "testsuite", name=run_dir.name, tests=str(len(samples)),
                               failures=str(sum(1 for s in samples if s.error is None and not s.call_correct)),
                               errors=str(sum(1 for s in samples if s.error is not None)))
@@ -65,6 +69,19 @@ def write_junit(run_dirs: list[Path], path: Path) -> None:
             _testcase(suite, sample)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _verdicts(run_dir: Path) -> dict:
+    """The latest sample of each key with only what a testcase shows (a run's samples hold whole
+    requests and replies: never all of them at once)."""
+    latest = {}
+    for sample in read_samples(run_dir):
+        latest[sample.key()] = Sample.model_construct(**{f: getattr(sample, f) for f in TESTCASE_FIELDS})
+    return latest
+
+
+TESTCASE_FIELDS = ("suite", "case_id", "format", "repeat", "model", "distractors", "latency_s", "error",
+                   "call_correct", "failure_kind", "failure_detail")
 
 
 def _testcase(suite: ET.Element, sample: Sample) -> None:

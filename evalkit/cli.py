@@ -94,7 +94,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
                                        "anywhere (default: $EVALKIT_API_KEY, else $OPENAI_API_KEY, else none)")
     own.add_argument("--header", action="append", type=parse_header, default=[], dest="headers",
                      metavar="'NAME: VALUE'", help="an HTTP header for every chat request, e.g. a gateway's "
-                                                   "(repeatable; the run records the names, not the values)")
+                                                   "(repeatable; the run records the names, not the values; default none)")
     own.add_argument("--extra-body", type=parse_extra_body, default=None, metavar="JSON",
                      help="fields merged into every chat request, e.g. "
                           "'{\"chat_template_kwargs\": {\"enable_thinking\": false}}' (default none)")

@@ -94,7 +94,7 @@ def test_sweep_writes_a_run_per_model_and_a_comparison_and_breaks_the_tie_by_lat
     # slow is one case better than fast (12/12 vs 11/12): within the noise, so a tie; neither calls
     # an unoffered tool and both get the no-call cases right, so latency p95 decides: fast.
     responder = models_responder(wrong={"fast": {3}}, delay={"slow": 0.25})
-    with ScriptedServer(responder=responder) as server:
+    with ScriptedServer(responder=responder, models=["slow", "fast"]) as server:
         assert main(run_args(server.base_url, suite, tmp_path / "runs", "slow", "fast") + ["--no-cache"]) == 0
     out = capsys.readouterr().out
     (sweep_dir,) = (tmp_path / "runs").iterdir()
@@ -134,7 +134,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(suite, tmp_path):
     calls: dict[str, int] = {}
     responder = models_responder(delay={"second": 0.4}, calls=calls)
     out = tmp_path / "runs"
-    with ScriptedServer(responder=responder) as server:
+    with ScriptedServer(responder=responder, models=["first", "second", "third"]) as server:
         argv = [exe, *run_args(server.base_url, suite, out, "first", "second", "third"), "--concurrency", "1",
                 "--no-cache"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
