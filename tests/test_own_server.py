@@ -403,3 +403,58 @@ def test_shard_auto_without_its_variables_is_one_line(tmp_path, suite, monkeypat
     assert run("http://127.0.0.1:9/v1", suite, tmp_path / "out", "--shard", shard) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and problem in err
+
+
+# ---------------------------------------------------------------- more of the same, at the edges
+
+
+def test_a_401_after_answers_is_that_samples_error(tmp_path, suite):
+    """Only a refusal before any answer stops the run: a key revoked mid-run is a sample's error."""
+    def revoked_later(request: dict) -> Reply:
+        if "Bob" in json.dumps(request["messages"]):
+            return Reply(status=401, error_body=f"Invalid API Key {KEY}")
+        return tiny_responder(request)
+
+    with ScriptedServer(responder=revoked_later) as srv:
+        code = run(srv.base_url, suite, tmp_path / "out", "--api-key", KEY, "--concurrency", "1", "--retries", "0")
+    assert code == 1  # done; one error sample of two is over --max-error-rate
+    (run_dir,) = run_dirs(tmp_path / "out")
+    errors = [json.loads(line)["error"] for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert [e for e in errors if e] == ["HTTP 401: Invalid API Key [hidden]"]
+
+
+def test_resume_asks_for_the_same_headers_and_the_same_server(tmp_path, suite, capsys):
+    with llamacpp("template one") as srv:
+        port = srv.port
+        assert run(srv.base_url, suite, tmp_path / "a", "--header", "X-Team: a", model="qwen2.5-coder-0.5b") == 0
+    (run_dir,) = run_dirs(tmp_path / "a")
+    with llamacpp("template one", port):
+        assert main(["run", "--resume", str(run_dir), "--quiet", "--no-report"]) == 2
+        assert "pass the same --header options" in capsys.readouterr().err
+        assert main(["run", "--resume", str(run_dir), "--quiet", "--no-report", "--header", "X-Team: a"]) == 0
+    with llamacpp("template two", port):
+        assert main(["run", "--resume", str(run_dir), "--quiet", "--no-report", "--header", "X-Team: a"]) == 2
+    err = capsys.readouterr().err
+    assert "not what the run started with" in err and "start a new run" in err
+
+
+def test_probe_sends_the_key(capsys):
+    from evalkit.testing.scripted_server import ContractResponder
+
+    with ScriptedServer(responder=ContractResponder(), api_key=KEY) as srv:
+        main(["probe", "--base-url", srv.base_url, "--model", MODEL, "--api-key", KEY])
+        seen = srv.seen
+    assert len(seen) >= 7 and all(h.get("Authorization") == f"Bearer {KEY}" for _m, _p, h, _b in seen)
+    assert KEY not in capsys.readouterr().out
+
+
+def test_the_documented_config_file_is_valid(tmp_path):
+    from evalkit.runconfig import read_config
+
+    text = (ROOT / "docs" / "own-server.md").read_text()
+    block = text.split("```yaml\n# models.yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "models.yaml"
+    path.write_text(block)
+    config = read_config(path)
+    assert [o.model for o in config.options] == ["qwen3-8b", "gpt-oss-20b", "qwen2.5-7b-instruct"]
+    assert config.options[0].extra_body == {"chat_template_kwargs": {"enable_thinking": False}, "top_k": 20}
