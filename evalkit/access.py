@@ -34,8 +34,9 @@ def key_from_environment(variable: str | None = None) -> str | None:
 
 @dataclass(frozen=True)
 class Access:
-    api_key: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)  # --header / a config option's headers
+    # repr=False: a RunOptions shown in a log or a traceback shows neither.
+    api_key: str | None = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # --header / a config option's headers
 
     def chat_headers(self) -> dict[str, str]:
         """The headers of a chat request: the extra ones, then the key (the key wins a clash)."""

@@ -446,6 +446,11 @@ def test_probe_sends_the_key(capsys):
         seen = srv.seen
     assert len(seen) >= 7 and all(h.get("Authorization") == f"Bearer {KEY}" for _m, _p, h, _b in seen)
     assert KEY not in capsys.readouterr().out
+    # A wrong key: the server echoes it in every refusal; the probe's output shows it hidden.
+    with ScriptedServer(responder=ContractResponder(), api_key=KEY, open_paths=("/v1/models",)) as srv:
+        assert main(["probe", "--base-url", srv.base_url, "--model", MODEL, "--api-key", WRONG, "--json"]) == 1
+    out = capsys.readouterr().out
+    assert "[hidden]" in out and WRONG not in out
 
 
 def test_the_documented_config_file_is_valid(tmp_path):

@@ -50,7 +50,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         url = normalise_base_url(args.base_url)
         try:
-            served = list_server_models(url)
+            from evalkit.access import key_from_environment
+
+            served = list_server_models(url, api_key=key_from_environment())
         except (OSError, ValueError) as exc:
             raise EvalkitError(f"cannot list the models of {url} ({exc}); is the server running?") from None
         print(f"\nserved by {url}:")

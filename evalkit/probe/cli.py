@@ -33,7 +33,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     if args.base_url and urlsplit(normalise_base_url(args.base_url)).scheme not in ("http", "https"):
         raise EvalkitError(f"--base-url {args.base_url!r}: expected an http:// or https:// URL")
-    from evalkit.access import key_from_environment
+    from evalkit.access import Access, key_from_environment
 
     api_key = args.api_key or key_from_environment()
     resolved = resolve(args.model, args.base_url, api_key=api_key)
@@ -47,10 +47,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
             except (OSError, ValueError) as exc:
                 raise EvalkitError(f"cannot reach {base_url} ({exc}); is the server running?") from None
         result = run_probe(base_url, resolved.model_id, timeout_s=args.timeout, api_key=api_key)
+    # A server may echo the key it refused in its error messages: never shown.
+    scrub = Access(api_key=api_key).scrub
     if args.json:
-        print(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        print(scrub(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=1)))
     else:
-        print(format_result(result))
+        print(scrub(format_result(result)))
     return 1 if result.failed else 0
 
 
