@@ -4,8 +4,9 @@ The key hashes everything that can change a reply: base URL, model id, what the 
 serves (its model file or digest, quantization, template hash, build: identity.py), the extra
 headers (as a digest), the full request (messages, tools, sampling settings, --extra-body), the
 format, streaming, and the repeat index — never the request alone, or two models (or two
-repeats) would share answers. Keys made before the served identity was part of them (version 1)
-can never match a key made now, so no old reply answers under an identity it was not made by.
+repeats) would share answers. Replies cached before the served identity was part of the key
+answer only a server that tells no identity (its key is made as it was then): a server that
+tells one gets keys no earlier evalkit made, so no old reply answers under an identity.
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL DEFAULT (julianday('now'))
 )
 """
-
-# 2: the served identity and the headers' digest joined the key (issue 20).
-KEY_VERSION = 2
 
 
 def default_path() -> Path:
@@ -61,10 +59,7 @@ class ResponseCache:
     @staticmethod
     def key(base_url: str, model: str, params: dict[str, Any], stream: bool, repeat: int, fmt: str = "",
             served: dict[str, Any] | None = None, headers: str | None = None) -> str:
-        material = {
-            "v": KEY_VERSION,
-            "served": served or {},
-            "headers": headers,
+        material: dict[str, Any] = {
             "base_url": base_url.rstrip("/"),
             "model": model,
             "request": params,
@@ -72,6 +67,12 @@ class ResponseCache:
             "stream": stream,
             "repeat": repeat,
         }
+        # Only when told: a server that tells nothing keeps the keys of earlier evalkits (they could
+        # not know more either), and any identity makes a key no earlier evalkit made.
+        if served:
+            material["served"] = served
+        if headers:
+            material["headers"] = headers
         blob = json.dumps(material, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -12,7 +12,6 @@ import argparse
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from .aggregate import is_overall
 from .rundir import read_results, read_samples
 from .schema import Sample
 
@@ -37,6 +36,8 @@ rate.__name__ = "rate"
 def gate_failures(run_dir: Path, max_error_rate: float, fail_under: float | None) -> list[str]:
     """One line per gate the run failed; empty when it passed them all. Read from results.json
     (its overall rows count the scored samples and the errors apart), never the samples."""
+    from .aggregate import is_overall  # here: a run imports no reporting before its first request
+
     results = read_results(run_dir)
     if results is None:
         return []

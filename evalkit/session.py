@@ -272,7 +272,9 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         own_family=own_family(header),
         tool_cost=bool(header.tool_cost),
         access=options.access,
-        served=header.served_identity,
+        # Only an identity that pins what answers goes into the cache key; without one the key is
+        # made as before (the summary says the cache could not be tied to an identity).
+        served=header.served_identity if header.cache_identity == "tied" else None,
     )
     per_endpoint = max(1, settings.concurrency)
     identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None

@@ -298,7 +298,7 @@ def test_a_server_that_tells_nothing_says_so_in_the_summary(tmp_path, suite, cap
 
 def test_cached_replies_from_before_the_identity_key_are_not_served(tmp_path, suite):
     """A reply cached under the old key (base URL + model + request, no served identity) is never
-    an answer now: the key's version changed, so none of the old keys can be made again."""
+    an answer for a server that tells its identity: its keys hold the identity."""
     from evalkit.cache import ResponseCache
 
     with llamacpp("template one") as srv:
