@@ -93,8 +93,9 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     own.add_argument("--api-key", help="sent as `Authorization: Bearer KEY` with every request; never written "
                                        "anywhere (default: $EVALKIT_API_KEY, else $OPENAI_API_KEY, else none)")
     own.add_argument("--header", action="append", type=parse_header, default=[], dest="headers",
-                     metavar="'NAME: VALUE'", help="an HTTP header for every chat request, e.g. a gateway's "
-                                                   "(repeatable; the run records the names, not the values; default none)")
+                     metavar="'NAME: VALUE'",
+                     help="an HTTP header for every chat request, e.g. a gateway's (repeatable; the run records the "
+                          "names, not the values; default none)")
     own.add_argument("--extra-body", type=parse_extra_body, default=None, metavar="JSON",
                      help="fields merged into every chat request, e.g. "
                           "'{\"chat_template_kwargs\": {\"enable_thinking\": false}}' (default none)")
@@ -163,7 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra_body=args.extra_body,
     )
     if args.resume is not None and (args.models or args.config):
-        raise EvalkitError("--resume takes the models from the run (or sweep) directory; leave out --model and --config")
+        raise EvalkitError("--resume takes the models from the run (or sweep) directory; "
+                           "leave out --model and --config")
     if args.config is not None and args.models:
         raise EvalkitError("--config lists the models; leave out --model")
     from .runconfig import read_config

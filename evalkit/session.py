@@ -86,8 +86,9 @@ def execute(options: RunOptions) -> Path:
             return _run(options, header, suites, endpoints)
     except KeyRefused:
         # Nothing was measured: a fresh run leaves no directory of error samples behind.
-        if options.resume is None and options.run_dir is not None and next(read_samples(options.run_dir), None) is None:
-            shutil.rmtree(options.run_dir, ignore_errors=True)
+        fresh = options.resume is None and options.run_dir is not None
+        if fresh and next(read_samples(options.run_dir), None) is None:  # type: ignore[arg-type]
+            shutil.rmtree(options.run_dir, ignore_errors=True)  # type: ignore[arg-type]
         raise
 
 

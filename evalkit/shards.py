@@ -50,8 +50,8 @@ def resolve_shard(shard: str | None, environ: Mapping[str, str]) -> str | None:
             index = int(environ[index_var]) - int(environ.get(first_var or "", "0") or 0) + 1
             total = int(count_text)
         except ValueError:
-            raise EvalkitError(f"--shard {shard}: ${index_var}={environ[index_var]!r} with count {count_text!r} "
-                               f"is not a shard; set the count with --shard auto/N or ${SHARD_COUNT_VARIABLE}") from None
+            raise EvalkitError(f"--shard {shard}: ${index_var}={environ[index_var]!r} with count {count_text!r} is "
+                               f"not a shard; set the count with --shard auto/N or ${SHARD_COUNT_VARIABLE}") from None
         resolved = f"{index}/{total}"
         parse_shard(resolved)  # an index past the count is one line, as for --shard i/n
         return resolved

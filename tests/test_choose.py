@@ -353,7 +353,8 @@ def test_clarify_over_the_wire_scores_invented_arguments_and_asking(tmp_path, ca
                              "the date, what time, and the amount? 请问订单号、城市、邮箱、账号、哪天、几点、金额？")
 
     with ScriptedServer(responder=model) as server:
-        assert main(["run", "--base-url", server.base_url, "--model", "m", "--allow-unlisted", "--suite", "clarify", "--format", "native",
+        assert main(["run", "--base-url", server.base_url, "--model", "m", "--allow-unlisted", "--suite", "clarify",
+                     "--format", "native",
                      "--out", str(tmp_path / "runs"), "--quiet", "--no-cache"]) == 0
     (run_dir,) = run_dirs_of(tmp_path / "runs")
     samples = {s["case_id"]: s for s in map(json.loads, (run_dir / "samples.jsonl").read_text().splitlines())}

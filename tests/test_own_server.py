@@ -249,7 +249,8 @@ def test_a_sweep_of_the_same_served_weights_is_refused(tmp_path, suite, capsys):
                      "--allow-unlisted", "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"])
         assert srv.hits == 0
     err = capsys.readouterr().err
-    assert code == 2 and "resolve to the same served weights" in err and "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" in err
+    assert code == 2 and "resolve to the same served weights" in err
+    assert "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 

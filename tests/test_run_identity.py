@@ -221,10 +221,11 @@ def test_each_model_of_a_sweep_records_its_serving_and_honours_probe_and_distrac
     # model: a sweep of two names on it is refused, tests/test_own_server.py).
     ref: list = []
     other: list = []
+    other_models = {"object": "list", "data": [{**LLAMACPP_MODELS["data"][0], "id": "llama-70b"}]}
     other_endpoints = {**llamacpp_endpoints(other), "GET /props": {**LLAMACPP_PROPS, "model_path": "/m/llama-70b.gguf"},
-                       "GET /v1/models": {"object": "list", "data": [{**LLAMACPP_MODELS["data"][0], "id": "llama-70b"}]}}
-    with ScriptedServer(model_id="qwen2.5-coder-0.5b", responder=responder(), endpoints=llamacpp_endpoints(ref)) as srv, \
-            ScriptedServer(model_id="llama-70b", responder=responder(), endpoints=other_endpoints) as srv2:
+                       "GET /v1/models": other_models}
+    first = ScriptedServer(model_id="qwen2.5-coder-0.5b", responder=responder(), endpoints=llamacpp_endpoints(ref))
+    with first as srv, ScriptedServer(model_id="llama-70b", responder=responder(), endpoints=other_endpoints) as srv2:
         ref.append(srv)
         other.append(srv2)
         config = tmp_path / "sweep.yaml"

@@ -33,7 +33,8 @@ Keys and what arrived: ``ScriptedServer(api_key="k")`` answers HTTP 401 (``{"err
 "Invalid API Key ..."}}``, echoing the key it was sent, as some servers do) to any request that does
 not carry ``Authorization: Bearer k``, except on ``open_paths`` (``/health``; add ``/v1/models``
 to play llama.cpp, whose model list needs no key). ``seen`` lists every request that arrived,
-answered or refused: ``(method, path, headers, body)``, header names title-cased. ``models`` lists more ids in /v1/models.
+answered or refused: ``(method, path, headers, body)``, header names title-cased. ``models``
+lists more ids in /v1/models.
 
 Command line (for benchmarks run by hand)::
 
