@@ -464,3 +464,13 @@ def test_the_documented_config_file_is_valid(tmp_path):
     config = read_config(path)
     assert [o.model for o in config.options] == ["qwen3-8b", "gpt-oss-20b", "qwen2.5-7b-instruct"]
     assert config.options[0].extra_body == {"chat_template_kwargs": {"enable_thinking": False}, "top_k": 20}
+
+
+def test_shards_with_other_request_options_do_not_merge(tmp_path, suite, capsys):
+    """The extra body is part of the run's settings: samples asked with other options never join."""
+    with ScriptedServer(responder=tiny_responder) as srv:
+        assert run(srv.base_url, suite, tmp_path / "a", "--shard", "1/2", "--extra-body", '{"top_k": 1}') == 0
+        assert run(srv.base_url, suite, tmp_path / "b", "--shard", "2/2", "--extra-body", '{"top_k": 2}') == 0
+    (a,), (b,) = run_dirs(tmp_path / "a"), run_dirs(tmp_path / "b")
+    assert main(["merge", str(a), str(b), "--out", str(tmp_path / "m")]) == 2
+    assert "settings differ" in capsys.readouterr().err
