@@ -42,7 +42,10 @@ def read_config(path: Path) -> RunConfig:
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise EvalkitError(_one_line(path, raw, exc.errors()[0])) from None
+        errors = exc.errors()
+        # A typo (`optons`) also makes the real field look missing; name the typo, it is what to fix.
+        unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+        raise EvalkitError(_one_line(path, raw, (unknown or errors)[0])) from None
     for number, option in enumerate(config.options, 1):
         _check_option(path, number, option.model_dump(exclude_none=True))
     return config

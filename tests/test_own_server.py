@@ -178,9 +178,10 @@ def test_request_options_are_part_of_the_cache_key(tmp_path, suite):
         assert srv.hits == 3 * first
 
 
-def config_file(tmp_path: Path, options: list[dict]) -> Path:
+def config_file(tmp_path: Path, options: list[dict] | dict) -> Path:
     path = tmp_path / "models.yaml"
-    path.write_text(yaml.safe_dump({"options": options}), encoding="utf-8")
+    document = options if isinstance(options, dict) else {"options": options}
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path
 
 
@@ -218,6 +219,7 @@ def test_a_config_sweep_sends_each_option_its_own_key_headers_and_body(tmp_path,
     ([{"model": "m", "base_url": "ftp://x"}], "option #1 (model 'm'): field 'base_url'"),
     ([{"base_url": "http://127.0.0.1:9/v1"}], "option #1: field 'model': Field required"),
     ([], "field 'options'"),
+    ({"optons": [{"model": "m"}]}, "field 'optons': unknown field"),
 ])
 def test_a_bad_config_is_one_line_naming_file_option_and_field(tmp_path, suite, capsys, options, where):
     config = config_file(tmp_path, options)
