@@ -207,11 +207,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         sweep.finish(sweep_dir, run_dirs)
         return _gates(args, run_dirs)
     run_dir = execute(options)
+    closing: list[str] = []
     if options.report:
-        from .report.write import write_run_report
+        from .report.write import write_run_report_closing
 
-        write_run_report(run_dir)
+        closing = write_run_report_closing(run_dir)
     print_summary(run_dir)
+    if closing:  # the verdict per model and where the report is, last
+        print("\n" + "\n".join(closing))
     return _gates(args, [run_dir])
 
 
