@@ -16,7 +16,7 @@ from .schema import ServerFacts
 IDENTITY_FACTS: dict[str, Callable[[ServerFacts], Any]] = {
     "served_id": lambda f: f.model.id,
     "file": lambda f: f.model.file,
-    "digest": lambda f: getattr(f.model, "digest", None),
+    "digest": lambda f: f.model.digest,
     "size_bytes": lambda f: f.model.size_bytes,
     "quantization": lambda f: f.model.quantization,
     "template_sha256": lambda f: f.template_sha256,

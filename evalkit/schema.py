@@ -318,6 +318,7 @@ class ModelFacts(BaseModel):
     size_bytes: int | None = None
     architecture: str | None = None
     file: str | None = None
+    digest: str | None = None  # the weights' digest (Ollama /api/ps)
     vram_bytes: int | None = None  # how much of it sits in GPU memory (Ollama /api/ps size_vram)
 
 

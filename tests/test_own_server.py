@@ -18,7 +18,7 @@ import yaml
 from conftest import TINY_CASES, tiny_responder, write_suite
 from evalkit.cli import main
 from evalkit.testing.scripted_server import Reply, ScriptedServer
-from test_probe import LLAMACPP_MODELS, LLAMACPP_PROPS
+from test_probe import LLAMACPP_MODELS, LLAMACPP_PROPS, OLLAMA_MODELS, OLLAMA_PS, OLLAMA_SHOW
 
 KEY = "sk-evalkit-test-0123456789abcdef"
 WRONG = "sk-wrong-key-9876543210"
@@ -289,6 +289,35 @@ def test_a_restarted_server_with_another_template_gets_no_cache_hit(tmp_path, su
     assert header["served_identity"]["file"] == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     assert header["served_identity"]["quantization"] == "Q4_K - Medium"
     assert "could not be tied" not in capsys.readouterr().out
+
+
+def ollama(digest: str, port: int = 0, models: tuple[str, ...] = ("llama3.1:8b",)) -> ScriptedServer:
+    """Ollama as test_probe.py plays it; /api/ps tells the loaded weights' digest for every tag."""
+    loaded = [{**OLLAMA_PS["models"][0], "name": m, "model": m, "digest": digest} for m in models]
+    listing = {"object": "list", "data": [{**OLLAMA_MODELS["data"][0], "id": m} for m in models]}
+    return ScriptedServer(model_id=models[0], models=models[1:], responder=tiny_responder, port=port, endpoints={
+        "GET /api/version": {"version": "0.5.1"}, "POST /api/show": OLLAMA_SHOW, "GET /v1/models": listing,
+        "GET /api/ps": {"models": loaded}})
+
+
+def test_ollama_re_pulled_under_the_same_tag_gets_no_cache_hit(tmp_path, suite):
+    old, new = "a2af6cc3eb7f" + "0" * 52, "b3bf7dd4fc80" + "1" * 52
+    with ollama(old) as srv:
+        port = srv.port
+        assert run(srv.base_url, suite, tmp_path / "a", "--cache", model="llama3.1:8b") == 0
+        first = srv.hits
+    with ollama(new, port) as srv:  # `ollama pull` brought other weights under the same tag
+        assert run(srv.base_url, suite, tmp_path / "b", "--cache", model="llama3.1:8b") == 0
+        assert srv.hits == first
+    identity = json.loads((run_dirs(tmp_path / "b")[0] / "header.json").read_text())["served_identity"]
+    assert identity["digest"] == new and identity["quantization"] == "Q4_0"
+
+
+def test_a_sweep_of_two_tags_of_one_digest_is_refused(tmp_path, suite, capsys):
+    with ollama("c" * 64, models=("llama3.1:8b", "llama3.1:latest")) as srv:
+        code = main(["run", "--base-url", srv.base_url, "--model", "llama3.1:8b", "--model", "llama3.1:latest",
+                     "--suite", str(suite), "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 2 and "resolve to the same served weights" in capsys.readouterr().err
 
 
 def test_a_server_that_tells_nothing_says_so_in_the_summary(tmp_path, suite, capsys):
