@@ -362,7 +362,7 @@ def test_a_second_runner_of_a_sweep_directory_is_refused_in_one_line(tmp_path, m
     monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
     suite = write_suite(tmp_path / "suites", TINY_CASES)
     out = tmp_path / "runs"
-    with ScriptedServer(responder=tiny_responder) as srv:
+    with ScriptedServer(responder=tiny_responder, models=["a", "b"]) as srv:
         argv = ["run", "--base-url", srv.base_url, "--suite", str(suite), "--format", "native", "--out", str(out),
                 "--quiet", "--no-report", "--no-cache", "--model", "a", "--model", "b"]
         assert main(argv) == 0
@@ -475,7 +475,7 @@ def test_model_written_names_and_model_ids_are_not_html_in_the_markdown_reports(
     server.set_responder(lambda r: Reply(tool_calls=[{"name": "<img src=x onerror=alert(1)>", "arguments": "{}"}])
                          if "Bob" in r["messages"][-1]["content"] else tiny_responder(r))
     out = tmp_path / "runs"
-    assert main(["run", "--base-url", server.base_url, "--model", "<script>alert(2)</script>", "--suite", str(tiny_suite),
+    assert main(["run", "--base-url", server.base_url, "--model", "<script>alert(2)</script>", "--allow-unlisted", "--suite", str(tiny_suite),
                  "--format", "native", "--out", str(out), "--quiet", "--no-cache"]) == 0
     (run_dir,) = out.iterdir()
     for name in ("report.md", "failures.md"):
@@ -506,7 +506,7 @@ def test_a_catastrophic_regex_matcher_ends_at_its_time_limit():
 def _a_run(server, tiny_suite, tmp_path) -> Path:
     server.set_responder(tiny_responder)
     out = tmp_path / "runs"
-    assert main(["run", "--base-url", server.base_url, "--model", "m", "--suite", str(tiny_suite), "--format", "native",
+    assert main(["run", "--base-url", server.base_url, "--model", "m", "--allow-unlisted", "--suite", str(tiny_suite), "--format", "native",
                  "--out", str(out), "--quiet", "--no-cache", "--no-report"]) == 0
     (run_dir,) = out.iterdir()
     return run_dir
@@ -560,7 +560,7 @@ def test_resume_and_rescore_from_another_directory_find_the_suite(server, tmp_pa
     write_suite(start / "suites", TINY_CASES, name="where")
     server.set_responder(tiny_responder)
     monkeypatch.chdir(start)
-    assert main(["run", "--base-url", server.base_url, "--model", "m", "--suite", "suites/where.yaml", "--format",
+    assert main(["run", "--base-url", server.base_url, "--model", "m", "--allow-unlisted", "--suite", "suites/where.yaml", "--format",
                  "native", "--out", "runs", "--quiet", "--no-cache", "--no-report"]) == 0
     (run_dir,) = (start / "runs").iterdir()
     header = json.loads((run_dir / "header.json").read_text())
@@ -614,8 +614,9 @@ def test_a_server_answering_random_bytes_is_one_line_for_the_probe_and_error_sam
         err = capsys.readouterr().err
         assert "answered, but not with an OpenAI model list (the answer is not HTTP/1.x (BadStatusLine" in err
         assert err.strip().count("\n") == 0 and "Traceback" not in err
-        assert main(["run", "--base-url", garbage.base_url, "--model", "m", "--suite", str(tiny_suite), "--format",
-                     "native", "--out", str(tmp_path / "runs"), "--quiet", "--no-report", "--retries", "0"]) == 0
+        # Every sample an error: over --max-error-rate, so exit 1 (the run itself ends as it should).
+        assert main(["run", "--base-url", garbage.base_url, "--model", "m", "--allow-unlisted", "--suite", str(tiny_suite),
+                     "--format", "native", "--out", str(tmp_path / "runs"), "--quiet", "--no-report", "--retries", "0"]) == 1
     assert "Traceback" not in capsys.readouterr().err
     (run_dir,) = (tmp_path / "runs").iterdir()
     errors = {json.loads(line)["error"] for line in (run_dir / "samples.jsonl").read_text().splitlines()}
