@@ -159,7 +159,7 @@ def test_replies_the_schema_should_have_prevented_are_failures_of_their_kind(con
 
 
 def run_cli(base_url: str, suite: Path, out: Path, *formats: str, extra: tuple[str, ...] = ()) -> int:
-    argv = ["run", "--base-url", base_url, "--model", "m", "--suite", str(suite), "--out", str(out),
+    argv = ["run", "--base-url", base_url, "--model", "scripted-model", "--suite", str(suite), "--out", str(out),
             "--no-report", "--no-cache", "--quiet", *extra]
     for fmt in formats:
         argv += ["--format", fmt]
@@ -217,7 +217,7 @@ def test_probe_json_schema_passes_on_a_server_that_constrains():
     from evalkit.probe.run import run_check
 
     with ScriptedServer(responder=ContractResponder()) as srv:
-        result = run_check(srv.base_url, "m", "json_schema", timeout_s=10)
+        result = run_check(srv.base_url, "scripted-model", "json_schema", timeout_s=10)
     assert result.status == "pass" and '{"probe": "evalkit", "n": 7}' in result.detail
     (exchange,) = result.evidence
     assert exchange.request["response_format"]["json_schema"]["schema"]["required"] == ["probe", "n"]
@@ -226,21 +226,21 @@ def test_probe_json_schema_passes_on_a_server_that_constrains():
 def test_the_report_sets_native_default_and_constrained_side_by_side(suite, tmp_path):
     # Native loses every call to content (<tool_call> text left unparsed); constrained cannot.
     with ScriptedServer(responder=ContractResponder(breaks={"calls_in_content"})) as srv:
-        argv = ["run", "--base-url", srv.base_url, "--model", "m", "--suite", str(suite), "--out", str(tmp_path / "out"),
+        argv = ["run", "--base-url", srv.base_url, "--model", "scripted-model", "--suite", str(suite), "--out", str(tmp_path / "out"),
                 "--no-cache", "--quiet", "--format", "native", "--format", "default", "--format", "constrained"]
         assert main(argv) == 0
     (run_dir,) = (tmp_path / "out").iterdir()
     report = (run_dir / "report.md").read_text()
     section = report.split("## Kinds of tool support", 1)[1].split("\n## ", 1)[0]
     # 5 of the 7 replies call in native (malformed); 4 of 7 cases are right under the schema, 1 of 7 in native.
-    assert (f"m [constrained+{DEFAULT_ENVELOPE}] against native: malformed 71% → 0%, and nothing broken; "
+    assert (f"scripted-model [constrained+{DEFAULT_ENVELOPE}] against native: malformed 71% → 0%, and nothing broken; "
             "call accuracy 14% → 57%.") in section
-    rows = [line for line in section.splitlines() if line.startswith("| m ")]
+    rows = [line for line in section.splitlines() if line.startswith("| scripted-model ")]
     assert [row.split("|")[2].strip() for row in rows] == sorted(["native", "default", f"constrained+{DEFAULT_ENVELOPE}"])
 
 
 def test_a_report_without_constrained_formats_has_no_support_section(tiny_server, tiny_suite, tmp_path):
-    argv = ["run", "--base-url", tiny_server.base_url, "--model", "m", "--suite", str(tiny_suite),
+    argv = ["run", "--base-url", tiny_server.base_url, "--model", "scripted-model", "--suite", str(tiny_suite),
             "--out", str(tmp_path / "out"), "--no-cache", "--quiet"]
     assert main(argv) == 0
     (run_dir,) = (tmp_path / "out").iterdir()
