@@ -190,14 +190,18 @@ def _json_after(text: str, end: int, hi: int) -> tuple[Any, int] | None:
     return value, stop
 
 
-def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Found]:
-    """Call attempts in no known syntax in the answer text [lo, hi), left to right, never overlapping."""
+def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any], budget: int) -> tuple[list[Found], int]:
+    """Call attempts in no known syntax in the answer text [lo, hi), left to right, never overlapping,
+    and how many names were looked around (at most `budget`: the scanner's MAX_READS; past it the rest
+    is left as prose, since a name alone is no evidence of a call)."""
     names = _names(text, lo, hi, tools)
     out: list[Found] = []
-    floor = lo
+    floor, used = lo, 0
     for i, (at, end, name) in enumerate(names):
         if at < floor:
             continue
+        if used >= budget:
+            break
         schema = tools.get(name)
         props = schema.get("properties") if isinstance(schema, dict) else None
         if not isinstance(props, dict) or not props:
@@ -208,6 +212,7 @@ def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Foun
         blank = text.find("\n\n", end, ceiling)  # a paragraph break ends the setting
         ceiling = blank if blank >= 0 else ceiling
         back = max(floor, text.rfind("\n", max(floor, at - WINDOW), at) + 1)  # the line the name is on
+        used += 1
         obj = _json_after(text, end, ceiling)
         if obj is not None and isinstance(obj[0], dict) and not set(obj[0]) <= set(props):
             continue  # `get_current_time: {"timezone": ..., "datetime": ...}`: data of the tool (a result), no call
@@ -239,7 +244,7 @@ def attempts(text: str, lo: int, hi: int, tools: Mapping[str, Any]) -> list[Foun
         keys = ", ".join(dict.fromkeys(f[2] for f in found))
         out.append(Found(start, stop, calls, f"a call of {name} ({keys}) in a syntax no family knows"))
         floor = stop
-    return out
+    return out, used
 
 
 def _unambiguous(found: list[tuple[int, int, str, str, Any, bool]], schema: Mapping[str, Any]) -> dict[str, Any] | None:
