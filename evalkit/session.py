@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 from . import __version__
 from .cache import ResponseCache
+from .decide.rounds import Rounds
 from .dispatch import run_jobs
 from .engine.discover import check_base_url, check_server, resolve, unserved_warning
 from .engine.machine import describe_machine
@@ -25,7 +26,7 @@ from .rundir import (
     HEADER, PROBE, SampleLog, finalize, new_run_id, now_iso, own_family, read_header, read_probe, read_samples,
     run_lock, write_model,
 )
-from .schema import Header, Sample, ServerFacts, Settings, SuiteRef
+from .schema import Header, Sample, ServerFacts, Settings, SuiteRef, UntilDecided
 from .shards import shard_of
 from .suites import LoadedSuite, default_suites, find_suite, read_suite
 
@@ -56,6 +57,8 @@ class RunOptions:
     on_run_dir: Callable[[Path], None] | None = None  # told the new run directory before any sample (sweeps)
     resume_hint: Path | None = None  # what `--resume` finishes after Ctrl-C (a sweep's directory)
     run_dir: Path | None = None  # where the run is written: out/<run_id>, or the --resume directory itself
+    until_decided: UntilDecided | None = None  # --until-decided: the formats run in rounds until settled
+    cases: frozenset[tuple[str, str]] | None = None  # only these (suite, case id): a sweep's round
 
 
 def load_suites(names: list[str]) -> list[LoadedSuite]:
@@ -173,6 +176,7 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         sample=options.sample,
         distractors=list(dict.fromkeys(options.distractors)) or None,
         tool_cost=options.tool_cost or None,
+        until_decided=options.until_decided,
     )
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -244,8 +248,11 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         list(header.distractors or []),
     )
     jobs = shard_of(jobs, header.shard)
+    if options.cases is not None:
+        jobs = [job for job in jobs if (job.loaded.suite.name, job.case.id) in options.cases]
     already = done_keys(read_samples(run_dir))
     jobs = [job for job in jobs if job.key() not in already]
+    rounds = Rounds.of_run(run_dir, header, jobs) if header.until_decided and options.cases is None else None
 
     cache = _open_cache(options, settings)
     ctx = RunContext(
@@ -265,7 +272,8 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
 
     with _signals_deferred() as stop:
         try:
-            asyncio.run(_until_stopped(run_jobs(jobs, endpoints, ctx, on_sample), stop))
+            work = run_jobs(jobs, endpoints, ctx, on_sample) if rounds is None else rounds.run(endpoints, ctx, on_sample)
+            asyncio.run(_until_stopped(work, stop))
         except OSError as exc:  # samples.jsonl could not be written (a full disk): nothing more can be kept
             raise EvalkitError(f"{run_dir}: cannot write samples ({exc}); finish later with --resume") from None
         finally:

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Sequence
 
 from ..metrics import METRICS
-from ..rundir import write_atomic
+from ..decide.schedule import read_stopping
+from ..rundir import read_header, write_atomic
 from .build import Report, build_report
 from .figures import make_figures
 from .html import render_html
 from .markdown import FAILURES_FILE, render_failures, render_markdown
 from .model import Entry, load_run, ranked
+from .recommend import Constraints
 
 
 def leaderboard_csv(entries: Sequence[Entry]) -> str:
@@ -51,7 +53,18 @@ def write_report(report: Report, out_dir: Path | str) -> tuple[Path, Path]:
 def write_run_report(run_dir: Path | str, out_dir: Path | str | None = None) -> tuple[Path, Path]:
     """One run's report, written into the run directory (or `out_dir`). Returns (md, html) paths."""
     run = load_run(run_dir)
-    return write_report(build_report([run]), out_dir if out_dir is not None else run.path)
+    constraints, stopped = decided_by(run.path)
+    return write_report(build_report([run], constraints=constraints, stopped=stopped),
+                        out_dir if out_dir is not None else run.path)
+
+
+def decided_by(run_dir: Path) -> tuple[Constraints | None, str | None]:
+    """An --until-decided run's floor for the recommendation and the line saying why it stopped."""
+    spec = read_header(run_dir).until_decided
+    if spec is None:
+        return None, None
+    stopping = read_stopping(run_dir)
+    return Constraints(min_accuracy=spec.min_accuracy), (f"--until-decided: {stopping.text}" if stopping else None)
 
 
 def default_compare_dir() -> Path:

@@ -1,0 +1,86 @@
+"""Driving `--until-decided`: a one-model run's formats in rounds (`Rounds`), and a sweep's
+rounds across its members (`sweep_cases`, `settle_sweep`). What is run in which order is
+`schedule`'s; whether to stop is `sequential`'s; this module feeds one to the other and keeps
+decision.json up to date after every round, so a stopped or interrupted run says where it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..dispatch import run_jobs
+from ..jobs import Endpoint, Job, RunContext
+from ..rundir import read_header, read_samples, write_model
+from ..schema import Header, Sample, Stopping
+from .schedule import DECISION, CaseId, CaseTally, case_order, evaluate, round_sizes, stopping
+
+class Rounds:
+    """One run's jobs (its formats are the options) in rounds of the fixed case order."""
+
+    def __init__(self, run_dir: Path, header: Header, jobs: list[Job], order: list[CaseId]):
+        assert header.until_decided is not None
+        self.run_dir, self.header, self.jobs, self.order = run_dir, header, jobs, order
+        self.spec = header.until_decided
+        self.tally = CaseTally(lambda s: s.format).add_all(read_samples(run_dir))
+
+    @classmethod
+    def of_run(cls, run_dir: Path, header: Header, jobs: list[Job]) -> "Rounds":
+        """`jobs`: those still to do; the order covers every case of the run, done or not."""
+        from ..jobs import plan
+        from ..suites import find_suite, read_suite
+
+        suites = [read_suite(ref.path) if Path(ref.path).is_file() else find_suite(ref.name) for ref in header.suites]
+        every = plan(suites, header.formats[:1], 1, header.tags or None, header.limit, header.sample,
+                     header.settings.seed)
+        order = case_order(((j.loaded.suite.name, j.case.id) for j in every), header.settings.seed)
+        return cls(run_dir, header, jobs, order)
+
+    async def run(self, endpoints: list[Endpoint], ctx: RunContext, on_sample: Callable[[Sample], None]) -> None:
+        def record(sample: Sample) -> None:
+            on_sample(sample)  # written first: a sample the log refuses is not counted either
+            self.tally.add(sample)
+
+        sizes = round_sizes(len(self.order))
+        place = {case: i for i, case in enumerate(self.order)}
+        done = 0
+        for number, size in enumerate(sizes, 1):
+            batch = [j for j in self.jobs if done <= place[(j.loaded.suite.name, j.case.id)] < size]
+            if batch:
+                await run_jobs(batch, endpoints, ctx, record)
+            done = size
+            result = self.settle(size, number)
+            if result.settled:
+                return
+
+    def settle(self, run: int, rounds: int) -> Stopping:
+        spec = self.spec
+        settlement = evaluate(self.tally.scores(), self.header.formats, self.order, run, spec.min_accuracy, spec.alpha)
+        result = stopping(settlement, run, len(self.order), rounds)
+        write_model(self.run_dir / DECISION, result)
+        return result
+
+
+# ---------------------------------------------------------------- a sweep's rounds
+
+
+def sweep_order(run_dir_jobs: Sequence[Job], seed: int | None) -> list[CaseId]:
+    return case_order(((j.loaded.suite.name, j.case.id) for j in run_dir_jobs), seed)
+
+
+def option_label(sample: Sample) -> str:
+    """A sweep's option: model x format, as the comparison labels it."""
+    return f"{sample.model} [{sample.format}]"
+
+
+def settle_sweep(sweep_dir: Path, run_dirs: Sequence[Path], order: list[CaseId], run: int, rounds: int,
+                 alpha: float, floor: float | None) -> Stopping:
+    """The settlement over every member's samples on the first `run` cases; kept as decision.json."""
+    tally = CaseTally(option_label)
+    options: list[str] = []
+    for run_dir in run_dirs:
+        header = read_header(run_dir)
+        options += [f"{header.model} [{fmt}]" for fmt in header.formats]
+        tally.add_all(read_samples(run_dir))
+    result = stopping(evaluate(tally.scores(), options, order, run, floor, alpha), run, len(order), rounds)
+    write_model(Path(sweep_dir) / DECISION, result)
+    return result
