@@ -206,7 +206,7 @@ def p_text(p: float) -> str:
     return f"p = {p:.2g}"
 
 
-def tests_needed(options: int, floor: float | None) -> int:
+def count_tests(options: int, floor: float | None) -> int:
     """How many tests share alpha: every pair, plus every option against the floor."""
     return options * (options - 1) // 2 + (options if floor is not None else 0)
 
@@ -224,7 +224,7 @@ def settle(scores: Mapping[str, Sequence[float]], floor: float | None = None, al
     if len(lengths) > 1:
         raise ValueError("the options' scores must be over the same cases")
     cases = lengths.pop() if lengths else 0
-    tests = max(1, tests_needed(len(names), floor))
+    tests = max(1, count_tests(len(names), floor))
     pairs = [pair_test(a, b, scores[a], scores[b]) for a, b in combinations(names, 2)]
     floors = {n: floor_test(n, scores[n], floor) for n in names} if floor is not None else {}
     result = Settlement("open", None, cases, alpha, tests, floor, pairs, floors)
