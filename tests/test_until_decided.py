@@ -1,0 +1,148 @@
+"""`evalkit run --until-decided` end to end: the real CLI, real HTTP to the scripted server, which
+plays several "models" (it answers by the request's `model`) and counts what each was asked."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import case, default_reply, native_reply, request_format, write_suite
+from evalkit.cli import main
+from evalkit.rundir import read_results, read_samples
+from evalkit.testing.scripted_server import Reply, ScriptedServer, last_user_text
+
+N = 60
+CASES = [case(f"hello-{i:02d}", f"Say hello to person {i}",
+              {"calls": [{"name": "say_hello", "args": {"name": f"person {i}"}}]}) for i in range(N)]
+
+
+@pytest.fixture(autouse=True)
+def private_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+    for name in ("EVALKIT_BASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def suite(tmp_path) -> Path:
+    return write_suite(tmp_path / "suites", CASES, name="hello60")
+
+
+def responder(right: dict[str, set[int] | None], calls: dict[str, int]):
+    """`right[option]`: the case numbers the option gets right (None: all). The option is the
+    model, or the model's format when the model is listed as `model/format`."""
+
+    def respond(request: dict) -> Reply:
+        fmt = request_format(request)
+        option = f"{request['model']}/{fmt}" if f"{request['model']}/{fmt}" in right else request["model"]
+        calls[option] = calls.get(option, 0) + 1
+        number = int(re.search(r"person (\d+)", last_user_text(request)).group(1))
+        good = right[option] is None or number in right[option]
+        call = [("say_hello", {"name": f"person {number}" if good else "nobody"})]
+        return native_reply(call) if fmt == "native" else default_reply(call)
+
+    return respond
+
+
+def sweep(server: ScriptedServer, suite: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--base-url", server.base_url, "--suite", str(suite), "--format", "native", "--out", str(out),
+            "--quiet", "--no-cache", "--model", "good", "--model", "other", "--until-decided", *extra]
+
+
+def the_sweep(out: Path) -> Path:
+    (sweep_dir,) = out.iterdir()
+    return sweep_dir
+
+
+def test_a_far_better_model_is_picked_early(suite, tmp_path, capsys):
+    calls: dict[str, int] = {}
+    with ScriptedServer(responder=responder({"good": None, "other": set()}, calls)) as server:
+        assert main(sweep(server, suite, tmp_path / "runs", "--min-accuracy", "0")) == 0
+    out = capsys.readouterr().out
+    # No floor: one test; ten one-sided cases settle it (2^10 / 11 >= 20), the first round.
+    assert calls == {"good": 10, "other": 10}
+    assert "--until-decided: settled after 10 of 60 cases: good [native] beats other [native] by 100 points; " \
+           "anytime-valid p = 0.011" in out
+    assert "Recommended: good [native]" in out
+    decision = json.loads((the_sweep(tmp_path / "runs") / "decision.json").read_text())
+    assert (decision["settled"], decision["pick"], decision["cases_run"], decision["rounds"]) == \
+        (True, "good [native]", 10, 1)
+
+
+def test_the_floor_is_part_of_settled(suite, tmp_path, capsys):
+    # With the default 80% floor the winner must also be clear above it: 100% on 35 cases is
+    # (3 tests share alpha), 100% on 23 is not. The report covers the cases run, and says why.
+    calls: dict[str, int] = {}
+    with ScriptedServer(responder=responder({"good": None, "other": set()}, calls)) as server:
+        assert main(sweep(server, suite, tmp_path / "runs")) == 0
+    out = capsys.readouterr().out
+    assert calls == {"good": 35, "other": 35}
+    assert "settled after 35 of 60 cases: good [native] beats other [native] by 100 points" in out
+    assert "other [native] is below the 80% floor" in out and "good [native] clears the 80% floor" in out
+    sweep_dir = the_sweep(tmp_path / "runs")
+    md = (sweep_dir / "report.md").read_text(encoding="utf-8")
+    assert "**Note:** --until-decided: settled after 35 of 60 cases" in md
+    members = [d for d in sweep_dir.iterdir() if (d / "header.json").is_file()]
+    for member in members:
+        (overall,) = [a for a in read_results(member).aggregates if a.suite == "*" and a.tag is None]
+        assert overall.n == 35
+
+
+def test_identical_models_run_every_case_and_tie(suite, tmp_path, capsys):
+    calls: dict[str, int] = {}
+    right = {i for i in range(N) if i % 10}  # 90% each, wrong on the same cases
+    with ScriptedServer(responder=responder({"good": right, "other": right}, calls)) as server:
+        assert main(sweep(server, suite, tmp_path / "runs")) == 0
+    out = capsys.readouterr().out
+    assert calls == {"good": N, "other": N}
+    assert f"--until-decided: not settled after all {N} cases" in out and "the answer is the fixed run's" in out
+    assert "Tied on call accuracy within the noise: " in out
+    decision = json.loads((the_sweep(tmp_path / "runs") / "decision.json").read_text())
+    assert (decision["settled"], decision["kind"], decision["cases_run"]) == (False, "open", N)
+
+
+def test_one_model_several_formats_stops_early_and_resume_finishes_an_unfinished_round(suite, tmp_path, capsys):
+    calls: dict[str, int] = {}
+    options = {"m/native": set(range(0, N, 3)), "m/default": None}  # 33% vs 100%
+    argv_tail = ["--format", "native", "--format", "default", "--out", str(tmp_path / "runs"), "--quiet",
+                 "--no-cache", "--model", "m", "--until-decided", "--min-accuracy", "0.5"]
+    with ScriptedServer(responder=responder(options, calls)) as server:
+        assert main(["run", "--base-url", server.base_url, "--suite", str(suite)] + argv_tail) == 0
+        out = capsys.readouterr().out
+        (run_dir,) = (tmp_path / "runs").iterdir()
+        decision = json.loads((run_dir / "decision.json").read_text())
+        assert decision["settled"] and decision["pick"] == "default"
+        assert decision["cases_run"] < N and calls["m/native"] == calls["m/default"] == decision["cases_run"]
+        assert f"--until-decided: settled after {decision['cases_run']} of {N} cases: default beats native by" in out
+        assert "Recommended: m [default]" in out
+
+        # A crash in the last round: its samples of one format lost, decision.json not yet written.
+        samples = list(read_samples(run_dir))
+        asked = {s.case_id for s in samples if s.format == "default"}
+        kept = [line for line, s in zip((run_dir / "samples.jsonl").read_text().splitlines(), samples)
+                if not (s.format == "native" and s.case_id in sorted(asked)[:5])]
+        (run_dir / "samples.jsonl").write_text("\n".join(kept) + "\n")
+        (run_dir / "decision.json").unlink()
+        before = dict(calls)
+        assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
+    assert calls["m/native"] - before["m/native"] == 5 and calls["m/default"] == before["m/default"]
+    again = json.loads((run_dir / "decision.json").read_text())
+    assert (again["settled"], again["pick"], again["cases_run"]) == (True, "default", decision["cases_run"])
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model", "m", "--format", "native"], "--until-decided chooses between options"),
+    (["--model", "a", "--model", "b", "--shard", "1/2"], "cannot run one shard"),
+])
+def test_bad_uses_are_one_line(suite, tmp_path, capsys, argv, message):
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path), "--until-decided", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_min_accuracy_without_until_decided_is_one_line(suite, tmp_path, capsys):
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path), "--min-accuracy", "0.9"]) == 2
+    assert "add --until-decided" in capsys.readouterr().err
