@@ -15,6 +15,7 @@ from .errors import EvalkitError
 from .jobs import Endpoint, Job, RunContext, new_sample
 from .schema import Sample
 from .single import run_single
+from .slots import WORKER
 
 
 async def run_job(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
@@ -73,7 +74,8 @@ async def run_jobs(
 
     stopping = False  # set when run_jobs is cancelled (Ctrl-C): take no further jobs
 
-    async def worker(endpoint: Endpoint) -> None:
+    async def worker(endpoint: Endpoint, index: int) -> None:
+        WORKER.set(index)  # this task's own context: its requests keep to slot `index` (slots.py)
         while not done.is_set() and not stopping:
             if not endpoint.alive and any(e.alive for e in endpoints):
                 return
@@ -111,7 +113,7 @@ async def run_jobs(
                 endpoint.failures = 0
             finish(job, endpoint, sample)
 
-    workers = [asyncio.create_task(worker(e)) for e in endpoints for _ in range(max(1, e.concurrency))]
+    workers = [asyncio.create_task(worker(e, k)) for e in endpoints for k in range(max(1, e.concurrency))]
     try:
         await done.wait() if workers else None
     finally:

@@ -17,6 +17,7 @@ from .distractors import with_distractors
 from .formats import ToolFormat, get_format
 from .formats.base import ParsedReply
 from .schema import Case, Sample, SampleKey, Settings, Suite, ToolDef, sample_key
+from .slots import slot_fields
 from .scoring import VERDICT_FIELDS, Verdict
 from .suites import LoadedSuite, sample_cases, select_cases
 from .toolboxes import Toolboxes
@@ -60,6 +61,8 @@ class RunContext:
     # The MCP servers of agent cases, started when first needed; dispatch.run_jobs stops them.
     toolboxes: Toolboxes = field(default_factory=Toolboxes)
     tool_cost: bool = False  # measure each sample's tool_tokens against a tools-free request
+    # A llama.cpp server's slots per endpoint: each worker keeps to its own (evalkit/slots.py); None: no pinning.
+    pinned_slots: int | None = None
     _tools_free: dict[str, asyncio.Task[int | None]] = field(default_factory=dict, repr=False, init=False)
 
 
@@ -143,8 +146,9 @@ async def fetch(
             except Exception:  # noqa: BLE001 - cached unparsed (by an older evalkit): ask the server again
                 pass
     assert endpoint.client is not None
+    pinned = slot_fields(ctx.pinned_slots)
     completion = await complete(
-        endpoint.client, params, stream=settings.stream, retries=settings.retries, deadline_s=settings.deadline_s,
+        endpoint.client, {**params, **pinned} if pinned else params, stream=settings.stream, retries=settings.retries, deadline_s=settings.deadline_s,
         max_reply_chars=settings.max_reply_chars, retry_after_cap_s=settings.retry_after_cap_s,
     )
     parsed = reader(completion.content, completion.tool_calls) if reader else ParsedReply()

@@ -28,6 +28,7 @@ from .rundir import (
 )
 from .schema import Header, Sample, ServerFacts, Settings, SuiteRef, UntilDecided
 from .shards import shard_of
+from .slots import cache_order
 from .suites import LoadedSuite, default_suites, find_suite, read_suite
 
 
@@ -252,6 +253,7 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         jobs = [job for job in jobs if (job.loaded.suite.name, job.case.id) in options.cases]
     already = done_keys(read_samples(run_dir))
     jobs = [job for job in jobs if job.key() not in already]
+    jobs = cache_order(jobs)
     rounds = Rounds.of_run(run_dir, header, jobs) if header.until_decided and options.cases is None else None
 
     cache = _open_cache(options, settings)
@@ -259,6 +261,7 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls,
         own_family=own_family(header),
         tool_cost=bool(header.tool_cost),
+        pinned_slots=_llama_slots(header),
     )
     per_endpoint = max(1, settings.concurrency)
     identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None
@@ -290,6 +293,17 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         raise Interrupted(stop.signum)
     _complete_serving(run_dir, header, base_urls[0])
     return run_dir
+
+
+def _llama_slots(header: Header) -> int | None:
+    """The slots each worker may pin itself to (evalkit/slots.py): a llama.cpp server's, as /props
+    reported them, or the embedded engine's (one per request in flight); None for other servers."""
+    serving = header.serving
+    if header.backend == "embedded":
+        return max(1, header.settings.concurrency)
+    if serving is not None and serving.kind == "llama.cpp" and serving.slots:
+        return serving.slots
+    return None
 
 
 # ---------------------------------------------------------------- the server's identity and probe

@@ -1,0 +1,64 @@
+"""Keeping the server's prompt cache warm: requests that share a prefix go one after another, and
+on llama.cpp each worker keeps to one server slot.
+
+A sample's prompt is the format's system prompt, the tool definitions and then the case's
+messages; the first two are the same for every case of a suite in one format (and one
+--distractors count). llama.cpp keeps each slot's last prompt in its KV cache and evaluates only
+what follows the longest common prefix (`timings.cache_n` tokens reused, `timings.prompt_n`
+evaluated), but only for a request that lands on the slot holding it. So:
+
+- `cache_order` puts the jobs of one prefix group next to each other (stable: cases keep their
+  order inside a group). With a shared queue every worker, and every endpoint when there are
+  several, then works through one group at a time: per-endpoint affinity without any pinning.
+- on a llama.cpp server, worker k of an endpoint sends `id_slot: k` and `cache_prompt: true`
+  (llama.cpp server's request fields: the task's slot, read from the body on
+  /v1/chat/completions, and prompt reuse, on by default but sent so a changed default cannot turn
+  it off). With one worker per slot the slot is free whenever its worker asks, and it holds that
+  worker's previous prompt, from the same group.
+
+The fields are sent only to llama.cpp (the embedded engine, or a server whose /props says so):
+other servers may reject unknown fields. They are added after the response-cache key is made,
+so a cached reply does not depend on the slot that first produced it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any, Protocol, Sequence, TypeVar
+
+# The index of the worker running the current task (set by dispatch for each worker task).
+WORKER = contextvars.ContextVar[int | None]("evalkit_worker", default=None)
+
+
+class _Job(Protocol):
+    format: str
+    distractors: int | None
+
+    @property
+    def loaded(self) -> Any: ...
+
+
+J = TypeVar("J", bound=_Job)
+
+
+def prefix_group(job: _Job) -> tuple[str, str, int]:
+    """What a job's prompt shares with others': the suite (its tools), format (system prompt and
+    tool rendering) and --distractors count (the tools offered)."""
+    return (job.loaded.suite.name, job.format, -1 if job.distractors is None else job.distractors)
+
+
+def cache_order(jobs: Sequence[J]) -> list[J]:
+    """The jobs with each prefix group together, groups in order of first appearance."""
+    first: dict[tuple[str, str, int], int] = {}
+    for job in jobs:
+        first.setdefault(prefix_group(job), len(first))
+    return sorted(jobs, key=lambda job: first[prefix_group(job)])
+
+
+def slot_fields(slots: int | None) -> dict[str, Any]:
+    """The request fields that pin the current worker to its own slot on a llama.cpp server with
+    `slots` slots (None: not llama.cpp, or slot pinning off); empty when there is nothing to pin."""
+    worker = WORKER.get()
+    if slots is None or worker is None or worker >= slots:
+        return {}
+    return {"id_slot": worker, "cache_prompt": True}

@@ -1,0 +1,72 @@
+"""Prompt-cache-aware scheduling (evalkit/slots.py) through the real CLI and real HTTP: requests
+that share a prefix go one after another, and on a llama.cpp server each worker keeps to its own
+slot with llama.cpp's `id_slot` and `cache_prompt` fields; other servers get neither field."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from conftest import TINY_CASES, case, request_format, tiny_responder, write_suite
+from evalkit.cli import main
+from evalkit.testing.scripted_server import ScriptedServer
+
+# llama.cpp's GET /props and GET /v1/models as the embedded engine answered them (fields as in
+# tests/test_probe.py, from https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md),
+# with two slots.
+LLAMACPP = {
+    "GET /props": {"total_slots": 2, "build_info": "b0-unknown", "chat_template": "{{ messages }}",
+                   "default_generation_settings": {"params": {"temperature": 0.8}, "n_ctx": 2048}},
+    "GET /v1/models": {"object": "list", "data": [{"id": "scripted-model", "object": "model", "owned_by": "llamacpp",
+                                                   "meta": {"n_params": 1, "ftype": "Q4_K - Medium"}}]},
+}
+CASES = TINY_CASES + [case(f"more-{i}", "Which is larger, 8.9 or 8.11?") for i in range(5)]
+
+
+@pytest.fixture(autouse=True)
+def private_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def run(server: ScriptedServer, tmp_path, *extra: str) -> None:
+    suite = write_suite(tmp_path / "suites", CASES)
+    assert main(["run", "--base-url", server.base_url, "--model", "scripted-model", "--suite", str(suite),
+                 "--format", "native", "--format", "default", "--out", str(tmp_path / "runs"), "--quiet",
+                 "--no-cache", "--no-report", *extra]) == 0
+
+
+def chat_requests(server: ScriptedServer) -> list[dict]:
+    return [r for r in server.requests if "messages" in r]
+
+
+def test_one_worker_asks_one_prefix_group_after_another(tmp_path):
+    # One worker: the order it asks in is the queue's. The plan interleaves the formats case by
+    # case (native, default, native, ...); the queue has every native request first, then default.
+    with ScriptedServer(responder=tiny_responder) as server:
+        run(server, tmp_path, "--concurrency", "1")
+    formats = [request_format(r) for r in chat_requests(server)]
+    assert formats == ["native"] * len(CASES) + ["default"] * len(CASES)
+
+
+def test_llamacpp_workers_keep_to_their_own_slots(tmp_path):
+    with ScriptedServer(responder=tiny_responder, endpoints=LLAMACPP) as server:
+        run(server, tmp_path)  # concurrency: the server's 2 slots
+    requests = chat_requests(server)
+    assert len(requests) == 2 * len(CASES)
+    assert all(r.get("cache_prompt") is True for r in requests)
+    slots = Counter(r["id_slot"] for r in requests)
+    assert set(slots) == {0, 1} and sum(slots.values()) == len(requests)
+
+
+def test_workers_beyond_the_servers_slots_are_not_pinned(tmp_path):
+    with ScriptedServer(responder=tiny_responder, endpoints=LLAMACPP) as server:
+        run(server, tmp_path, "--concurrency", "3")
+    slots = Counter(r.get("id_slot") for r in chat_requests(server))
+    assert set(slots) <= {0, 1, None} and slots[None] > 0  # worker 2 has no slot of its own
+
+
+def test_other_servers_get_no_llamacpp_fields(tmp_path):
+    with ScriptedServer(responder=tiny_responder) as server:
+        run(server, tmp_path)
+    assert not any("id_slot" in r or "cache_prompt" in r for r in chat_requests(server))
