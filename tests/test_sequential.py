@@ -186,3 +186,10 @@ def test_the_simulation_can_fail_a_test_that_peeks():
                 wrong += 1
                 break
     assert wrong / 300 > 0.05 + 3 * math.sqrt(0.05 * 0.95 / 300)
+
+
+def test_an_open_settlement_says_what_is_missing():
+    far = settle({"native": [0.0] * 20, "default": [1.0, 1.0, 1.0, 0.0] * 5}, floor=0.8)
+    assert far.kind == "open" and far.missing() == "default at 75% is not clear of the 80% floor"
+    close = settle({"a": [1.0] * 13 + [0.0] * 7, "b": [1.0] * 20}, floor=None)  # 7 discordant: 2^7 / 8 < 20
+    assert close.missing() == "b vs a: 35 points apart, anytime-valid p = 0.062"

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
 from conftest import TINY_CASES, case, request_format, tiny_responder, write_suite
 from evalkit.cli import main
 from evalkit.testing.scripted_server import ScriptedServer
@@ -22,11 +20,6 @@ LLAMACPP = {
                                                    "meta": {"n_params": 1, "ftype": "Q4_K - Medium"}}]},
 }
 CASES = TINY_CASES + [case(f"more-{i}", "Which is larger, 8.9 or 8.11?") for i in range(5)]
-
-
-@pytest.fixture(autouse=True)
-def private_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def run(server: ScriptedServer, tmp_path, *extra: str) -> None:

@@ -19,13 +19,6 @@ CASES = [case(f"hello-{i:02d}", f"Say hello to person {i}",
               {"calls": [{"name": "say_hello", "args": {"name": f"person {i}"}}]}) for i in range(N)]
 
 
-@pytest.fixture(autouse=True)
-def private_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "cache"))
-    for name in ("EVALKIT_BASE_URL", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def suite(tmp_path) -> Path:
     return write_suite(tmp_path / "suites", CASES, name="hello60")

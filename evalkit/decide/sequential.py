@@ -173,7 +173,7 @@ class Settlement:
     def evidence(self) -> str:
         """Why it is settled, in a line: 'default beats native by 46 points; anytime-valid p < 0.01'."""
         if not self.settled:
-            return "no option is yet ahead of every other beyond the noise"
+            return self.missing()
         assert self.pick is not None
         parts = []
         for pair in self.pairs:
@@ -197,6 +197,34 @@ class Settlement:
         if not parts:
             parts.append(f"{self.pick} is the only option")
         return "; ".join(parts)
+
+
+    def missing(self) -> str:
+        """What an open settlement lacks, said of the leader (the highest mean)."""
+        if not self.cases:
+            return "no case scored by every option yet"
+        means = {n: t.mean for n, t in self.floors.items()} or self._means()
+        leader = max(means, key=lambda n: means[n])
+        gaps = []
+        for pair in self.pairs:
+            if leader in (pair.a, pair.b) and pair.p(self.tests) > self.alpha:
+                other = pair.b if pair.a == leader else pair.a
+                gaps.append(f"{leader} vs {other}: {abs(pair.diff) * 100:.0f} points apart, anytime-valid "
+                            f"{p_text(pair.p(self.tests))}")
+        for name, test in self.floors.items():
+            if not test.clear(self.tests, self.alpha):
+                gaps.append(f"{name} at {test.mean * 100:.0f}% is not clear of the {test.floor * 100:.0f}% floor")
+        return "; ".join(gaps) or "no option is ahead of every other beyond the noise"
+
+    def _means(self) -> dict[str, float]:
+        """Each option's mean, from the pairs (no floor tests to read it from)."""
+        names = list(dict.fromkeys(n for p in self.pairs for n in (p.a, p.b)))
+        base = names[0]
+        means = {base: 0.0}
+        for pair in self.pairs:
+            if pair.a == base:
+                means[pair.b] = -pair.diff
+        return means
 
 
 def p_text(p: float) -> str:
