@@ -131,7 +131,8 @@ def cli_run(argv: list[str], out: Path) -> dict:
     # The decision, the same way for both: the card over the cases run, with no accuracy floor.
     card = subprocess.run([sys.executable, "-m", "evalkit", "recommend", str(directory), "--min-accuracy", "0"],
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    recommended = next((line for line in card.stdout.splitlines() if line.startswith(("Recommended:", "None is"))), None)
+    lines = card.stdout.splitlines()
+    recommended = next((line for line in lines if line.startswith(("Recommended:", "None is"))), None)
     decision = directory / "decision.json"
     stopped = json.loads(decision.read_text()) if decision.is_file() else None
     return {"wall_s": round(wall, 1), "recommended": recommended, "stopped": stopped, "directory": str(directory)}
@@ -172,7 +173,8 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--max-tokens", type=int, default=64, help="cache: longest reply (prompt counts do not depend on it)")
+    parser.add_argument("--max-tokens", type=int, default=64,
+                        help="cache: longest reply (the prompt counts do not depend on it)")
     parser.add_argument("--only", choices=list(SCENARIOS), default=None)
     args = parser.parse_args()
     {"cache": cache_part, "decide": decide_part, "builtin": builtin_part}[args.part](args)

@@ -275,7 +275,7 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
 
     with _signals_deferred() as stop:
         try:
-            work = run_jobs(jobs, endpoints, ctx, on_sample) if rounds is None else rounds.run(endpoints, ctx, on_sample)
+            work = rounds.run(endpoints, ctx, on_sample) if rounds else run_jobs(jobs, endpoints, ctx, on_sample)
             asyncio.run(_until_stopped(work, stop))
         except OSError as exc:  # samples.jsonl could not be written (a full disk): nothing more can be kept
             raise EvalkitError(f"{run_dir}: cannot write samples ({exc}); finish later with --resume") from None

@@ -164,6 +164,7 @@ def _rounds(sweep_dir: Path, sweep: Sweep, quiet: bool) -> list[Path]:
 
 def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
     """The comparison of every member, then the recommendation and the report's path, last."""
+    from .decide.schedule import read_stopping
     from .report.build import build_report
     from .report.model import load_run, make_entries
     from .report.recommend import Constraints, Recommendation, recommend_entries
@@ -173,10 +174,9 @@ def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
         return f"no recommendation: {rec.reason}" if rec.refused else rec.text()
 
     sweep = read_sweep(sweep_dir)
-    from .decide.schedule import read_stopping
-
-    constraints = Constraints() if sweep.until_decided is None else Constraints(min_accuracy=sweep.until_decided.min_accuracy)
-    stopping = read_stopping(sweep_dir) if sweep.until_decided is not None else None
+    spec = sweep.until_decided  # --until-decided: its floor is the card's, and the card says why it stopped
+    constraints = Constraints() if spec is None else Constraints(min_accuracy=spec.min_accuracy)
+    stopping = read_stopping(sweep_dir) if spec is not None else None
     stopped = f"--until-decided: {stopping.text}" if stopping is not None else None
     html = None
     if sweep.report:
