@@ -83,7 +83,9 @@ def token_split(samples) -> dict:
 
 
 def run_variant(jobs, slots: int, threads: int | None, max_tokens: int, scheduled: bool, n_ctx: int) -> dict:
-    settings = Settings(concurrency=slots, max_tokens=max_tokens, retries=0, timeout_s=900, deadline_s=3600)
+    # retries as a run's default: llama.cpp closes idle keep-alive connections, and a request
+    # written to one that just closed fails before any answer (evalkit retries it).
+    settings = Settings(concurrency=slots, max_tokens=max_tokens, retries=2, timeout_s=900, deadline_s=3600)
     ctx = RunContext(model=MODEL, settings=settings, pinned_slots=slots if scheduled else None)
     ordered = cache_order(jobs) if scheduled else list(jobs)
     samples: list = []
@@ -92,7 +94,8 @@ def run_variant(jobs, slots: int, threads: int | None, max_tokens: int, schedule
         asyncio.run(run_jobs(ordered, [Endpoint(engine.base_url, slots)], ctx, samples.append))
         wall = time.perf_counter() - start
     errors = [s.error for s in samples if s.error]
-    return {**token_split(samples), "samples": len(samples), "errors": len(errors), "wall_s": round(wall, 1)}
+    return {**token_split(samples), "samples": len(samples), "errors": len(errors),
+            "error_kinds": sorted({e[:120] for e in errors})[:5], "wall_s": round(wall, 1)}
 
 
 def cache_part(args: argparse.Namespace) -> None:

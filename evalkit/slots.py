@@ -8,7 +8,7 @@ what follows the longest common prefix (`timings.cache_n` tokens reused, `timing
 evaluated), but only for a request that lands on the slot holding it. So:
 
 - `cache_order` puts the jobs of one prefix group next to each other (stable: cases keep their
-  order inside a group). With a shared queue every worker, and every endpoint when there are
+  order inside a group), and the groups of one format one after another. With a shared queue every worker, and every endpoint when there are
   several, then works through one group at a time: per-endpoint affinity without any pinning.
 - on a llama.cpp server, worker k of an endpoint sends `id_slot: k` and `cache_prompt: true`
   (llama.cpp server's request fields: the task's slot, read from the body on
@@ -48,11 +48,15 @@ def prefix_group(job: _Job) -> tuple[str, str, int]:
 
 
 def cache_order(jobs: Sequence[J]) -> list[J]:
-    """The jobs with each prefix group together, groups in order of first appearance."""
-    first: dict[tuple[str, str, int], int] = {}
+    """The jobs with each prefix group together; the groups of one format one after another (a
+    format's system prompt, or the chat template's preamble before the tools, is shared across
+    suites), formats and suites in order of first appearance, cases in order inside a group."""
+    formats: dict[str, int] = {}
+    groups: dict[tuple[str, str, int], int] = {}
     for job in jobs:
-        first.setdefault(prefix_group(job), len(first))
-    return sorted(jobs, key=lambda job: first[prefix_group(job)])
+        formats.setdefault(job.format, len(formats))
+        groups.setdefault(prefix_group(job), len(groups))
+    return sorted(jobs, key=lambda job: (formats[job.format], groups[prefix_group(job)]))
 
 
 def slot_fields(slots: int | None) -> dict[str, Any]:
