@@ -63,3 +63,20 @@ def test_other_servers_get_no_llamacpp_fields(tmp_path):
     with ScriptedServer(responder=tiny_responder) as server:
         run(server, tmp_path)
     assert not any("id_slot" in r or "cache_prompt" in r for r in chat_requests(server))
+
+
+def test_cache_order_runs_a_format_across_suites_before_the_next(tmp_path):
+    from evalkit.jobs import plan
+    from evalkit.slots import cache_order
+    from evalkit.suites import read_suite
+
+    suites = [read_suite(write_suite(tmp_path, CASES[:2], name=name)) for name in ("s1", "s2")]
+    jobs = plan(suites, ["native", "default"], 2, distractors=[0, 4])
+    ordered = [(j.format, j.loaded.suite.name, j.distractors) for j in cache_order(jobs)]
+    groups = list(dict.fromkeys(ordered))
+    assert groups == [("native", "s1", 0), ("native", "s1", 4), ("native", "s2", 0), ("native", "s2", 4),
+                      ("default", "s1", 0), ("default", "s1", 4), ("default", "s2", 0), ("default", "s2", 4)]
+    assert sorted(ordered) == sorted((j.format, j.loaded.suite.name, j.distractors) for j in jobs)
+    # inside a group, cases (and repeats) keep the plan's order
+    assert [(j.case.id, j.repeat) for j in cache_order(jobs) if (j.format, j.loaded.suite.name, j.distractors)
+            == ("default", "s2", 4)] == [("cmp", 0), ("cmp", 1), ("hello", 0), ("hello", 1)]
