@@ -63,6 +63,9 @@ def test_a_far_better_model_is_picked_early(suite, tmp_path, capsys):
     decision = json.loads((the_sweep(tmp_path / "runs") / "decision.json").read_text())
     assert (decision["settled"], decision["pick"], decision["cases_run"], decision["rounds"]) == \
         (True, "good [native]", 10, 1)
+    # --resume of a settled sweep starts no member again (its server is gone) and says the same.
+    assert main(["run", "--resume", str(the_sweep(tmp_path / "runs")), "--quiet"]) == 0
+    assert "--until-decided: settled after 10 of 60 cases" in capsys.readouterr().out
 
 
 def test_the_floor_is_part_of_settled(suite, tmp_path, capsys):
