@@ -50,6 +50,10 @@ def the_sweep(out: Path) -> Path:
     return sweep_dir
 
 
+def members_of(sweep_dir: Path) -> list[Path]:
+    return [d for d in sweep_dir.iterdir() if (d / "header.json").is_file()]
+
+
 def test_a_far_better_model_is_picked_early(suite, tmp_path, capsys):
     calls: dict[str, int] = {}
     with ScriptedServer(responder=responder({"good": None, "other": set()}, calls)) as server:
@@ -70,19 +74,28 @@ def test_a_far_better_model_is_picked_early(suite, tmp_path, capsys):
 
 def test_the_floor_is_part_of_settled(suite, tmp_path, capsys):
     # With the default 80% floor the winner must also be clear above it: 100% on 35 cases is
-    # (3 tests share alpha), 100% on 23 is not. The report covers the cases run, and says why.
+    # (3 tests share alpha), 100% on 23 is not. The report covers the cases run, and says why;
+    # --resume after a crash in the last round finishes that round only.
     calls: dict[str, int] = {}
     with ScriptedServer(responder=responder({"good": None, "other": set()}, calls)) as server:
         assert main(sweep(server, suite, tmp_path / "runs")) == 0
-    out = capsys.readouterr().out
-    assert calls == {"good": 35, "other": 35}
+        out = capsys.readouterr().out
+        # A crash in round 4: the other model's last 12 samples lost, decision.json of round 3.
+        sweep_dir = the_sweep(tmp_path / "runs")
+        other = next(d for d in members_of(sweep_dir) if json.loads((d / "header.json").read_text())["model"] == "other")
+        lines = (other / "samples.jsonl").read_text().splitlines()
+        (other / "samples.jsonl").write_text("\n".join(lines[:23]) + "\n")
+        decision = json.loads((sweep_dir / "decision.json").read_text())
+        (sweep_dir / "decision.json").write_text(json.dumps({**decision, "settled": False, "kind": "open",
+                                                             "pick": None, "cases_run": 23, "rounds": 3}))
+        assert main(["run", "--resume", str(sweep_dir), "--quiet"]) == 0
+        assert "settled after 35 of 60 cases" in capsys.readouterr().out
+    assert calls == {"good": 35, "other": 35 + 12}
     assert "settled after 35 of 60 cases: good [native] beats other [native] by 100 points" in out
     assert "other [native] is below the 80% floor" in out and "good [native] clears the 80% floor" in out
-    sweep_dir = the_sweep(tmp_path / "runs")
     md = (sweep_dir / "report.md").read_text(encoding="utf-8")
     assert "**Note:** --until-decided: settled after 35 of 60 cases" in md
-    members = [d for d in sweep_dir.iterdir() if (d / "header.json").is_file()]
-    for member in members:
+    for member in members_of(sweep_dir):
         (overall,) = [a for a in read_results(member).aggregates if a.suite == "*" and a.tag is None]
         assert overall.n == 35
 
