@@ -248,13 +248,12 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         suites, header.formats, settings.repeats, header.tags or None, header.limit, header.sample, settings.seed,
         list(header.distractors or []),
     )
-    jobs = shard_of(jobs, header.shard)
+    planned = jobs = shard_of(jobs, header.shard)
     if options.cases is not None:
         jobs = [job for job in jobs if (job.loaded.suite.name, job.case.id) in options.cases]
     already = done_keys(read_samples(run_dir))
-    jobs = [job for job in jobs if job.key() not in already]
-    jobs = cache_order(jobs)
-    rounds = Rounds.of_run(run_dir, header, jobs) if header.until_decided and options.cases is None else None
+    jobs = cache_order([job for job in jobs if job.key() not in already])
+    rounds = Rounds(run_dir, header, planned, jobs) if header.until_decided and options.cases is None else None
 
     cache = _open_cache(options, settings)
     ctx = RunContext(

@@ -132,7 +132,7 @@ def _member_done(sweep: Sweep, run_dir: Path) -> None:
 def _rounds(sweep_dir: Path, sweep: Sweep, quiet: bool) -> list[Path]:
     """--until-decided: round r runs the first n_r cases of the fixed order on every member in
     turn, then asks whether the recommendation is settled (evalkit/decide)."""
-    from .decide.rounds import settle_sweep, sweep_order
+    from .decide.rounds import job_order, settle_sweep
     from .decide.schedule import read_stopping, round_sizes
     from .jobs import plan
     from .session import load_suites
@@ -141,7 +141,7 @@ def _rounds(sweep_dir: Path, sweep: Sweep, quiet: bool) -> list[Path]:
     assert spec is not None
     every = plan(load_suites(sweep.suites), sweep.formats[:1], 1, sweep.tags or None, sweep.limit, sweep.sample,
                  sweep.settings.seed)
-    order = sweep_order(every, sweep.settings.seed)
+    order = job_order(every, sweep.settings.seed)
     sizes = round_sizes(len(order))
     before = read_stopping(sweep_dir)  # a resumed sweep: the rounds it finished are not asked again
     run_dirs = [sweep_dir / m.run_dir for m in sweep.members if m.run_dir]

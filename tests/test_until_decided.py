@@ -82,7 +82,7 @@ def test_the_floor_is_part_of_settled(suite, tmp_path, capsys):
         out = capsys.readouterr().out
         # A crash in round 4: the other model's last 12 samples lost, decision.json of round 3.
         sweep_dir = the_sweep(tmp_path / "runs")
-        other = next(d for d in members_of(sweep_dir) if json.loads((d / "header.json").read_text())["model"] == "other")
+        (other,) = [d for d in members_of(sweep_dir) if json.loads((d / "header.json").read_text())["model"] == "other"]
         lines = (other / "samples.jsonl").read_text().splitlines()
         (other / "samples.jsonl").write_text("\n".join(lines[:23]) + "\n")
         decision = json.loads((sweep_dir / "decision.json").read_text())

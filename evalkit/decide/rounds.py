@@ -1,5 +1,5 @@
 """Driving `--until-decided`: a one-model run's formats in rounds (`Rounds`), and a sweep's
-rounds across its members (`sweep_cases`, `settle_sweep`). What is run in which order is
+rounds across its members (`job_order`, `settle_sweep`). What is run in which order is
 `schedule`'s; whether to stop is `sequential`'s; this module feeds one to the other and keeps
 decision.json up to date after every round, so a stopped or interrupted run says where it is."""
 
@@ -17,23 +17,14 @@ from .schedule import DECISION, CaseId, CaseTally, case_order, evaluate, round_s
 class Rounds:
     """One run's jobs (its formats are the options) in rounds of the fixed case order."""
 
-    def __init__(self, run_dir: Path, header: Header, jobs: list[Job], order: list[CaseId]):
+    def __init__(self, run_dir: Path, header: Header, planned: Sequence[Job], jobs: list[Job]):
+        """`planned`: every job of the run, done or not (the order covers all its cases); `jobs`:
+        those still to do."""
         assert header.until_decided is not None
-        self.run_dir, self.header, self.jobs, self.order = run_dir, header, jobs, order
+        self.run_dir, self.header, self.jobs = run_dir, header, jobs
+        self.order = job_order(planned, header.settings.seed)
         self.spec = header.until_decided
         self.tally = CaseTally(lambda s: s.format).add_all(read_samples(run_dir))
-
-    @classmethod
-    def of_run(cls, run_dir: Path, header: Header, jobs: list[Job]) -> "Rounds":
-        """`jobs`: those still to do; the order covers every case of the run, done or not."""
-        from ..jobs import plan
-        from ..suites import find_suite, read_suite
-
-        suites = [read_suite(ref.path) if Path(ref.path).is_file() else find_suite(ref.name) for ref in header.suites]
-        every = plan(suites, header.formats[:1], 1, header.tags or None, header.limit, header.sample,
-                     header.settings.seed)
-        order = case_order(((j.loaded.suite.name, j.case.id) for j in every), header.settings.seed)
-        return cls(run_dir, header, jobs, order)
 
     async def run(self, endpoints: list[Endpoint], ctx: RunContext, on_sample: Callable[[Sample], None]) -> None:
         def record(sample: Sample) -> None:
@@ -63,8 +54,9 @@ class Rounds:
 # ---------------------------------------------------------------- a sweep's rounds
 
 
-def sweep_order(run_dir_jobs: Sequence[Job], seed: int | None) -> list[CaseId]:
-    return case_order(((j.loaded.suite.name, j.case.id) for j in run_dir_jobs), seed)
+def job_order(jobs: Sequence[Job], seed: int | None) -> list[CaseId]:
+    """The fixed order of the cases of `jobs` (schedule.case_order)."""
+    return case_order(((j.loaded.suite.name, j.case.id) for j in jobs), seed)
 
 
 def option_label(sample: Sample) -> str:
