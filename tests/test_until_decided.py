@@ -155,3 +155,32 @@ def test_bad_uses_are_one_line(suite, tmp_path, capsys, argv, message):
 def test_min_accuracy_without_until_decided_is_one_line(suite, tmp_path, capsys):
     assert main(["run", "--suite", str(suite), "--out", str(tmp_path), "--min-accuracy", "0.9"]) == 2
     assert "add --until-decided" in capsys.readouterr().err
+
+
+def test_agent_cases_on_an_mcp_server_run_in_every_round(tmp_path, capsys):
+    # The run's MCP servers are stopped at the end of each round's work: the next round starts
+    # them again rather than failing its agent samples. Native gets every case right, default
+    # every other one: round 1 (10 cases, 5 discordant) cannot settle, round 3 (23) can.
+    from test_mcp_agent import TIME_TOOLS, agent_case, agent_responder, mcp_suite
+
+    cases = [agent_case(f"utc-{i:02d}", f"What time is it in UTC? (ask {i})",
+                        [{"name": "get_current_time", "args": {"timezone": "Etc/UTC"}}]) for i in range(30)]
+    suite = mcp_suite(tmp_path / "suites", cases, {"command": ["python", "-m", "mcp_server_time", "--local-timezone",
+                                                               "Etc/UTC"], "isolate": False, "timeout_s": 30},
+                      TIME_TOOLS)
+
+    def first_round(request: dict) -> list:
+        number = int(re.search(r"ask (\d+)", last_user_text(request)).group(1))
+        wrong = request_format(request) == "default" and number % 2
+        return [("get_current_time", {"timezone": "Mars/Base" if wrong else "Etc/UTC"})]
+
+    with ScriptedServer(responder=agent_responder(first_round)) as server:
+        assert main(["run", "--base-url", server.base_url, "--model", "m", "--suite", str(suite), "--format", "native",
+                     "--format", "default", "--out", str(tmp_path / "runs"), "--quiet", "--no-cache",
+                     "--until-decided", "--min-accuracy", "0"]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    samples = list(read_samples(run_dir))
+    decision = json.loads((run_dir / "decision.json").read_text())
+    assert decision["rounds"] >= 2 and decision["pick"] == "native"
+    assert [s.error for s in samples if s.error] == []
+    assert len(samples) == 2 * decision["cases_run"]

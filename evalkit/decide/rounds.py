@@ -12,6 +12,7 @@ from ..dispatch import run_jobs
 from ..jobs import Endpoint, Job, RunContext
 from ..rundir import read_header, read_samples, write_model
 from ..schema import Header, Sample, Stopping
+from ..toolboxes import Toolboxes
 from .schedule import DECISION, CaseId, CaseTally, case_order, evaluate, round_sizes, stopping
 
 class Rounds:
@@ -37,6 +38,8 @@ class Rounds:
         for number, size in enumerate(sizes, 1):
             batch = [j for j in self.jobs if done <= place[(j.loaded.suite.name, j.case.id)] < size]
             if batch:
+                # run_jobs stops the run's MCP servers at its end: each round starts its own.
+                ctx.toolboxes = Toolboxes()
                 await run_jobs(batch, endpoints, ctx, record)
             done = size
             result = self.settle(size, number)
