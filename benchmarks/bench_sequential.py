@@ -6,8 +6,8 @@ Each simulated sweep has options with known accuracies on a suite of N cases. Ev
 own difficulty u (uniform on [0, 1]); an option with accuracy a gets a case right when u < a, or,
 on half of its cases chosen at random, when a fresh uniform draw of its own is below a. So every
 option's accuracy is exactly a, and options agree on easy and hard cases as real models do
-(correlated, not identical). The sweep runs `evalkit.decide.schedule.round_sizes(N)` rounds and asks
-`evalkit.decide.sequential.settle` after each, exactly as `evalkit run --until-decided` does.
+(correlated, not identical). The sweep runs `evalkit.stopping.schedule.round_sizes(N)` rounds and asks
+`evalkit.stopping.sequential.settle` after each, exactly as `evalkit run --until-decided` does.
 
 Reported per scenario:
 - false winner: share of sweeps that declared a winner the truth does not support (with equal
@@ -35,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evalkit.decide.schedule import round_sizes  # noqa: E402
-from evalkit.decide.sequential import ALPHA, settle  # noqa: E402
+from evalkit.stopping.schedule import round_sizes  # noqa: E402
+from evalkit.stopping.sequential import ALPHA, settle  # noqa: E402
 
 
 SHARED = 0.5  # the share of an option's cases decided by the case's own difficulty

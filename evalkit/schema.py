@@ -346,7 +346,7 @@ class Machine(BaseModel):
 
 
 class UntilDecided(BaseModel):
-    """--until-decided: run the cases in rounds and stop once the recommendation is settled (evalkit/decide)."""
+    """--until-decided: run the cases in rounds and stop once the recommendation is settled (evalkit/stopping)."""
 
     alpha: float = 0.05
     min_accuracy: float | None = 0.80  # the floor an option must be clear of (None: no floor)
@@ -393,7 +393,7 @@ class Header(BaseModel):
     machine: Machine | None = None
     distractors: list[int] | None = None  # --distractors: each case runs once per count
     tool_cost: bool | None = None  # tool_tokens measured (a tools-free request per distinct prompt)
-    until_decided: UntilDecided | None = None  # the formats run in rounds until settled (evalkit/decide)
+    until_decided: UntilDecided | None = None  # the formats run in rounds until settled (evalkit/stopping)
 
 
 class SweepMember(BaseModel):
@@ -426,7 +426,7 @@ class Sweep(BaseModel):
     engine_ctx: int = 4096
     engine_threads: int | None = None
     report: bool = True
-    until_decided: UntilDecided | None = None  # the members run in rounds until settled (evalkit/decide)
+    until_decided: UntilDecided | None = None  # the members run in rounds until settled (evalkit/stopping)
 
 
 class Interval(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 from . import __version__
 from .cache import ResponseCache
-from .decide.rounds import Rounds
+from .stopping.rounds import Rounds
 from .dispatch import run_jobs
 from .engine.discover import check_base_url, check_server, resolve, unserved_warning
 from .engine.machine import describe_machine

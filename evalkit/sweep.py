@@ -131,9 +131,9 @@ def _member_done(sweep: Sweep, run_dir: Path) -> None:
 
 def _rounds(sweep_dir: Path, sweep: Sweep, quiet: bool) -> list[Path]:
     """--until-decided: round r runs the first n_r cases of the fixed order on every member in
-    turn, then asks whether the recommendation is settled (evalkit/decide)."""
-    from .decide.rounds import job_order, settle_sweep
-    from .decide.schedule import read_stopping, round_sizes
+    turn, then asks whether the recommendation is settled (evalkit/stopping)."""
+    from .stopping.rounds import job_order, settle_sweep
+    from .stopping.schedule import read_stopping, round_sizes
     from .jobs import plan
     from .session import load_suites
 
@@ -164,14 +164,17 @@ def _rounds(sweep_dir: Path, sweep: Sweep, quiet: bool) -> list[Path]:
 
 def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
     """The comparison of every member, then the recommendation and the report's path, last."""
-    from .decide.schedule import read_stopping
+    from .stopping.schedule import read_stopping
     from .report.build import build_report
     from .report.model import load_run, make_entries
     from .report.recommend import Constraints, Recommendation, recommend_entries
 
     def card(rec: Recommendation) -> str:
         # The members may share no cases (e.g. an interrupted member with none yet): said, not raised.
-        return f"no recommendation: {rec.reason}" if rec.refused else rec.text()
+        # The card's reasoning as bullets; its first line (the headline) comes last, beside the path.
+        if rec.refused:
+            return f"no recommendation: {rec.reason}"
+        return "\n".join(f"  {title}: {text}" for title, text in rec.bullets())
 
     sweep = read_sweep(sweep_dir)
     spec = sweep.until_decided  # --until-decided: its floor is the card's, and the card says why it stopped
@@ -186,16 +189,20 @@ def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
         report = build_report([load_run(d) for d in run_dirs], comparison=True, constraints=constraints,
                               stopped=stopped)
         _md, html = write_report(report, sweep_dir)
-        text = card(report.recommendation)
+        rec: Recommendation | None = report.recommendation
     else:
         try:
-            text = card(recommend_entries(make_entries([load_run(d) for d in run_dirs]), constraints))
+            rec = recommend_entries(make_entries([load_run(d) for d in run_dirs]), constraints)
         except EvalkitError as exc:
-            text = str(exc)
+            print(exc)
+            rec = None
     if stopped:
         print(stopped)
-    print(text)
+    if rec is not None:
+        print(card(rec))
     print(f"\nsweep directory: {sweep_dir}")
+    if rec is not None and not rec.refused:
+        print(rec.headline)
     if html is not None:
         print(f"report: {html}")
 

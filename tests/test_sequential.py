@@ -1,4 +1,4 @@
-"""The anytime-valid statistics of --until-decided (evalkit/decide/sequential.py) and the pure
+"""The anytime-valid statistics of --until-decided (evalkit/stopping/sequential.py) and the pure
 parts of its schedule: closed forms against direct computation, the supermartingale property,
 and the guarantee itself on a small fixed-seed simulation (benchmarks/bench_sequential.py runs
 the large one)."""
@@ -10,8 +10,8 @@ import random
 
 import pytest
 
-from evalkit.decide.schedule import CaseTally, case_order, round_sizes, shared_scores
-from evalkit.decide.sequential import (
+from evalkit.stopping.schedule import CaseTally, case_order, round_sizes, shared_scores
+from evalkit.stopping.sequential import (
     confidence_bounds, floor_test, log_e_value, pair_test, settle, count_tests,
 )
 from evalkit.schema import Sample
@@ -193,3 +193,12 @@ def test_an_open_settlement_says_what_is_missing():
     assert far.kind == "open" and far.missing() == "default at 75% is not clear of the 80% floor"
     close = settle({"a": [1.0] * 13 + [0.0] * 7, "b": [1.0] * 20}, floor=None)  # 7 discordant: 2^7 / 8 < 20
     assert close.missing() == "b vs a: 35 points apart, anytime-valid p = 0.062"
+
+
+def test_with_distractors_the_smallest_count_is_scored_as_the_recommendation_does():
+    def at(count: int, correct: bool) -> Sample:
+        return Sample(suite="s", case_id="c1", format="native", repeat=0, model="m", call_correct=correct,
+                      distractors=count)
+
+    tally = CaseTally(lambda s: s.format).add_all([at(8, False), at(0, True), at(32, False)])
+    assert tally.scores() == {"native": {("s", "c1"): 1.0}}

@@ -108,7 +108,8 @@ def test_identical_models_run_every_case_and_tie(suite, tmp_path, capsys):
     out = capsys.readouterr().out
     assert calls == {"good": N, "other": N}
     assert f"--until-decided: not settled after all {N} cases" in out and "the answer is the fixed run's" in out
-    assert "Tied on call accuracy within the noise: " in out
+    assert "Tied on call accuracy: within the noise of good [native] 90.0%: other [native] 90.0%" in out
+    assert "\nA tie: good [native]" in out
     decision = json.loads((the_sweep(tmp_path / "runs") / "decision.json").read_text())
     assert (decision["settled"], decision["kind"], decision["cases_run"]) == (False, "open", N)
 

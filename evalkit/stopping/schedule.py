@@ -48,15 +48,16 @@ def round_sizes(total: int, first: int = FIRST_ROUND, growth: float = GROWTH) ->
 class CaseTally:
     """option -> case -> share of its scored samples of the case that are call-correct, fed one
     sample at a time. A later sample of the same key replaces an earlier one (a resumed run's
-    redone errors); only what the score needs is kept of a sample."""
+    redone errors); only what the score needs is kept of a sample. With --distractors only the
+    smallest count counts, the one the recommendation decides on by default."""
 
     def __init__(self, option_of: Callable[[Sample], str]):
         self.option_of = option_of
-        self._latest: dict[tuple[str, tuple], tuple[CaseId, bool, bool]] = {}
+        self._latest: dict[tuple[str, tuple], tuple[CaseId, int, bool, bool]] = {}
 
     def add(self, sample: Sample) -> None:
         self._latest[(self.option_of(sample), sample.key())] = (
-            (sample.suite, sample.case_id), sample.error is None, sample.call_correct)
+            (sample.suite, sample.case_id), sample.distractors or 0, sample.error is None, sample.call_correct)
 
     def add_all(self, samples: Iterable[Sample]) -> "CaseTally":
         for sample in samples:
@@ -65,8 +66,9 @@ class CaseTally:
 
     def scores(self) -> dict[str, dict[CaseId, float]]:
         tallies: dict[str, dict[CaseId, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-        for (option, _key), (case, scored, correct) in self._latest.items():
-            if scored:
+        count = min((c for _case, c, _scored, _correct in self._latest.values()), default=0)
+        for (option, _key), (case, distractors, scored, correct) in self._latest.items():
+            if scored and distractors == count:
                 tally = tallies[option][case]
                 tally[0] += int(correct)
                 tally[1] += 1
