@@ -48,7 +48,6 @@ from evalkit.engine.pull import ensure_model  # noqa: E402
 from evalkit.engine.server import EmbeddedEngine  # noqa: E402
 from evalkit.jobs import Endpoint, RunContext, plan  # noqa: E402
 from evalkit.schema import Settings  # noqa: E402
-from evalkit.slots import cache_order  # noqa: E402
 from evalkit.suites import default_suites  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "decide.json"
@@ -87,15 +86,36 @@ def run_variant(jobs, slots: int, threads: int | None, max_tokens: int, schedule
     # written to one that just closed fails before any answer (evalkit retries it).
     settings = Settings(concurrency=slots, max_tokens=max_tokens, retries=2, timeout_s=900, deadline_s=3600)
     ctx = RunContext(model=MODEL, settings=settings, pinned_slots=slots if scheduled else None)
-    ordered = cache_order(jobs) if scheduled else list(jobs)
     samples: list = []
     with EmbeddedEngine(ensure_model(MODEL), n_ctx=n_ctx, n_parallel=slots, n_threads=threads) as engine:
         start = time.perf_counter()
-        asyncio.run(run_jobs(ordered, [Endpoint(engine.base_url, slots)], ctx, samples.append))
+        if scheduled:  # what a run does now: lanes of prefix groups (run_jobs), each worker on its slot
+            asyncio.run(run_jobs(jobs, [Endpoint(engine.base_url, slots)], ctx, samples.append))
+        else:  # before: the plan's order from one shared queue, llama.cpp choosing the slot
+            asyncio.run(shared_queue(jobs, engine.base_url, slots, ctx, samples.append))
         wall = time.perf_counter() - start
     errors = [s.error for s in samples if s.error]
     return {**token_split(samples), "samples": len(samples), "errors": len(errors),
             "error_kinds": sorted({e[:120] for e in errors})[:5], "wall_s": round(wall, 1)}
+
+
+async def shared_queue(jobs, base_url: str, slots: int, ctx: RunContext, on_sample) -> None:
+    """The scheduling before issue 25: `slots` workers taking the plan's jobs in order from one
+    queue, no slot pinning (ctx.pinned_slots None); the sample itself is made as a run makes it."""
+    from evalkit.client import make_client
+    from evalkit.dispatch import run_job
+
+    endpoint = Endpoint(base_url, slots, client=make_client(base_url, ctx.settings.timeout_s, connections=slots))
+    queue = list(jobs)
+
+    async def worker() -> None:
+        while queue:
+            on_sample(await run_job(queue.pop(0), endpoint, ctx))
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(slots)))
+    finally:
+        await endpoint.client.close()
 
 
 def cache_part(args: argparse.Namespace) -> None:
@@ -104,9 +124,12 @@ def cache_part(args: argparse.Namespace) -> None:
         [s for s in default_suites() if s.suite.name in args.suites]
     jobs = [j for j in plan(suites, ["native", "default"], 1, limit=args.limit) if j.case.mode == "single"]
     print(f"{len(jobs)} samples from {len(suites)} suites; load {load():.1f}", file=sys.stderr)
-    result = {"model": MODEL, "slots": args.slots, "threads": args.threads, "limit": args.limit,
+    old = json.loads(OUT.read_text()).get("cache", {}) if OUT.is_file() else {}
+    result = {**old, "model": MODEL, "slots": args.slots, "threads": args.threads, "limit": args.limit,
               "suites": [s.suite.name for s in suites], "load_before": round(load(), 2)}
     for name, scheduled in (("before", False), ("after", True)):
+        if name not in args.variants:
+            continue
         result[name] = run_variant(jobs, args.slots, args.threads, args.max_tokens, scheduled, args.ctx)
         print(name, json.dumps(result[name]), file=sys.stderr)
     result["load_after"] = round(load(), 2)
@@ -179,6 +202,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64,
                         help="cache: longest reply (the prompt counts do not depend on it)")
     parser.add_argument("--only", choices=list(SCENARIOS), default=None)
+    parser.add_argument("--variants", nargs="+", choices=["before", "after"], default=["before", "after"],
+                        help="cache: which to run (a variant not run keeps its earlier figures)")
     args = parser.parse_args()
     {"cache": cache_part, "decide": decide_part, "builtin": builtin_part}[args.part](args)
 

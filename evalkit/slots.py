@@ -7,9 +7,13 @@ messages; the first two are the same for every case of a suite in one format (an
 what follows the longest common prefix (`timings.cache_n` tokens reused, `timings.prompt_n`
 evaluated), but only for a request that lands on the slot holding it. So:
 
-- `cache_order` puts the jobs of one prefix group next to each other (stable: cases keep their
-  order inside a group), and the groups of one format one after another. With a shared queue every worker, and every endpoint when there are
-  several, then works through one group at a time: per-endpoint affinity without any pinning.
+- `split_lanes` gives each worker (of every endpoint) a lane of whole prefix groups, in
+  `cache_order` (cases in order inside a group, the groups of one format one after another). A
+  worker asks one prefix after another; two workers never evaluate the same new prefix at once
+  (grouping alone, with a shared queue, made both slots evaluate each group's prefix side by
+  side, and served fewer tokens from the cache than the plan's order: measured, docs/deciding.md).
+  Per endpoint, its workers' lanes are its affinity: no other server sees those groups' prefixes
+  until a worker whose lane ran out takes jobs from the end of the longest lane.
 - on a llama.cpp server, worker k of an endpoint sends `id_slot: k` and `cache_prompt: true`
   (llama.cpp server's request fields: the task's slot, read from the body on
   /v1/chat/completions, and prompt reuse, on by default but sent so a changed default cannot turn
@@ -24,6 +28,7 @@ so a cached reply does not depend on the slot that first produced it.
 from __future__ import annotations
 
 import contextvars
+from collections import deque
 from typing import Any, Protocol, Sequence, TypeVar
 
 # The index of the worker running the current task (set by dispatch for each worker task).
@@ -57,6 +62,20 @@ def cache_order(jobs: Sequence[J]) -> list[J]:
         formats.setdefault(job.format, len(formats))
         groups.setdefault(prefix_group(job), len(groups))
     return sorted(jobs, key=lambda job: (formats[job.format], groups[prefix_group(job)]))
+
+
+def split_lanes(jobs: Sequence[J], workers: int) -> list[deque[J]]:
+    """`workers` lanes of whole prefix groups (in `cache_order`), each group to the lane with the
+    fewest jobs so far, so the lanes end about together."""
+    lanes: list[deque[J]] = [deque() for _ in range(max(1, workers))]
+    group: list[J] = []
+    for job in [*cache_order(jobs), None]:
+        if group and (job is None or prefix_group(job) != prefix_group(group[0])):
+            min(lanes, key=len).extend(group)
+            group = []
+        if job is not None:
+            group.append(job)
+    return lanes
 
 
 def slot_fields(slots: int | None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ LLAMACPP = {
     "GET /v1/models": {"object": "list", "data": [{"id": "scripted-model", "object": "model", "owned_by": "llamacpp",
                                                    "meta": {"n_params": 1, "ftype": "Q4_K - Medium"}}]},
 }
-CASES = TINY_CASES + [case(f"more-{i}", "Which is larger, 8.9 or 8.11?") for i in range(5)]
+CASES = TINY_CASES + [case(f"more-{i}", f"Which is larger, 8.9 or 8.11? ({i})") for i in range(5)]
 
 
 def run(server: ScriptedServer, tmp_path, *extra: str) -> None:
@@ -42,7 +42,7 @@ def test_one_worker_asks_one_prefix_group_after_another(tmp_path):
     assert formats == ["native"] * len(CASES) + ["default"] * len(CASES)
 
 
-def test_llamacpp_workers_keep_to_their_own_slots(tmp_path):
+def test_llamacpp_workers_keep_to_their_own_slots_one_prefix_group_each(tmp_path):
     with ScriptedServer(responder=tiny_responder, endpoints=LLAMACPP) as server:
         run(server, tmp_path)  # concurrency: the server's 2 slots
     requests = chat_requests(server)
@@ -50,6 +50,16 @@ def test_llamacpp_workers_keep_to_their_own_slots(tmp_path):
     assert all(r.get("cache_prompt") is True for r in requests)
     slots = Counter(r["id_slot"] for r in requests)
     assert set(slots) == {0, 1} and sum(slots.values()) == len(requests)
+    # Each format (prefix group) is one worker's lane: its cases go to that worker's slot in
+    # order, and a worker done with its own lane takes cases from the end of the other's. So in
+    # case order, a group's slots change at most once.
+    order = [c["messages"][0]["content"] for c in CASES]
+    for fmt in ("native", "default"):
+        mine = sorted((r for r in requests if request_format(r) == fmt),
+                      key=lambda r: order.index(next(m["content"] for m in r["messages"] if m["role"] == "user")))
+        sequence = [r["id_slot"] for r in mine]
+        changes = sum(1 for a, b in zip(sequence, sequence[1:]) if a != b)
+        assert changes <= 1, (fmt, sequence)
 
 
 def test_workers_beyond_the_servers_slots_are_not_pinned(tmp_path):
@@ -63,6 +73,21 @@ def test_other_servers_get_no_llamacpp_fields(tmp_path):
     with ScriptedServer(responder=tiny_responder) as server:
         run(server, tmp_path)
     assert not any("id_slot" in r or "cache_prompt" in r for r in chat_requests(server))
+
+
+def test_lanes_hold_whole_groups_and_end_about_together(tmp_path):
+    from evalkit.jobs import plan
+    from evalkit.slots import prefix_group, split_lanes
+    from evalkit.suites import read_suite
+
+    sizes = {"big": 6, "mid": 4, "small": 2}
+    suites = [read_suite(write_suite(tmp_path, CASES[:n], name=name)) for name, n in sizes.items()]
+    jobs = plan(suites, ["native", "default"], 1)
+    lanes = split_lanes(jobs, 3)
+    assert sorted(len(lane) for lane in lanes) == [8, 8, 8]  # 6+2, 6+2, 4+4
+    groups = [{prefix_group(j) for j in lane} for lane in lanes]
+    assert sum(len(g) for g in groups) == 6 and len(set().union(*groups)) == 6  # no group split
+    assert sorted(j.key() for lane in lanes for j in lane) == sorted(j.key() for j in jobs)
 
 
 def test_cache_order_runs_a_format_across_suites_before_the_next(tmp_path):
