@@ -15,8 +15,10 @@ a server, still uses it (`make_openai_client`).
 Limits, so that no reply can hang a run or exhaust memory:
 - `deadline_s`: a total deadline per HTTP request, on top of the client's read-gap timeout (a
   stream sending one event a second, or only `: keep-alive` lines, never trips the read gap);
-- `max_reply_chars`: content plus tool-call names and arguments per reply; reading stops as soon
-  as a reply is over it, and the raw bytes held at once are bounded in proportion.
+- `max_reply_chars`: content plus tool-call ids, names and arguments per reply, and a fixed
+  `CALL_CHARS` per tool call (so a stream of fragments that each only open a new call, with
+  nothing else in them, is bounded too); reading stops as soon as a reply is over it, and the raw
+  bytes held at once are bounded in proportion.
 """
 
 from __future__ import annotations
@@ -50,14 +52,25 @@ Sleep = Callable[[float], Awaitable[None]]
 _BYTES_PER_CHAR = 8
 _BYTES_SLACK = 64 * 1024
 
+CALL_CHARS = 32
+"""What each tool call of a reply counts against `max_reply_chars` besides its id, name and
+arguments: about what one costs to store ({"id", "name", "arguments"}). Without it, two million
+fragments that each bring only a new `id` (or a new `index`) held 6 GB and made a 296 MB line."""
+
 
 class TransportError(Exception):
     """A failed request. `retryable`: worth another attempt; `retry_after`: the server's wish, in s."""
 
-    def __init__(self, message: str, retryable: bool, retry_after: float | None = None):
+    def __init__(self, message: str, retryable: bool, retry_after: float | None = None, status: int | None = None):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.status = status  # the HTTP status, when the server answered with an error one
+
+    @property
+    def refused_key(self) -> bool:
+        """The server refused evalkit's credentials (a missing or wrong API key)."""
+        return self.status in (401, 403)
 
 
 def reply_too_large(limit: int) -> TransportError:
@@ -229,7 +242,7 @@ def _body_message(body: Any) -> str | None:
 def _http_status_error(status: int, message: str, headers: Mapping[str, str]) -> TransportError:
     """An HTTP error status: retryable on 429 and 5xx, after the server's Retry-After on 429 and 503."""
     retry_after = retry_after_s(headers) if status in (429, 503) else None
-    return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
+    return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after, status)
 
 
 async def _complete_once(
@@ -372,8 +385,8 @@ def _plain_completion(data: Any, latency: float, max_reply_chars: int) -> Comple
             calls.append({"id": tc.get("id"), "name": function.get("name"), "arguments": function.get("arguments")})
     content = message.get("content")
     size = len(content) if isinstance(content, str) else 0
-    size += sum(len(c["name"]) for c in calls if isinstance(c["name"], str))
-    size += sum(len(c["arguments"]) for c in calls if isinstance(c["arguments"], str))
+    size += CALL_CHARS * len(calls)
+    size += sum(len(c[key]) for c in calls for key in ("id", "name", "arguments") if isinstance(c[key], str))
     if size > max_reply_chars:
         raise reply_too_large(max_reply_chars)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
@@ -425,8 +438,8 @@ class _StreamState:
         if self.ttft is None:
             self.ttft = self.clock() - self.start
 
-    def _grow(self, text: str) -> None:
-        self.size += len(text)
+    def _grow(self, text: str, extra: int = 0) -> None:
+        self.size += len(text) + extra
         if self.size > self.max_reply_chars:
             raise reply_too_large(self.max_reply_chars)
 
@@ -488,11 +501,13 @@ class _StreamState:
         else:
             slot = self.calls[-1][1] if self.calls else self._new_slot(None, None)
         if call_id and not slot["id"]:
+            self._grow(call_id if isinstance(call_id, str) else "")
             slot["id"] = call_id
             self.by_id[call_id] = slot
         return slot
 
     def _new_slot(self, index: Any, call_id: str | None) -> dict[str, Any]:
+        self._grow(call_id if isinstance(call_id, str) else "", CALL_CHARS)  # a fragment that only opens a call counts
         slot: dict[str, Any] = {"id": call_id, "name": "", "arguments": ""}
         self.calls.append((index, slot))
         if call_id:
@@ -588,7 +603,8 @@ class ChatClient:
     imported then, not when evalkit starts).
     """
 
-    def __init__(self, base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100):
+    def __init__(self, base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100,
+                 headers: Mapping[str, str] | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout_s)
         self.connections = max(1, connections)
@@ -599,6 +615,7 @@ class ChatClient:
             "Accept": "application/json",
             "Accept-Encoding": "identity",
             "User-Agent": f"evalkit/{__version__}",
+            **(headers or {}),  # --header: a gateway's own (Authorization is the key's alone)
         }
         self._session: "aiohttp.ClientSession | None" = None
 
@@ -632,14 +649,17 @@ def load_http() -> None:
     import aiohttp  # noqa: F401
 
 
-def make_client(base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100) -> ChatClient:
-    return ChatClient(base_url, timeout_s, api_key, connections)
+def make_client(base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100,
+                headers: Mapping[str, str] | None = None) -> ChatClient:
+    return ChatClient(base_url, timeout_s, api_key, connections, headers)
 
 
-def make_openai_client(base_url: str, timeout_s: float, api_key: str | None = None) -> "openai.AsyncOpenAI":
+def make_openai_client(base_url: str, timeout_s: float, api_key: str | None = None,
+                       headers: Mapping[str, str] | None = None) -> "openai.AsyncOpenAI":
     """The openai client, for the probe (imported here: it takes about a second to import)."""
     import openai
 
     # Retries are ours (only for retryable failures); local servers accept any key. The timeout
     # is the longest gap between reads; `complete` adds the total deadline per request.
-    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "evalkit", timeout=timeout_s, max_retries=0)
+    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "evalkit", timeout=timeout_s, max_retries=0,
+                              default_headers=dict(headers or {}))

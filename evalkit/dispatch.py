@@ -12,9 +12,10 @@ from collections import deque
 from typing import Callable
 
 from .agent import run_agent
+from .access import refusal
 from .client import TransportError, make_client
-from .errors import EvalkitError
-from .jobs import Endpoint, Job, RunContext, new_sample
+from .errors import EvalkitError, KeyRefused
+from .jobs import Endpoint, Job, RunContext, held_cache_puts, new_sample
 from .schema import Sample
 from .single import run_single
 from .slots import WORKER, split_lanes
@@ -28,7 +29,7 @@ async def run_job(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
 
 def error_sample(job: Job, ctx: RunContext, endpoint: Endpoint, message: str) -> Sample:
     sample = new_sample(job, ctx, endpoint)
-    sample.error = message
+    sample.error = ctx.access.scrub(message)  # a server may echo the key it refused
     sample.failure_kind = "error"
     return sample
 
@@ -36,6 +37,11 @@ def error_sample(job: Job, ctx: RunContext, endpoint: Endpoint, message: str) ->
 def failed_inside(exc: BaseException) -> str:
     """The error of a sample evalkit itself failed on (not the server): the exception, in one line."""
     return f"evalkit failed on this sample: {type(exc).__name__}: {exc}"
+
+
+def key_refused(base_url: str, exc: TransportError, ctx: RunContext) -> KeyRefused:
+    """One line: which server refused, what it said (the key scrubbed out), and what to do."""
+    return KeyRefused(refusal(base_url, ctx.access.scrub(str(exc)), bool(ctx.access.api_key)))
 
 
 async def run_jobs(
@@ -49,7 +55,9 @@ async def run_jobs(
     # One lane of jobs per worker, each a run of whole prefix groups (slots.py): a worker asks one
     # prefix after another on its own slot, and two workers never evaluate the same new prefix at
     # once. A worker whose lane is empty takes from the end of the longest one; failovers go first.
-    lanes = split_lanes(jobs, sum(max(1, e.concurrency) for e in endpoints))
+    # No more workers than jobs: `--concurrency 100000` on one job spent 8 s of CPU on idle workers.
+    pairs = [(e, k) for e in endpoints for k in range(max(1, min(e.concurrency, len(jobs))))]
+    lanes = split_lanes(jobs, len(pairs))
     failovers: deque[tuple[Job, frozenset[str]]] = deque()
 
     def next_job(lane: deque[Job]) -> tuple[Job, frozenset[str]] | None:
@@ -63,13 +71,15 @@ async def run_jobs(
     remaining = len(jobs)
     done = asyncio.Event()
     fatal: list[BaseException] = []  # on_sample failed even for an error sample: the run cannot go on
+    answered = False  # some request got through: a later 401/403 is that sample's error, not the run's
     if remaining == 0:
         return
     for endpoint in endpoints:
         if endpoint.client is None:
-            endpoint.client = make_client(endpoint.base_url, ctx.settings.timeout_s, connections=endpoint.concurrency)
+            endpoint.client = make_client(endpoint.base_url, ctx.settings.timeout_s, ctx.access.api_key,
+                                          endpoint.concurrency, ctx.access.headers)
 
-    def finish(job: Job, endpoint: Endpoint, sample: Sample) -> None:
+    def finish(job: Job, endpoint: Endpoint, sample: Sample, cache_puts: list[Callable[[], None]]) -> None:
         nonlocal remaining
         try:
             on_sample(sample)
@@ -81,6 +91,12 @@ async def run_jobs(
                 fatal.append(again)
                 done.set()
                 return
+        else:
+            try:
+                for put in cache_puts:  # its replies are cached once the sample is written, not before
+                    put()
+            except Exception:  # noqa: BLE001 - an entry the cache could not take is asked for again, no more
+                pass
         remaining -= 1
         if remaining == 0:
             done.set()
@@ -88,6 +104,7 @@ async def run_jobs(
     stopping = False  # set when run_jobs is cancelled (Ctrl-C): take no further jobs
 
     async def worker(endpoint: Endpoint, index: int, lane: deque[Job]) -> None:
+        nonlocal answered
         WORKER.set(index)  # this task's own context: its requests keep to slot `index` (slots.py)
         while not done.is_set() and not stopping:
             if not endpoint.alive and any(e.alive for e in endpoints):
@@ -99,9 +116,14 @@ async def run_jobs(
                 await asyncio.sleep(0.05)  # all jobs are laned up front; only failovers come later
                 continue
             job, tried = taken
+            cache_puts = held_cache_puts()
             try:
                 sample = await run_job(job, endpoint, ctx)
             except TransportError as exc:
+                if exc.refused_key and not answered:
+                    fatal.append(key_refused(endpoint.base_url, exc, ctx))
+                    done.set()
+                    return
                 tried = tried | {endpoint.base_url}
                 if exc.retryable:
                     endpoint.failures += 1
@@ -124,9 +146,9 @@ async def run_jobs(
                 sample = error_sample(job, ctx, endpoint, failed_inside(exc))
             else:
                 endpoint.failures = 0
-            finish(job, endpoint, sample)
+                answered = True
+            finish(job, endpoint, sample, cache_puts)
 
-    pairs = [(e, k) for e in endpoints for k in range(max(1, e.concurrency))]
     workers = [asyncio.create_task(worker(e, k, lane)) for (e, k), lane in zip(pairs, lanes)]
     try:
         await done.wait() if workers else None

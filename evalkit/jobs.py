@@ -6,11 +6,13 @@ response cache when allowed), and, with --tool-cost, what the tools cost in prom
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .access import Access
 from .cache import ResponseCache
 from .client import ChatClient, Completion, complete
 from .distractors import with_distractors
@@ -61,6 +63,11 @@ class RunContext:
     # The MCP servers of agent cases, started when first needed; dispatch.run_jobs stops them.
     toolboxes: Toolboxes = field(default_factory=Toolboxes)
     tool_cost: bool = False  # measure each sample's tool_tokens against a tools-free request
+    # The key and extra headers every request carries (never written anywhere).
+    access: Access = field(default_factory=Access)
+    # What the server said it serves (identity.served_identity): part of every cache key, so a
+    # restarted server with another template or quantization never answers from old replies.
+    served: dict[str, Any] | None = None
     # A llama.cpp server's slots per endpoint: each worker keeps to its own (evalkit/slots.py); None: no pinning.
     pinned_slots: int | None = None
     _tools_free: dict[str, asyncio.Task[int | None]] = field(default_factory=dict, repr=False, init=False)
@@ -121,6 +128,8 @@ def request_params(ctx: RunContext, fmt: ToolFormat, messages: list[dict[str, An
     params["max_tokens"] = ctx.settings.max_tokens
     if ctx.settings.seed is not None:
         params["seed"] = ctx.settings.seed
+    if ctx.settings.extra_body:  # --extra-body / a config option's extra_body: the user's last word
+        params.update(ctx.settings.extra_body)
     return params
 
 
@@ -132,13 +141,15 @@ async def fetch(
 
     Parse first, cache second: a reply goes into the cache only once it arrived whole and was
     parsed, so a reply that breaks evalkit is asked for again on --resume, not replayed forever.
+    Inside a sample's boundary (`held_cache_puts`) the put waits until the sample is written.
     """
     settings = ctx.settings
     reader = get_format(fmt).parse_reply if parse else None
     cache = ctx.cache
     key = None
     if cache is not None:
-        key = cache.key(endpoint.identity or endpoint.base_url, ctx.model, params, settings.stream, repeat, fmt)
+        key = cache.key(endpoint.identity or endpoint.base_url, ctx.model, params, settings.stream, repeat, fmt,
+                        served=ctx.served, headers=ctx.access.headers_digest())
         hit = cache.get(key)
         if hit is not None:
             try:
@@ -154,8 +165,25 @@ async def fetch(
     )
     parsed = reader(completion.content, completion.tool_calls) if reader else ParsedReply()
     if cache is not None and key is not None:
-        cache.put(key, completion, ctx.model, endpoint.base_url)
+        held = _held_puts.get()
+        if held is not None:
+            held.append(lambda: cache.put(key, completion, ctx.model, endpoint.base_url))
+        else:
+            cache.put(key, completion, ctx.model, endpoint.base_url)
     return completion, parsed, False
+
+
+# The cache writes of the sample being run, done only once its line is written (dispatch): a
+# reply that scoring or writing failed on (a lone surrogate in the arguments once was one) is
+# asked for again on --resume instead of being replayed, failing the same way, forever.
+_held_puts: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar("held_puts", default=None)
+
+
+def held_cache_puts() -> list[Callable[[], None]]:
+    """Hold this task's cache writes from now on; the caller runs them once the sample is written."""
+    held: list[Callable[[], None]] = []
+    _held_puts.set(held)
+    return held
 
 
 async def tool_tokens(

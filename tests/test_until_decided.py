@@ -15,6 +15,7 @@ from evalkit.rundir import read_results, read_samples
 from evalkit.testing.scripted_server import Reply, ScriptedServer, last_user_text
 
 N = 60
+MODELS = ["good", "other"]  # what the scripted server lists (a sweep refuses names it does not serve)
 CASES = [case(f"hello-{i:02d}", f"Say hello to person {i}",
               {"calls": [{"name": "say_hello", "args": {"name": f"person {i}"}}]}) for i in range(N)]
 
@@ -56,7 +57,7 @@ def members_of(sweep_dir: Path) -> list[Path]:
 
 def test_a_far_better_model_is_picked_early(suite, tmp_path, capsys):
     calls: dict[str, int] = {}
-    with ScriptedServer(responder=responder({"good": None, "other": set()}, calls)) as server:
+    with ScriptedServer(responder=responder({"good": None, "other": set()}, calls), models=MODELS) as server:
         assert main(sweep(server, suite, tmp_path / "runs", "--min-accuracy", "0")) == 0
     out = capsys.readouterr().out
     # No floor: one test; ten one-sided cases settle it (2^10 / 11 >= 20), the first round.
@@ -77,7 +78,7 @@ def test_the_floor_is_part_of_settled(suite, tmp_path, capsys):
     # (3 tests share alpha), 100% on 23 is not. The report covers the cases run, and says why;
     # --resume after a crash in the last round finishes that round only.
     calls: dict[str, int] = {}
-    with ScriptedServer(responder=responder({"good": None, "other": set()}, calls)) as server:
+    with ScriptedServer(responder=responder({"good": None, "other": set()}, calls), models=MODELS) as server:
         assert main(sweep(server, suite, tmp_path / "runs")) == 0
         out = capsys.readouterr().out
         # A crash in round 4: the other model's last 12 samples lost, decision.json of round 3.
@@ -103,7 +104,7 @@ def test_the_floor_is_part_of_settled(suite, tmp_path, capsys):
 def test_identical_models_run_every_case_and_tie(suite, tmp_path, capsys):
     calls: dict[str, int] = {}
     right = {i for i in range(N) if i % 10}  # 90% each, wrong on the same cases
-    with ScriptedServer(responder=responder({"good": right, "other": right}, calls)) as server:
+    with ScriptedServer(responder=responder({"good": right, "other": right}, calls), models=MODELS) as server:
         assert main(sweep(server, suite, tmp_path / "runs")) == 0
     out = capsys.readouterr().out
     assert calls == {"good": N, "other": N}
@@ -119,7 +120,7 @@ def test_one_model_several_formats_stops_early_and_resume_finishes_an_unfinished
     options = {"m/native": set(range(0, N, 3)), "m/default": None}  # 33% vs 100%
     argv_tail = ["--format", "native", "--format", "default", "--out", str(tmp_path / "runs"), "--quiet",
                  "--no-cache", "--model", "m", "--until-decided", "--min-accuracy", "0.5"]
-    with ScriptedServer(responder=responder(options, calls)) as server:
+    with ScriptedServer(responder=responder(options, calls), models=["m"]) as server:
         assert main(["run", "--base-url", server.base_url, "--suite", str(suite)] + argv_tail) == 0
         out = capsys.readouterr().out
         (run_dir,) = (tmp_path / "runs").iterdir()
@@ -175,7 +176,7 @@ def test_agent_cases_on_an_mcp_server_run_in_every_round(tmp_path, capsys):
         wrong = request_format(request) == "default" and number % 2
         return [("get_current_time", {"timezone": "Mars/Base" if wrong else "Etc/UTC"})]
 
-    with ScriptedServer(responder=agent_responder(first_round)) as server:
+    with ScriptedServer(responder=agent_responder(first_round), models=["m"]) as server:
         assert main(["run", "--base-url", server.base_url, "--model", "m", "--suite", str(suite), "--format", "native",
                      "--format", "default", "--out", str(tmp_path / "runs"), "--quiet", "--no-cache",
                      "--until-decided", "--min-accuracy", "0"]) == 0

@@ -12,12 +12,14 @@ import http.client
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from evalkit.engine.registry import BUNDLED, DEFAULT_MODEL, find
-from evalkit.errors import EvalkitError
+from evalkit.access import refusal
+from evalkit.errors import EvalkitError, KeyRefused
 
 # (backend, base URL) probed in this order when no --base-url is given. Loopback only: evalkit
 # never scans the network. Tests replace this list (or pass probes=) to use ephemeral ports.
@@ -31,6 +33,9 @@ ENV_VARS = ("EVALKIT_BASE_URL", "OPENAI_BASE_URL")
 PORT_BACKENDS = {1234: "lmstudio", 11434: "ollama", 8080: "llamacpp", 8000: "vllm"}
 CONNECT_TIMEOUT = 0.3  # a closed loopback port refuses at once; this bounds a filtered one
 READ_TIMEOUT = 5.0  # a server that accepted may be busy loading a model
+MAX_JSON_BYTES = 16 * 1024 * 1024
+"""One GET's body (a model list, /props with its chat template, Ollama's /api/show): bounded, as a
+chat reply is, so a hostile or broken server cannot fill memory."""
 
 
 @dataclass
@@ -46,9 +51,12 @@ class Resolved:
 
 def normalise_base_url(url: str) -> str:
     """Strip the trailing slash; a bare `http://host:port` gets `/v1` (what every server here uses)."""
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
+    url = url.strip()
+    if "://" in url:  # slashes stripped after the scheme only: `http://` became `http:`, host `http`
+        scheme, rest = url.split("://", 1)
+        url = f"{scheme}://{rest.rstrip('/')}"
+    else:
+        url = "http://" + url.rstrip("/")
     return url + "/v1" if urlsplit(url).path in ("", "/") else url
 
 
@@ -102,13 +110,39 @@ def get_json(url: str, timeout: float = READ_TIMEOUT, *, connect_timeout: float 
         else:
             headers["Content-Type"] = "application/json"
             conn.request("POST", target, body=json.dumps(body).encode("utf-8"), headers=headers)
-        resp = conn.getresponse()
-        body = resp.read()
+        sock = conn.sock  # the response keeps reading from it after the connection lets go of it
+        try:
+            resp = conn.getresponse()
+            body = _read_bounded(sock, resp, timeout)
+        except http.client.HTTPException as exc:  # reached, but what came back is not HTTP/1.x
+            raise ValueError(f"the answer is not HTTP/1.x ({type(exc).__name__}: {_printable(str(exc))})") from None
         if resp.status != 200:
             raise HTTPStatusError(resp.status)
     finally:
         conn.close()
     return json.loads(body)
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    """Random bytes from a server, as a short ASCII excerpt for one line."""
+    return text[:limit].encode("unicode_escape").decode("ascii")
+
+
+def _read_bounded(sock: Any, resp: http.client.HTTPResponse, timeout: float) -> bytes:
+    """The body, within MAX_JSON_BYTES and `timeout` in all: a server trickling a byte a second
+    never trips the socket's timeout, which bounds one read only."""
+    deadline = time.monotonic() + timeout
+    chunks, size = [], 0
+    while chunk := resp.read1(65536):
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise ValueError(f"the body is over {MAX_JSON_BYTES:,} bytes")
+        chunks.append(chunk)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no whole answer within {timeout:g} s")
+        sock.settimeout(left)
+    return b"".join(chunks)
 
 
 def list_server_models(base_url: str, timeout: float = READ_TIMEOUT, api_key: str | None = None) -> list[str]:
@@ -125,13 +159,13 @@ def server_root(base_url: str) -> str:
     return base_url.rstrip("/").removesuffix("/v1")
 
 
-def check_server(base_url: str) -> None:
+def check_server(base_url: str, api_key: str | None = None) -> None:
     """One clear line when nothing answers at `base_url`; any answer at all is good enough."""
     url = base_url.rstrip("/") + "/models"
     if urlsplit(url).scheme not in ("http", "https"):
         raise EvalkitError(f"--base-url {base_url!r}: expected an http:// or https:// URL")
     try:
-        get_json(url, 5.0)
+        get_json(url, 5.0, api_key=api_key)
     except (HTTPStatusError, ValueError):
         return  # it answers; whether /models exists (or is JSON) is not our business
     except OSError as exc:
@@ -206,14 +240,21 @@ def env_probes() -> list[tuple[str, str]]:
     return [("env", url) for url in seen]
 
 
-def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, str]] | None = None) -> Resolved:
+def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, str]] | None = None,
+            api_key: str | None = None) -> Resolved:
+    """`api_key` (default: $EVALKIT_API_KEY, else $OPENAI_API_KEY) goes with every listing asked."""
+    api_key = api_key or _api_key()
     if base_url:
         url = normalise_base_url(base_url)
         backend = guess_backend(url)
         if model:
             return Resolved(url, model, model, backend, False, "passthrough")
         try:
-            served = list_server_models(url, api_key=_api_key())
+            served = list_server_models(url, api_key=api_key)
+        except HTTPStatusError as exc:
+            if exc.status in (401, 403):
+                raise KeyRefused(refusal(url, f"GET /v1/models: HTTP {exc.status}", bool(api_key))) from None
+            raise EvalkitError(f"cannot list the models of {url} ({exc}); is the server running?") from None
         except (OSError, ValueError) as exc:
             raise EvalkitError(f"cannot list the models of {url} ({exc}); is the server running?") from None
         if not served:
@@ -231,7 +272,7 @@ def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, 
     for order, (backend, url) in enumerate(candidates):
         url = normalise_base_url(url)
         try:
-            served = list_server_models(url, api_key=_api_key() if backend == "env" else None)
+            served = list_server_models(url, api_key=api_key)
         except (OSError, ValueError) as exc:
             why = str(exc) if str(exc).startswith("HTTP ") else "down" if isinstance(exc, OSError) else "bad answer"
             report.append(f"{backend} {url}: {why}")
