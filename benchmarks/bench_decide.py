@@ -158,7 +158,7 @@ def cli_run(argv: list[str], out: Path) -> dict:
     card = subprocess.run([sys.executable, "-m", "evalkit", "recommend", str(directory), "--min-accuracy", "0"],
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     lines = card.stdout.splitlines()
-    recommended = next((line for line in lines if line.startswith(("Recommended:", "None is"))), None)
+    recommended = next((line for line in lines if line.startswith(("Recommended:", "None is", "A tie"))), None)
     decision = directory / "decision.json"
     stopped = json.loads(decision.read_text()) if decision.is_file() else None
     return {"wall_s": round(wall, 1), "recommended": recommended, "stopped": stopped, "directory": str(directory)}
