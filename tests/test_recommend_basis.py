@@ -222,7 +222,7 @@ def test_a_single_run_ends_with_the_format_verdict_and_the_report_path(tiny_serv
     assert main(argv) == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
     lines = capsys.readouterr().out.rstrip().splitlines()
-    assert lines[-2] == "m: native and default tie at 100.0%: within the noise (McNemar, p = 1.00, 3 cases)"
+    assert lines[-2] == "scripted-model: native and default tie at 100.0%: within the noise (McNemar, p = 1.00, 3 cases)"
     assert lines[-1] == f"report: {run_dir / 'report.html'}"
     table = lines[lines.index("model m:") + 1:lines.index("model m:") + 4]
     assert table[0].split()[:4] == ["format", "n", "call", "acc"] and "halluc." in table[0] and "p95" in table[0]
