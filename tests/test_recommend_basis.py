@@ -224,6 +224,6 @@ def test_a_single_run_ends_with_the_format_verdict_and_the_report_path(tiny_serv
     lines = capsys.readouterr().out.rstrip().splitlines()
     assert lines[-2] == "scripted-model: native and default tie at 100.0%: within the noise (McNemar, p = 1.00, 3 cases)"
     assert lines[-1] == f"report: {run_dir / 'report.html'}"
-    table = lines[lines.index("model scripted-model:") + 1:lines.index("model m:") + 4]
+    table = lines[lines.index("model scripted-model:") + 1:lines.index("model scripted-model:") + 4]
     assert table[0].split()[:4] == ["format", "n", "call", "acc"] and "halluc." in table[0] and "p95" in table[0]
     assert all(len(line) <= 100 for line in table) and "100.0%" in table[1]
