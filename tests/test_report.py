@@ -452,8 +452,9 @@ def test_recommend_picks_best_and_says_why_others_are_out(runs):
     cut = _latency_cut(runs)
     rec = recommend(list(runs.values()), min_accuracy=0.9, max_latency_p95=cut)
     # beta default 36/36 against alpha native 34/36 on the same cases: McNemar p = 0.5, a tie. Both
-    # answer in milliseconds: latency decides only if its bootstrap interval excludes 0 (machine
-    # jitter may make it so), else the card says it is a tie, listing the more accurate first.
+    # answer in milliseconds: latency decides only if its bootstrap interval clears the 50 ms
+    # margin (machine jitter rarely makes it so), else the card says it is a tie, listing the more
+    # accurate first.
     assert ("Tied on call accuracy: within the noise of beta-3b [default] 100.0%: alpha-7b [native] 94.4% "
             "(McNemar's exact test on 36 shared cases, p = 0.50: 2 pass only in beta-3b [default], 0 only in "
             "alpha-7b [native])") in rec.reason

@@ -16,7 +16,9 @@ accuracy, lower latency p95. A criterion decides between two options only when
      of its scored repeats that pass; a case counts for the option whose share is higher (a sign
      test on the per-case shares, which is McNemar's exact test when there are no repeats);
    * latency p95: a 95% bootstrap interval of the p95 difference, resampling shared cases (all of
-     a case's live repeats move together), must exclude 0.
+     a case's live repeats move together), must clear a margin of `LATENCY_MARGIN_S` or
+     `LATENCY_MARGIN_SHARE` of the faster p95, whichever is larger: on a loaded machine two
+     identical options differ by milliseconds beyond any interval, a gap no deployment feels.
 
 `decide(options)` walks the criteria and returns a `Decision`: the pick, the criterion that decided
 (or a tie naming every tied option, with what would separate them), and every step with its test.
@@ -41,6 +43,8 @@ MIN_BASIS = 5  # cases an option needs behind a secondary criterion for it to de
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 21  # fixed: the same runs give the same card
 TARGET_GAP = 0.05  # "cases to detect 5 points" when the observed gap is zero
+LATENCY_MARGIN_S = 0.05  # a p95 gap must clear 50 ms ...
+LATENCY_MARGIN_SHARE = 0.10  # ... or 10% of the faster option's p95, whichever is larger
 
 
 def cluster(sample: Sample) -> Cluster:
@@ -166,8 +170,15 @@ class Comparison:
             return self.p_value is not None and self.p_value < ALPHA and self.only_a != self.only_b
         if self.test == "bootstrap" and self.interval is not None:
             low, high = self.interval
-            return low > 0 or high < 0
+            return low > self.margin or high < -self.margin
         return False
+
+    @property
+    def margin(self) -> float:
+        """The latency gap below which a p95 difference decides nothing (0 for rates)."""
+        if self.test != "bootstrap" or self.value_a is None or self.value_b is None:
+            return 0.0
+        return max(LATENCY_MARGIN_S, LATENCY_MARGIN_SHARE * min(self.value_a, self.value_b))
 
     @property
     def better(self) -> str | None:
@@ -191,8 +202,7 @@ class Comparison:
         if self.test == "bootstrap" and self.interval is not None:
             low, high = self.interval
             return (f"95% bootstrap interval of the p95 difference over the {self.shared} cases both timed live "
-                    f"(cases resampled): {_signed(low)} to {_signed(high)}, "
-                    f"{'excludes' if self.beyond_noise else 'includes'} 0")
+                    f"(cases resampled): {_signed(low)} to {_signed(high)}, " + self._interval_verdict())
         if self.test == "mcnemar":
             verb = "hallucinate" if c.key == "hallucination_rate" else "pass"
             only = "more often" if self.repeats else "only"
@@ -201,12 +211,21 @@ class Comparison:
                     f"{self.only_b} {only} in {self.label_b}")
         return f"no shared cases with {c.basis}"
 
+    def _interval_verdict(self) -> str:
+        low, high = self.interval or (0.0, 0.0)
+        if self.beyond_noise:
+            return f"clear of 0 and of the {_signed(self.margin).lstrip('+')} margin"
+        if low > 0 or high < 0:
+            return f"excludes 0 but not the {_signed(self.margin).lstrip('+')} margin (too small a gap to decide)"
+        return "includes 0"
+
     def as_json(self) -> dict:
         return {"criterion": self.criterion.name, "values": {self.label_a: self.value_a, self.label_b: self.value_b},
                 "basis": {self.label_a: self.basis_a, self.label_b: self.basis_b}, "basis_counts": self.criterion.basis,
                 "shared_cases": self.shared, "test": self.test, "p_value": self.p_value,
                 "discordant": [self.only_a, self.only_b] if self.test == "mcnemar" else None,
                 "interval_s": list(self.interval) if self.interval else None,
+                "margin_s": self.margin if self.test == "bootstrap" else None,
                 "no_basis": self.no_basis, "beyond_noise": self.beyond_noise, "better": self.better,
                 "text": self.test_text()}
 
