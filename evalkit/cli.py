@@ -14,10 +14,11 @@ from .engine import cli as engine_cli
 from .errors import EvalkitError, Interrupted
 from .probe import cli as probe_cli
 from .report import cli as report_cli
+from .view import cli as view_cli
 from .schema import Settings
 
 # Modules that add their own subcommands with `add_commands(subparsers)`.
-COMMAND_MODULES = [engine_cli, report_cli, rescore, shards, cache, probe_cli, mcp_npm]
+COMMAND_MODULES = [engine_cli, report_cli, view_cli, rescore, shards, cache, probe_cli, mcp_npm]
 # Importers of public benchmarks: each adds its source to `evalkit import` with
 # `add_import_command(sources)`, `sources` being the sub-parsers of the one `import` command.
 IMPORT_MODULES = [bfcl_cli, mcp_import]
