@@ -8,6 +8,7 @@ from typing import Sequence
 
 from .. import __version__, failures
 from ..metrics import BY_KEY, METRICS, MOSTLY_UNPARSED, cell, pct, unreliable
+from ..view.links import case_url
 from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
 from .explain import (
     clip, describe_failure, expected_text, explain, failure_detail, failure_kind, prompt_of, reply_lines,
@@ -316,7 +317,7 @@ def _errors(report: Report) -> str:
             + _table(["option", "errors", "first error", "cases"], rows, text_cols={0, 2, 3}))
 
 
-def _failing_case(number: int, sample, case, repeats: str = "") -> str:
+def _failing_case(number: int, sample, case, repeats: str = "", run_id: str | None = None) -> str:
     kind = failures.label(failure_kind(sample))
     repeat = repeats or (f" (repeat {sample.repeat})" if sample.repeat else "")
     why = explain(sample)
@@ -338,6 +339,9 @@ def _failing_case(number: int, sample, case, repeats: str = "") -> str:
             content, calls = reply_lines(sample.raw)
             lines = ([clip(content)] if content.strip() else []) + [f"[tool call] {c}" for c in calls]
             body.append(f"<p><b>Reply:</b></p><pre>{escape(chr(10).join(lines) or '(empty reply)')}</pre>")
+    if run_id:  # a plain link (nothing loads): it works while `evalkit view` serves this run
+        body.append(f'<p><a class="view" href="{escape(case_url(run_id, sample.suite, sample.case_id))}">'
+                    "This case across every option in <code>evalkit view</code></a></p>")
     return f'<details>{summary}<div class="body">{"".join(body)}</div></details>'
 
 
@@ -357,9 +361,10 @@ def _failing_for(fl: FailureList) -> str:
         return out[0] + "<p>Every scored sample passed.</p>"
     if fl.rest:
         out.append(f'<p class="note">Showing the first {len(fl.failing)} failing cases; {fl.rest} more are in '
-                   f"<code>{escape(str(entry.run.path / 'samples.jsonl'))}</code>.</p>")
+                   f"<code>{escape(str(entry.run.path / 'samples.jsonl'))}</code> "
+                   "(<code>evalkit view</code> filters all of them).</p>")
     cases = entry.run.cases
-    out += [_failing_case(i, s, cases.get((s.suite, s.case_id)), fl.repeat_note(s))
+    out += [_failing_case(i, s, cases.get((s.suite, s.case_id)), fl.repeat_note(s), entry.run.run_id)
             for i, s in enumerate(fl.failing, 1)]
     return "".join(out)
 
