@@ -20,7 +20,7 @@ from evalkit.view.serve import serving
 from conftest import native_reply, reply_for_format, request_format, write_suite, TINY_CASES
 
 MEASURED = Path(__file__).resolve().parent.parent / "reports" / "measured"
-AGENT_RUN = MEASURED / "20261130-115417-qwen2.5-coder-0.5b-1017"  # agent_math + arithmetic, native and default
+AGENT_RUN = MEASURED / "20261130-115417-qwen2.5-coder-0.5b-1017"  # the MCP suites: agent cases, native and default
 
 
 def half_right(request):
