@@ -7,7 +7,7 @@ import gc
 import sys
 from pathlib import Path
 
-from . import __version__, cache, limits, mcp_import, mcp_npm, rescore, shards
+from . import __version__, cache, limits, mcp_import, mcp_npm, rescore, schema_cli, shards
 from .bfcl import cli as bfcl_cli
 from .cliargs import OneLineParser, positive_seconds, whole_number
 from .engine import cli as engine_cli
@@ -18,7 +18,7 @@ from .view import cli as view_cli
 from .schema import Settings
 
 # Modules that add their own subcommands with `add_commands(subparsers)`.
-COMMAND_MODULES = [engine_cli, report_cli, view_cli, rescore, shards, cache, probe_cli, mcp_npm]
+COMMAND_MODULES = [engine_cli, report_cli, view_cli, rescore, shards, cache, probe_cli, mcp_npm, schema_cli]
 # Importers of public benchmarks: each adds its source to `evalkit import` with
 # `add_import_command(sources)`, `sources` being the sub-parsers of the one `import` command.
 IMPORT_MODULES = [bfcl_cli, mcp_import]

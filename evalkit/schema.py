@@ -1,6 +1,7 @@
 """The one typed schema behind every evalkit file: suites, samples, headers and results.
 
-Field names follow ../shared/CONTRACT.md; new fields are optional so old files keep loading.
+Field names are documented in docs/format.md; new fields are optional so old files keep loading.
+`evalkit schema NAME` publishes these models as JSON Schema (evalkit/published.py).
 """
 
 from __future__ import annotations
