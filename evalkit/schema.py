@@ -105,7 +105,7 @@ class Case(Strict):
 
 
 class McpServer(Strict):
-    """The MCP server that runs a suite's tools (CONTRACT §1): started over stdio, or reached by URL.
+    """The MCP server that runs a suite's tools (docs/format.md section 1): started over stdio, or reached by URL.
 
     In `command`, `env` and `setup`, `{root}` is the server's working root and `{suite}` the suite
     file's folder; a first word `python` is the Python running evalkit, where the Python servers
