@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import __version__, cache, limits, mcp_import, mcp_npm, rescore, schema_cli, shards
 from .bfcl import cli as bfcl_cli
+from .clihelp import polish
 from .cliargs import OneLineParser, positive_seconds, whole_number
 from .engine import cli as engine_cli
 from .errors import EvalkitError, Interrupted
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         module.add_commands(subparsers)
     add_import_commands(subparsers)
+    polish(parser)
     return parser
 
 
