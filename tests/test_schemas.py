@@ -33,7 +33,7 @@ def test_shipped_file_is_the_generated_schema(name, capsys):
     assert main(["schema", name]) == 0
     printed = capsys.readouterr().out
     assert printed == published.shipped_path(name).read_text(encoding="utf-8"), \
-        f"schemas/{name}.schema.json is stale: regenerate with `evalkit schema --out schemas {name}`"
+        f"schemas/{name}.schema.json is stale: regenerate with `evalkit schema --out schemas`"
     assert json.loads(printed)["$schema"] == published.DRAFT
 
 
@@ -94,9 +94,13 @@ def test_the_editor_line_does_not_change_a_suites_identity(tmp_path):
     assert read_suite(tmp_path / "greetings.yaml").sha256 == read_suite(ROOT / "suites" / "greetings.yaml").sha256
 
 
-def test_out_writes_every_schema(tmp_path):
-    assert main(["schema", "suite", "--out", str(tmp_path)]) == 0
+def test_out_writes_every_schema(tmp_path, capsys):
+    assert main(["schema", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.schema.json" for n in published.SCHEMAS)
+    assert main(["schema"]) == 2
+    assert "name the format: evalkit schema suite|sample|results|header" in capsys.readouterr().err
+    assert main(["schema", "suit"]) == 2
+    assert "did you mean suite?" in capsys.readouterr().err
 
 
 def test_the_package_ships_the_schemas_beside_the_suites(tmp_path):
