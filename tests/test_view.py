@@ -149,6 +149,12 @@ def test_view_of_a_folder_without_runs_is_one_line(tmp_path, capsys):
     assert err.strip().count("\n") == 0 and "no run directory" in err and "Traceback" not in err
 
 
-def test_view_binds_loopback_only(runs):
+def test_view_binds_loopback_only_and_answers_loopback_names_only(runs):
     with serving([runs]) as url:
         assert url.startswith("http://127.0.0.1:")
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        assert get(f"http://localhost:{port}/api/facets")["model"]
+        rebound = urllib.request.Request(url + "api/samples", headers={"Host": f"attacker.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebound, timeout=30)
+        assert refused.value.code == 400

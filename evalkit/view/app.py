@@ -9,6 +9,8 @@ from __future__ import annotations
 from importlib import resources
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
@@ -39,5 +41,8 @@ def make_app(index: Index) -> Starlette:
             return JSONResponse({"error": "no such case in the runs served"}, status_code=404)
         return JSONResponse(detail)
 
+    # Only requests addressed to the loopback names: a web page elsewhere that re-points its own
+    # host name at 127.0.0.1 (DNS rebinding) must not read the prompts and replies served here.
+    hosts = Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
     return Starlette(routes=[Route("/", home), Route("/api/facets", facets), Route("/api/samples", samples),
-                             Route("/api/case", case)])
+                             Route("/api/case", case)], middleware=[hosts])
