@@ -143,10 +143,22 @@ def test_large_run_is_paged(runs, tmp_path):
         assert get(url + "api/samples?q=case-12345")["total"] == 1
 
 
-def test_view_of_a_folder_without_runs_is_one_line(tmp_path, capsys):
+def test_view_of_a_folder_without_runs_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(["view", str(tmp_path), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "no run directory" in err and "Traceback" not in err
+    monkeypatch.chdir(tmp_path)  # no reports/runs here: the default names what to do
+    assert main(["view"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "reports/runs: no runs here yet; `evalkit run` writes them" in err
+
+
+def test_a_taken_port_is_one_line(runs, capsys):
+    with serving([runs]) as url:
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        assert main(["view", str(runs), "--port", port]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err and err.count("\n") == 1
 
 
 def test_view_binds_loopback_only_and_answers_loopback_names_only(runs):

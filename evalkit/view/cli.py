@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..cliargs import whole_number
+from ..errors import EvalkitError
 from . import links
 
 DEFAULT_DIR = Path("reports/runs")
@@ -29,5 +30,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def cmd_view(args: argparse.Namespace) -> int:
     from .serve import serve
 
+    if not args.dirs and not DEFAULT_DIR.is_dir():
+        raise EvalkitError(f"{DEFAULT_DIR}: no runs here yet; `evalkit run` writes them, or name run "
+                           "directories: evalkit view DIR...")
     serve(args.dirs or [DEFAULT_DIR], args.port, announce=lambda url: print(url, file=sys.stderr, flush=True))
     return 0
