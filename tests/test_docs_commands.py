@@ -119,3 +119,15 @@ def test_python_blocks_print_what_the_docs_show(block):
         got = [line.rstrip() for line in result.stdout.rstrip("\n").split("\n")]
         shown = [line.rstrip() for line in block.output.rstrip("\n").split("\n")]
         assert got == shown, f"{block.name}: the output shown is not what it prints today:\n" + "\n".join(got)
+
+
+def test_blocks_are_read_with_their_marks_and_outputs(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# t\n\n<!-- not run: serves until Ctrl-C -->\n```sh\nevalkit view\n```\n\n"
+                    "```python\nprint(1 + 1)\n```\n\n```text\n2\n```\n\n```sh\nevalkit suites\n```\n\n"
+                    "```text\nnot an output: no python block before it\n```\n", encoding="utf-8")
+    view, python, suites, text = blocks_of(page)
+    assert (view.lang, view.skipped, view.code) == ("sh", True, "evalkit view\n")
+    assert (python.lang, python.output, python.skipped) == ("python", "2\n", False)
+    assert (suites.lang, suites.skipped) == ("sh", False) and suites.output is None
+    assert text.lang == "text"
