@@ -199,7 +199,9 @@ def cmd_suites(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="evalkit", description="Tool-calling evaluation for local LLMs.")
+    parser = OneLineParser(prog="evalkit", description="Tool-calling evaluation for local LLMs.",
+                           epilog="`evalkit COMMAND --help` shows a command's options with their defaults. "
+                                  "Start with: evalkit run --model MODEL --base-url URL (README.md)")
     parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(subparsers)
