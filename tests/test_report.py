@@ -270,7 +270,7 @@ def test_run_report_writes_every_file(runs, reports):
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert html.count('src="data:image/png;base64,') == 4
     # the only outside links are to `evalkit view` on the loopback interface (a link loads nothing)
-    outside = html.replace('href="http://127.0.0.1:8765/#case=', "")
+    outside = html.replace('href="http://127.0.0.1:8765/#', "")
     assert "<style>" in html and "<script" not in html and 'href="http' not in outside and "src=\"http" not in html
     md = reports["alpha"]
     assert md.startswith("# evalkit report: alpha-7b")

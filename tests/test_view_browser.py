@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.view.links import case_url
+from evalkit.view.links import case_url, samples_url
 from evalkit.view.serve import serving
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
@@ -101,3 +101,20 @@ def test_a_report_link_opens_its_case(browser, runs):
         highlighted = browser.find_elements(By.CSS_SELECTOR, "#options .option.highlight")
         assert len(highlighted) == 2 and all(run.name in h.text for h in highlighted)  # its run's two formats
         assert not browser.find_element(By.ID, "list").is_displayed()
+
+
+def test_the_table_state_is_in_the_address(browser, runs):
+    """A filtered table is a link (report.html links to an option's failures), and "all samples"
+    comes back to it after a case."""
+    run = sorted(p for p in runs.iterdir() if p.is_dir())[0]
+    with serving([runs]) as url:
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        browser.get(samples_url(port, run=run.name, format="native", verdict="fail"))
+        wait(browser, lambda d: len(table_rows(d)) == 2)
+        assert {r.get_attribute("data-run") for r in table_rows(browser)} == {run.name}
+        assert Select(browser.find_element(By.ID, "f-verdict")).first_selected_option.get_attribute("value") == "fail"
+        table_rows(browser)[0].click()
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#options .option"))
+        browser.find_element(By.ID, "back").click()
+        wait(browser, lambda d: d.find_element(By.ID, "list").is_displayed() and len(table_rows(d)) == 2)
+        assert "format=native" in browser.current_url and "verdict=fail" in browser.current_url

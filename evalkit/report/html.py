@@ -8,7 +8,7 @@ from typing import Sequence
 
 from .. import __version__, failures
 from ..metrics import BY_KEY, METRICS, MOSTLY_UNPARSED, cell, pct, unreliable
-from ..view.links import case_url
+from ..view.links import case_url, samples_url
 from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
 from .explain import (
     clip, describe_failure, expected_text, explain, failure_detail, failure_kind, prompt_of, reply_lines,
@@ -359,10 +359,11 @@ def _failing_for(fl: FailureList) -> str:
     out = [f"<h3>{escape(entry.label)}: {fl.total} failing of {entry.overall.n} scored{errors}</h3>"]
     if not fl.total:
         return out[0] + "<p>Every scored sample passed.</p>"
+    every = samples_url(run=entry.run.run_id, model=entry.model, format=entry.format, verdict="fail")
     if fl.rest:
         out.append(f'<p class="note">Showing the first {len(fl.failing)} failing cases; {fl.rest} more are in '
-                   f"<code>{escape(str(entry.run.path / 'samples.jsonl'))}</code> "
-                   "(<code>evalkit view</code> filters all of them).</p>")
+                   f"<code>{escape(str(entry.run.path / 'samples.jsonl'))}</code>, and "
+                   f'<a class="view" href="{escape(every)}">all of them in <code>evalkit view</code></a>.</p>')
     cases = entry.run.cases
     out += [_failing_case(i, s, cases.get((s.suite, s.case_id)), fl.repeat_note(s), entry.run.run_id)
             for i, s in enumerate(fl.failing, 1)]

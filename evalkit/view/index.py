@@ -70,7 +70,9 @@ class Index:
         rows = self.rows
         for name, key in FILTERS.items():
             wanted = params.get(name)
-            if wanted:
+            if wanted and name == "run":  # a run's number in this viewer, or its run id (links from reports)
+                rows = [r for r in rows if str(r["run"]) == wanted or r["run_id"] == wanted]
+            elif wanted:
                 rows = [r for r in rows if str(r[key]) == wanted]
         if params.get("tag"):
             rows = [r for r in rows if params["tag"] in r["tags"]]
