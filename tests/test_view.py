@@ -17,7 +17,7 @@ from evalkit.testing.scripted_server import ScriptedServer
 from evalkit.view.index import PAGE_MAX, build_index
 from evalkit.view.serve import serving
 
-from conftest import native_reply, reply_for_format, request_format, write_suite, TINY_CASES
+from conftest import TINY_CASES, reply_for_format, request_format, write_suite
 
 MEASURED = Path(__file__).resolve().parent.parent / "reports" / "measured"
 AGENT_RUN = MEASURED / "20261130-115417-qwen2.5-coder-0.5b-1017"  # the MCP suites: agent cases, native and default
