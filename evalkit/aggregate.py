@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable
 
-from .metrics import METRICS, Group
-from .schema import Aggregate, Interval, Results, Sample, SampleKey
+from .metrics import METRICS, Group, cell
+from .schema import Aggregate, Results, Sample, SampleKey
 from .scoring import abstains_by_bfcl_rule
 
 ALL = "*"
@@ -97,18 +97,27 @@ def aggregate(samples: Iterable[Sample], run_id: str, model: str, latest: bool =
     return Results(run_id=run_id, model=model, aggregates=aggregates)
 
 
-def _plain(value: object) -> object:
-    return f"{value.low:.2f}-{value.high:.2f}" if isinstance(value, Interval) else value
+SUMMARY_WIDTH = 100  # the terminal summary fits a 100-column terminal
+_OPTIONAL = ("errors", "from_cache")  # summary columns shown only when some row has a non-zero value
 
 
 def summary_table(results: Results) -> list[dict[str, Any]]:
-    """One row per model x format over all suites: what `evalkit run` prints at the end."""
-    return [
-        {"model": agg.model, "format": agg.format}
-        | {m.summary: _plain(getattr(agg, m.key)) for m in METRICS if m.summary}
-        for agg in results.aggregates
-        if is_overall(agg)
-    ]
+    """One row per model x format over all suites: what `evalkit run` prints at the end, each
+    value as the report shows it (percentages, seconds, "12/39" from cache). The model is said
+    once above the table (`summary_text`), not in every row."""
+    rows = [a for a in results.aggregates if is_overall(a)]
+    shown = [m for m in METRICS if m.summary and (m.key not in _OPTIONAL or any(getattr(a, m.key) for a in rows))]
+    return [{"model": agg.model, "format": agg.format} | {m.summary: cell(m, agg) for m in shown} for agg in rows]
+
+
+def summary_text(results: Results) -> str:
+    """The summary table under a line naming each model."""
+    rows = summary_table(results)
+    out = []
+    for model in dict.fromkeys(row["model"] for row in rows):
+        mine = [{k: v for k, v in row.items() if k != "model"} for row in rows if row["model"] == model]
+        out += [f"model {model}:", format_table(mine)]
+    return "\n".join(out) if out else "(no samples)"
 
 
 def server_lost_lines(aggregates: Iterable[Aggregate], family: str | None) -> list[str]:
@@ -142,7 +151,7 @@ def cache_note(results: Results) -> str | None:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Rows as right-aligned text columns: numbers to 3 decimals, "-" for a metric with no
-    samples behind it."""
+    samples behind it; the first column (a name) left-aligned."""
     if not rows:
         return "(no samples)"
 
@@ -155,4 +164,5 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     cells = [[text(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
     lines = [columns, *cells]
-    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines)
+    return "\n".join("  ".join(value.ljust(width) if i == 0 else value.rjust(width)
+                                for i, (value, width) in enumerate(zip(line, widths))).rstrip() for line in lines)

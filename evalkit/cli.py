@@ -168,11 +168,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         sweep.finish(sweep_dir, sweep.run(sweep_dir, quiet=options.quiet))
         return 0
     run_dir = execute(options)
+    closing: list[str] = []
     if options.report:
-        from .report.write import write_run_report
+        from .report.write import write_run_report_closing
 
-        write_run_report(run_dir)
+        closing = write_run_report_closing(run_dir)
     print_summary(run_dir)
+    if closing:  # the verdict per model and where the report is, last
+        print("\n" + "\n".join(closing))
     return 0
 
 

@@ -210,7 +210,7 @@ class Metric:
     fmt: Callable[[Any], str]  # the value as a report cell
     compute: Callable[[Group], Any]  # the value from the samples
     higher_is_better: bool | None = None  # None: neither (a count)
-    summary: str | None = None  # the column of `evalkit run`'s summary table; None: not shown there
+    summary: str | None = None  # the column header of `evalkit run`'s summary table (<= 100 columns); None: not there
     leaderboard: bool = True  # a column of the report's leaderboard
     csv: tuple[str, ...] | None = None  # leaderboard.csv columns (default: the key)
     cells: Callable[[Any], tuple[Any, ...]] = lambda value: (value,)  # the value as those CSV cells
@@ -230,19 +230,19 @@ class Metric:
 METRICS: tuple[Metric, ...] = (
     Metric("n", "n", None, count, lambda g: len(g.ok), summary="n"),
     Metric("errors", "errors", "server or transport failures, excluded from every rate",
-           count, lambda g: sum(error is not None for error in g.all["error"]), summary="errors"),
+           count, lambda g: sum(error is not None for error in g.all["error"]), summary="err"),
     Metric("call_accuracy", "call acc",
            "strict: exactly the expected calls, parsed by the format, arguments valid (agent cases: and the right "
            "final answer); 95% CI is the Wilson interval",
-           pct, lambda g: g.correct / len(g.ok) if len(g.ok) else None, True, summary="call_acc"),
+           pct, lambda g: g.correct / len(g.ok) if len(g.ok) else None, True, summary="call acc"),
     Metric("call_accuracy_ci95", "95% CI", None, interval, lambda g: wilson(g.correct, len(g.ok)),
-           summary="ci95", csv=("call_accuracy_ci95_low", "call_accuracy_ci95_high"),
+           csv=("call_accuracy_ci95_low", "call_accuracy_ci95_high"),
            cells=lambda v: (v.low, v.high) if v is not None else (None, None)),
     Metric("intent_accuracy", "intent acc", "lenient: call accuracy after recovering malformed calls from the text",
-           pct, lambda g: mean(g.ok["intent_correct"]), True, summary="intent_acc"),
+           pct, lambda g: mean(g.ok["intent_correct"]), True, summary="intent"),
     Metric("args_validity", "args valid",
            "share of replies with calls whose arguments all validate against the tool's JSON Schema",
-           pct, lambda g: mean(g.ok["args_valid"]), True, summary="args_valid", over_parsed=True),
+           pct, lambda g: mean(g.ok["args_valid"]), True, over_parsed=True),
     Metric("malformed_rate", "malformed", "share of replies with a call attempt that could not be parsed",
            pct, lambda g: mean(g.ok["malformed"]), False, summary="malformed"),
     Metric("server_parse_lost", "lost by server",
@@ -253,10 +253,10 @@ METRICS: tuple[Metric, ...] = (
            "replies with a call the model wrote cleanly: returned parsed, or lost by the server's parser",
            count, lambda g: sum(g.ok["clean_call"]), leaderboard=False),
     Metric("hallucination_rate", "halluc.", "share of replies calling a tool that was not offered",
-           pct, lambda g: mean(g.ok["hallucinated_tool"]), False, over_parsed=True),
+           pct, lambda g: mean(g.ok["hallucinated_tool"]), False, summary="halluc.", over_parsed=True),
     Metric("no_call_accuracy", "no-call acc",
            "accuracy on cases where the right reply is plain text, no call; a malformed attempt is wrong",
-           pct, lambda g: mean(g.no_call["call_correct"]), True, summary="no_call_acc"),
+           pct, lambda g: mean(g.no_call["call_correct"]), True, summary="no-call"),
     Metric("no_call_accuracy_bfcl", "no-call, BFCL rule",
            "the same, but a reply whose call attempt did not parse counts as abstaining, as the Berkeley Function "
            "Calling Leaderboard counts it on its irrelevance categories",
@@ -265,11 +265,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("from_cache", "from cache",
            "scored samples answered from the response cache (of n): they keep their verdicts, but latency, "
            "TTFT and tok/s are over the live samples only",
-           count, lambda g: sum(g.from_cache), summary="from_cache", of_n=True),
+           count, lambda g: sum(g.from_cache), summary="cache", of_n=True),
     Metric("latency_p50_s", "lat p50", "median of the whole reply time (agent cases: all rounds), over live samples",
-           secs, lambda g: quantile(g.live["latency_s"], 0.5), False, summary="lat_p50_s"),
+           secs, lambda g: quantile(g.live["latency_s"], 0.5), False, summary="p50"),
     Metric("latency_p95_s", "lat p95", "95th percentile of the whole reply time",
-           secs, lambda g: quantile(g.live["latency_s"], 0.95), False),
+           secs, lambda g: quantile(g.live["latency_s"], 0.95), False, summary="p95"),
     Metric("ttft_p50_s", "TTFT p50", "median time to the first streamed token",
            secs, lambda g: quantile(g.live["ttft_s"], 0.5), False),
     Metric("tokens_per_s", "tok/s", "median decode speed (the server's own figure when it reports one)",

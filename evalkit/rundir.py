@@ -306,12 +306,12 @@ def finalize(run_dir: Path) -> None:
 
 def print_summary(run_dir: Path) -> None:
     """The summary table of results.json and where the run is: what `run` and `merge` print."""
-    from .aggregate import cache_note, format_table, server_lost_lines, summary_table
+    from .aggregate import cache_note, server_lost_lines, summary_text
 
     results = read_results(run_dir)
     if results is None:
         return
-    print(format_table(summary_table(results)))
+    print(summary_text(results))
     note = cache_note(results)
     if note:
         print(note)

@@ -122,7 +122,10 @@ def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
 
     def card(rec: Recommendation) -> str:
         # The members may share no cases (e.g. an interrupted member with none yet): said, not raised.
-        return f"no recommendation: {rec.reason}" if rec.refused else rec.text()
+        # The card's reasoning as bullets; its first line (the headline) comes last, beside the path.
+        if rec.refused:
+            return f"no recommendation: {rec.reason}"
+        return "\n".join(f"  {title}: {text}" for title, text in rec.bullets())
 
     sweep = read_sweep(sweep_dir)
     html = None
@@ -132,14 +135,18 @@ def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
         # The runs are read once: the comparison holds the card `evalkit recommend` would print.
         report = build_report([load_run(d) for d in run_dirs], comparison=True)
         _md, html = write_report(report, sweep_dir)
-        text = card(report.recommendation)
+        rec: Recommendation | None = report.recommendation
     else:
         try:
-            text = card(recommend_entries(make_entries([load_run(d) for d in run_dirs]), Constraints()))
+            rec = recommend_entries(make_entries([load_run(d) for d in run_dirs]), Constraints())
         except EvalkitError as exc:
-            text = str(exc)
-    print(text)
+            print(exc)
+            rec = None
+    if rec is not None:
+        print(card(rec))
     print(f"\nsweep directory: {sweep_dir}")
+    if rec is not None and not rec.refused:
+        print(rec.headline)
     if html is not None:
         print(f"report: {html}")
 

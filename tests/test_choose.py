@@ -113,15 +113,19 @@ def test_sweep_writes_a_run_per_model_and_a_comparison_and_breaks_the_tie_by_lat
     # The terminal ends with the recommendation, then where the report is.
     lines = out.rstrip().splitlines()
     assert lines[-1] == f"report: {sweep_dir / 'report.html'}"
-    assert f"Recommended: fast [native] (run {members[1].name})" in out
-    assert "Tied on call accuracy within the noise: slow [native] 100.0%, fast [native] 91.7%" in out
-    decided = re.search(r"Decided by latency p95 \(after hallucinated tools, no-call accuracy: equal\), lower is "
-                        r"better: slow \[native\] ([\d.]+) s, fast \[native\] ([\d.]+) s\.", out)
+    # The sweep ends with the card's first line, then the path.
+    assert lines[-2] == f"Recommended: fast [native] (run {members[1].name})"
+    assert "Tied on call accuracy: within the noise of slow [native] 100.0%: fast [native] 91.7%" in out
+    decided = re.search(r"Decided by: latency p95, lower is better: slow \[native\] ([\d.]+) s, fast \[native\] "
+                        r"([\d.]+) s \(95% bootstrap interval of the p95 difference over the 12 cases", out)
     assert decided, out
     slow_p95, fast_p95 = float(decided.group(1)), float(decided.group(2))
     assert slow_p95 >= 0.25 and slow_p95 > fast_p95
-    assert "  Decided by: latency p95" in out
-    assert out.index("Recommended: fast") < out.index("report: ")
+    # Each model's summary fits 100 columns, in percentages, with hallucinated tools and p95.
+    table = out[out.index("model slow:"):].splitlines()[1:4]
+    assert table[0].split() == ["format", "n", "call", "acc", "intent", "malformed", "halluc.", "no-call", "p50",
+                                "p95", "tok/s"]
+    assert "100.0%" in table[1] and all(len(line) <= 100 for line in table)
     # The same card, from the sweep directory, by `evalkit recommend`.
     assert main(["recommend", str(sweep_dir)]) == 0
     assert "Recommended: fast [native]" in capsys.readouterr().out
@@ -196,7 +200,8 @@ def test_mixed_case_sets_are_restricted_to_the_shared_cases_or_refused(suite, tm
     code = main(["recommend", str(run_a), str(run_b), "--json"])
     data = json.loads(capsys.readouterr().out)
     assert data["compared_on"] == {"shared_cases": 10, "restricted": True,
-                                   "cases_per_run": {run_a.name: 12, run_b.name: 10}}
+                                   "cases_per_run": {run_a.name: 12, run_b.name: 10},
+                                   "distractors": 0, "distractor_counts": [0]}
     # a's figures are over the 10 shared cases only (its two chat cases are left out)
     (a,) = [o for o in data["eligible"] + data["ruled_out"] if o["run_id"] == run_a.name]
     assert a["n"] == 10 and a["no_call_accuracy"] is None
@@ -223,7 +228,7 @@ def test_recommend_exits_1_when_no_option_is_ready(suite, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "None is ready for deployment: no option meets the constraints." in out
     assert "call accuracy: >= 80.0%" in out and "--min-accuracy (default 80%)" in out
-    assert "- weak [native]: below accuracy: call accuracy 66.7% < 80.0%" in out
+    assert "- weak [native] (the closest pick): below accuracy: call accuracy 66.7% < 80.0%" in out
     assert main(["recommend", str(run_dir), "--min-accuracy", "60%"]) == 0
     assert "Recommended: weak [native]" in capsys.readouterr().out
     # the new constraints, each with its reason

@@ -466,7 +466,7 @@ def test_summing_up_a_run_imports_no_pandas(tmp_path):
             "print(sorted(m for m in ('pandas', 'numpy', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.splitlines()[-1] == "[]"
-    assert "call_acc" in out.splitlines()[0] and (copy / "results.json").read_text() == (run / "results.json").read_text()
+    assert "call acc" in out.splitlines()[1] and (copy / "results.json").read_text() == (run / "results.json").read_text()
 
 
 def test_the_overhead_benchmark_runs(tmp_path):

@@ -6,12 +6,14 @@ Needs Debian's `chromium` (`apt-get install -y chromium`); skipped, with the rea
 from __future__ import annotations
 
 import base64
+import json
 import importlib.util
 import io
 import os
 import re
 import shutil
 import subprocess
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -103,7 +105,8 @@ def test_dom_has_tables_and_decodable_figures(report_html, tmp_path):
             "failing"} <= set(parsed.section_ids)
     assert parsed.tags.get("table", 0) >= 7
     # the leaderboard: a header row and one row per model x format (2 models x 2 formats)
-    assert parsed.rows_by_section["leaderboard"] == [1 + 4]
+    # (quality, then speed: one table of every metric ran past an 800 px window)
+    assert parsed.rows_by_section["leaderboard"] == [1 + 4, 1 + 4]
     assert parsed.tags.get("details", 0) > 10  # failing cases
     assert len(parsed.images) == 4
     from PIL import Image
@@ -152,3 +155,60 @@ def test_report_html_is_self_contained(report_html):
         "the page must not load anything from outside"
     assert re.search(r'<a class="view" href="http://127\.0\.0\.1:8765/#case=', html)
     assert "<script" not in html
+
+
+# A probe added to a copy of the page (the report itself has no script): after load, every element
+# that reaches past the window or scrolls sideways is listed in an attribute --dump-dom shows.
+OVERFLOW_PROBE = """<script>
+addEventListener("load", () => {
+  const page = document.documentElement.clientWidth, bad = [];
+  for (const el of document.querySelectorAll("main *")) {
+    const box = el.getBoundingClientRect();
+    const scrolls = getComputedStyle(el).overflowX !== "visible" && el.scrollWidth > el.clientWidth + 1;
+    if (box.right > page + 0.5 || scrolls)
+      bad.push(el.tagName + " in #" + ((el.closest("section") || {}).id || "top") + ": " + el.textContent.slice(0, 50));
+  }
+  document.body.setAttribute("data-overflow", JSON.stringify(bad));
+  document.body.setAttribute("data-page", String(page));
+});
+</script>"""
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_nothing_overflows_at_1400_and_800_px(report_html, tmp_path, width):
+    probed = tmp_path / "probed.html"
+    probed.write_text(report_html.read_text(encoding="utf-8").replace("</body>", OVERFLOW_PROBE + "</body>"),
+                      encoding="utf-8")
+    result = chromium("--dump-dom", f"--window-size={width},3000", probed.as_uri(), profile=tmp_path / "profile")
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = re.search(r'data-overflow="([^"]*)" data-page="(\d+)"', result.stdout)
+    assert found, result.stdout[-500:]
+    assert width - 30 <= int(found.group(2)) <= width  # the window's width, less a scrollbar
+    overflowing = json.loads(unescape(found.group(1)))
+    assert overflowing == [], overflowing
+    shot = tmp_path / f"report-{width}.png"
+    result = chromium(f"--screenshot={shot}", f"--window-size={width},2400", report_html.as_uri(),
+                      profile=tmp_path / "profile")
+    assert result.returncode == 0 and shot.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_the_overflow_probe_sees_a_table_too_wide(tmp_path):
+    # The probe can fail: a table wider than the window is listed.
+    page = tmp_path / "wide.html"
+    page.write_text('<!DOCTYPE html><html><body><main><section id="wide"><table><tr><td style="white-space: nowrap">'
+                    + "x" * 400 + "</td></tr></table></section></main>" + OVERFLOW_PROBE + "</body></html>",
+                    encoding="utf-8")
+    result = chromium("--dump-dom", "--window-size=800,600", page.as_uri(), profile=tmp_path / "profile")
+    found = re.search(r'data-overflow="([^"]*)"', result.stdout)
+    assert found and "in #wide" in unescape(found.group(1))
+
+
+def test_the_leaderboards_highlighted_first_row_is_the_cards_pick(report_html):
+    html = report_html.read_text(encoding="utf-8")
+    headline = re.search(r'<div class="pick">([^<]*)</div>', html).group(1)
+    board = html[html.index('<section id="leaderboard">'):]
+    first = re.search(r'<tbody><tr class="best"><td class="text">1</td><td class="text">([^<]*)</td><td class="text">([^<]*)</td>',
+                      board)
+    assert first, board[:800]
+    assert f"{first.group(1)} [{first.group(2)}]" in unescape(headline)
+    assert board.count('class="best"') == 2  # row 1 of the quality and of the speed table, nothing else

@@ -148,7 +148,7 @@ def test_run_writes_the_run_directory_of_the_contract(tiny_server, tiny_suite, t
 
     out_text = capsys.readouterr().out
     assert f"run directory: {run_dir}" in out_text
-    assert "native" in out_text and "default" in out_text and "call_acc" in out_text
+    assert "native" in out_text and "default" in out_text and "call acc" in out_text
 
 
 def test_repeats_give_pass_hat_k(server, tiny_suite, tmp_path):

@@ -139,7 +139,7 @@ def test_no_line_when_nothing_was_lost(tmp_path, capsys):
                      "--out", str(tmp_path / "runs"), "--no-cache", "--quiet", "--no-report"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "call_acc" in out and "server's parser lost" not in out
+    assert "call acc" in out and "server's parser lost" not in out
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert (_overall(run_dir)["server_parse_lost"], _overall(run_dir)["clean_calls"]) == (0, 6)
 

@@ -33,7 +33,9 @@ STRICT_VS_LENIENT = (
 SIGNIFICANCE_NOTE = (
     "A difference is called larger than the noise when p < 0.05: McNemar's exact test on the per-case "
     "outcomes when both formats answered the same cases (a paired test: only cases that pass in one "
-    "format and fail in the other count), otherwise a two-proportion z-test."
+    "format and fail in the other count), otherwise a two-proportion z-test. The unit is the case: with "
+    "repeats a case's outcome is the share of its repeats that pass, and with --distractors the formats "
+    "are compared at +0 distractor tools (the tool-count section shows the other counts)."
 )
 
 
@@ -96,6 +98,9 @@ def failure_list(entry: Entry, limit: int = MAX_FAILURES) -> FailureList:
 
 # ---------------------------------------------------------------- the report
 
+LEADERBOARD_ORDER = ("Ordered as the card decides (\"Which to deploy\"): its pick first, highlighted, then the options "
+                     "tied with it, the others meeting the constraints, and those ruled out, each by call accuracy.")
+
 
 @dataclass
 class FormatDifference:
@@ -130,6 +135,16 @@ class Report:
     @property
     def tags(self) -> list[str]:
         return sorted({t for e in self.entries for t in e.tags})
+
+
+def leaderboard_order(report: Report) -> list[Entry]:
+    """The report's entries in the card's order (`Recommendation.order`): the recommendation may
+    compare options on fewer cases (shared cases, one distractor count), so its entries are matched
+    to the report's by key."""
+    mine = {e.key: e for e in report.entries}
+    order = [mine[e.key] for e in report.recommendation.order() if e.key in mine]
+    placed = {id(e) for e in order}
+    return order + [e for e in ranked(report.entries) if id(e) not in placed]
 
 
 def format_differences(entries: Sequence[Entry]) -> list[FormatDifference]:

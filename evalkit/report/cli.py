@@ -9,13 +9,17 @@ from ..cliargs import whole_number
 
 
 def _fraction(text: str) -> float:
-    """0.9, 90 or 90% all mean ninety per cent."""
-    raw = text.strip().rstrip("%")
+    """A rate: 0.8 or 80%. A bare number above 1 is refused: 1 reads as 100% but 1.5 would read
+    as 1.5%, so it is never guessed."""
+    raw = text.strip()
+    percent = raw.endswith("%")
     try:
-        value = float(raw)
+        value = float(raw.removesuffix("%"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if text.strip().endswith("%") or value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate (e.g. 0.8 or 80%)") from None
+    if not percent and value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: did you mean {value:g}%? (a bare number is a fraction from 0 to 1)")
+    if percent:
         value /= 100
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (or 0% and 100%)")
@@ -46,13 +50,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "recommend", help="the best model x format under your constraints, and why the others are out",
         description="Options are compared on the cases all of them ran. Among those meeting every constraint, the "
-                    "highest call accuracy wins unless the gap is within the noise (McNemar's exact test); a tie goes "
-                    "to fewer hallucinated tools, then higher no-call accuracy, then lower latency p95. Exits 1 when "
+                    "highest call accuracy wins unless the gap is within the noise (McNemar's exact test on cases); a tie "
+                    "goes to the first of fewer hallucinated tools, higher no-call accuracy, lower latency p95 with a "
+                    "basis on both sides and a difference beyond the noise (docs/recommendation.md). Exits 1 when "
                     "no option meets the constraints (none is ready for deployment). A sweep directory or a folder "
                     "of runs stands for all its runs.")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     p.add_argument("--min-accuracy", type=_fraction, default=None,
-                   help="lowest acceptable call accuracy, e.g. 0.9 or 90%% (default 80%%; 0 for no floor)")
+                   help="lowest acceptable call accuracy, 0.9 or 90%% (default 80%%; 0 for no floor)")
     p.add_argument("--max-hallucination", type=_fraction, default=None,
                    help="highest acceptable share of replies calling a tool that was not offered (default no limit)")
     p.add_argument("--min-no-call-accuracy", type=_fraction, default=None,
@@ -63,7 +68,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-samples", type=whole_number(0), default=None,
                    help="fewest scored samples an option needs (default 10)")
     p.add_argument("--max-error-rate", type=_fraction, default=None,
-                   help="largest share of server errors an option may have (default 0.1)")
+                   help="largest share of server errors an option may have, 0.1 or 10%% (default 10%%)")
+    p.add_argument("--distractors", type=whole_number(0), default=None, metavar="N",
+                   help="compare the options at N distractor tools (default +0, the smallest count run)")
     p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
     p.set_defaults(func=cmd_recommend)
 
@@ -97,6 +104,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         suites=args.suites or None,
         min_samples=DEFAULT_MIN_SAMPLES if args.min_samples is None else args.min_samples,
         max_error_rate=DEFAULT_MAX_ERROR_RATE if args.max_error_rate is None else args.max_error_rate,
+        distractors=args.distractors,
     )
     print(rec.to_json() if args.json else rec.text())
     return 0 if rec.best is not None else 1

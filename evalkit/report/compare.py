@@ -2,11 +2,15 @@
 
 Two tests, chosen by the data:
 
-* McNemar's exact test when the two options answered the same cases (same suite, case,
-  repeat and distractor count): only the discordant pairs carry information — `b` cases right in the first option and
-  wrong in the second, `c` the reverse — and under "no difference" each discordant pair is a fair
-  coin, so p = P(Binomial(b + c, 1/2) at least as lopsided as observed), two-sided.
-* A two-proportion z-test (pooled) otherwise, e.g. runs over different case sets.
+The unit is the case (suite, case id), never the sample: a case's repeats and its --distractors
+counts are one cluster. Two options are compared at one distractor count (the smallest both ran,
++0 by default), and with repeats a case's outcome is the share of its scored repeats that pass.
+
+* McNemar's exact test when the two options answered the same cases: only the discordant cases
+  carry information — `b` cases right in the first option and wrong in the second (with repeats:
+  a higher share of passing repeats), `c` the reverse — and under "no difference" each discordant
+  case is a fair coin, so p = P(Binomial(b + c, 1/2) at least as lopsided as observed), two-sided.
+* A two-proportion z-test (pooled) over cases otherwise, e.g. runs over different case sets.
 
 A difference is called "larger than the noise" when p < 0.05.
 
@@ -28,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from ..schema import FailureKind, Sample
-from .model import CaseKey, case_key
 
 ALPHA = 0.05
 POWER = 0.8
@@ -48,7 +51,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
+def two_proportion_z(x1: float, n1: int, x2: float, n2: int) -> float:
     """Two-sided p-value of the pooled two-proportion z-test (1.0 when it cannot tell)."""
     if n1 == 0 or n2 == 0:
         return 1.0
@@ -97,9 +100,17 @@ def format_p(p: float) -> str:
     return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
-def _scored(samples: Iterable[Sample]) -> dict[CaseKey, bool]:
-    # Pairs are the same question: the same case, repeat and distractor count.
-    return {case_key(s): bool(s.call_correct) for s in samples if s.error is None}
+def _scored(samples: Iterable[Sample], count: int) -> dict[tuple[str, str], list[bool]]:
+    """Per case, the verdicts of its scored repeats at `count` distractor tools."""
+    out: dict[tuple[str, str], list[bool]] = {}
+    for s in samples:
+        if s.error is None and (s.distractors or 0) == count:
+            out.setdefault((s.suite, s.case_id), []).append(bool(s.call_correct))
+    return out
+
+
+def _share(verdicts: list[bool]) -> float:
+    return sum(verdicts) / len(verdicts)
 
 
 @dataclass
@@ -114,9 +125,13 @@ class Difference:
     n_b: int
     test: str  # "mcnemar" | "two-proportion"
     p_value: float
-    paired: int = 0  # samples answered by both (McNemar)
-    only_a: int = 0  # right in A, wrong in B (McNemar's b)
-    only_b: int = 0  # right in B, wrong in A (McNemar's c)
+    paired: int = 0  # cases answered by both (McNemar)
+    only_a: int = 0  # cases right in A, wrong in B (McNemar's b; with repeats: more repeats right)
+    only_b: int = 0  # the reverse (McNemar's c)
+    cases_a: int = 0  # cases behind each side (n_a, n_b count samples)
+    cases_b: int = 0
+    count: int = 0  # the --distractors count compared
+    other_counts: tuple[int, ...] = ()  # counts also run, compared separately (not pooled)
 
     @property
     def acc_a(self) -> float | None:
@@ -147,7 +162,7 @@ class Difference:
         if self.test == "mcnemar":
             return detectable_difference(self.paired, discordant=(self.only_a + self.only_b) / max(1, self.paired))
         pooled = (self.correct_a + self.correct_b) / max(1, self.n_a + self.n_b)
-        return detectable_difference(min(self.n_a, self.n_b), accuracy=pooled)
+        return detectable_difference(min(self.cases_a, self.cases_b), accuracy=pooled)
 
     def detectable_text(self) -> str:
         """The smallest detectable difference, with the assumptions it rests on."""
@@ -159,29 +174,57 @@ class Difference:
             return (f"with {self.paired} paired cases, the smallest difference this test detects is about "
                     f"{d * 100:.0f} points (alpha {ALPHA:g}, power {POWER:g}, paired, the two disagreeing on "
                     f"{share * 100:.0f}% of cases as here)")
-        return (f"with {min(self.n_a, self.n_b)} samples per option, the smallest difference this test detects is "
+        return (f"with {min(self.cases_a, self.cases_b)} cases per option, the smallest difference this test detects is "
                 f"about {d * 100:.0f} points (alpha {ALPHA:g}, power {POWER:g}, unpaired)")
+
+    @property
+    def repeats(self) -> bool:
+        return self.n_a > self.cases_a or self.n_b > self.cases_b
+
+    def at_text(self) -> str:
+        """Which distractor count was compared, when the runs asked several."""
+        if not self.other_counts:
+            return ""
+        return f" at +{self.count} distractor tools (+{', +'.join(map(str, self.other_counts))} compared apart)"
 
     def test_text(self) -> str:
         if self.test == "mcnemar":
+            only = "more often" if self.repeats else "only"
+            per = ", a case's repeats as one: its share that pass" if self.repeats else ""
             return (
-                f"McNemar's exact test, {format_p(self.p_value)}: of the {self.paired} cases run both ways, "
-                f"{self.only_a} pass only in {self.label_a} and {self.only_b} only in {self.label_b}"
+                f"McNemar's exact test on cases{per}, {format_p(self.p_value)}: of the {self.paired} cases run both "
+                f"ways{self.at_text()}, {self.only_a} pass {only} in {self.label_a} and {self.only_b} {only} in "
+                f"{self.label_b}"
             )
-        return (f"two-proportion z-test, {format_p(self.p_value)}: {self.n_a} vs {self.n_b} samples, "
-                f"not the same cases")
+        return (f"two-proportion z-test over cases, {format_p(self.p_value)}: {self.cases_a} vs {self.cases_b} "
+                f"cases{self.at_text()}, not the same cases")
+
+    def _lead(self, a: str, b: str) -> str | None:
+        """Who is ahead and by how much (None: not comparable)."""
+        if self.diff is None:
+            return None
+        if self.diff == 0:
+            return f"{a} and {b} tie at {_pct(self.acc_a)}"
+        ahead, behind = (a, b) if self.diff > 0 else (b, a)
+        return (f"{ahead} beats {behind} by {abs(self.diff) * 100:.1f} points "
+                f"({a} {_pct(self.acc_a)}, {b} {_pct(self.acc_b)})")
+
+    def brief(self, name_a: str | None = None, name_b: str | None = None) -> str:
+        """The verdict in one short line: who is ahead, by how much, and the test's p."""
+        a, b = name_a or self.label_a, name_b or self.label_b
+        lead = self._lead(a, b)
+        if lead is None:
+            return f"{a} vs {b}: not comparable (no scored samples on one side)"
+        cases = self.paired if self.test == "mcnemar" else min(self.cases_a, self.cases_b)
+        name = "McNemar" if self.test == "mcnemar" else "two-proportion z-test"
+        return f"{lead}: {self.verdict} ({name}, {format_p(self.p_value)}, {cases} cases)"
 
     def sentence(self, name_a: str | None = None, name_b: str | None = None) -> str:
         """One line a person reads: who is ahead, by how much, and whether it is more than noise."""
         a, b = name_a or self.label_a, name_b or self.label_b
-        if self.diff is None:
+        lead = self._lead(a, b)
+        if lead is None:
             return f"{a} vs {b}: not comparable (no scored samples on one side)."
-        if self.diff == 0:
-            lead = f"{a} and {b} tie at {_pct(self.acc_a)}"
-        else:
-            ahead, behind = (a, b) if self.diff > 0 else (b, a)
-            lead = (f"{ahead} beats {behind} by {abs(self.diff) * 100:.1f} points "
-                    f"({a} {_pct(self.acc_a)}, {b} {_pct(self.acc_b)})")
         return f"{lead}: {self.verdict} ({self.test_text()}; {self.detectable_text()})."
 
 
@@ -189,19 +232,30 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def difference(samples_a: Sequence[Sample], samples_b: Sequence[Sample], label_a: str, label_b: str) -> Difference:
-    """Compare two options' call accuracy; paired (McNemar) when they answered the same cases."""
-    a, b = _scored(samples_a), _scored(samples_b)
+def difference(samples_a: Sequence[Sample], samples_b: Sequence[Sample], label_a: str, label_b: str,
+               count: int | None = None) -> Difference:
+    """Compare two options' call accuracy on cases at one distractor count (`count`, default the
+    smallest both ran); paired (McNemar) when they answered the same cases."""
+    counts_a = {s.distractors or 0 for s in samples_a if s.error is None}
+    counts_b = {s.distractors or 0 for s in samples_b if s.error is None}
+    both = sorted(counts_a & counts_b) or sorted(counts_a | counts_b) or [0]
+    chosen = count if count is not None else both[0]
+    others = tuple(c for c in sorted(counts_a | counts_b) if c != chosen)
+    a, b = _scored(samples_a, chosen), _scored(samples_b, chosen)
     common = set(a) & set(b)
-    correct_a, correct_b = sum(a.values()), sum(b.values())
+    correct_a, correct_b = sum(sum(v) for v in a.values()), sum(sum(v) for v in b.values())
+    n_a, n_b = sum(len(v) for v in a.values()), sum(len(v) for v in b.values())
+    sides = dict(cases_a=len(a), cases_b=len(b), count=chosen, other_counts=others)
     paired = bool(common) and len(common) >= PAIRED_SHARE * max(len(a), len(b))
     if paired:
-        only_a = sum(1 for k in common if a[k] and not b[k])
-        only_b = sum(1 for k in common if b[k] and not a[k])
-        return Difference(label_a, label_b, correct_a, len(a), correct_b, len(b), "mcnemar",
-                          mcnemar_exact(only_a, only_b), len(common), only_a, only_b)
-    return Difference(label_a, label_b, correct_a, len(a), correct_b, len(b), "two-proportion",
-                      two_proportion_z(correct_a, len(a), correct_b, len(b)))
+        only_a = sum(1 for k in common if _share(a[k]) > _share(b[k]))
+        only_b = sum(1 for k in common if _share(b[k]) > _share(a[k]))
+        return Difference(label_a, label_b, correct_a, n_a, correct_b, n_b, "mcnemar",
+                          mcnemar_exact(only_a, only_b), len(common), only_a, only_b, **sides)
+    # Unpaired: each case weighs one, its repeats averaged.
+    x_a, x_b = sum(_share(v) for v in a.values()), sum(_share(v) for v in b.values())
+    return Difference(label_a, label_b, correct_a, n_a, correct_b, n_b, "two-proportion",
+                      two_proportion_z(x_a, len(a), x_b, len(b)), **sides)
 
 
 # ---------------------------------------------------------------- flipped cases between runs

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import base64
+import struct
 from html import escape
 from typing import Sequence
 
 from .. import __version__, failures
-from ..metrics import BY_KEY, METRICS, MOSTLY_UNPARSED, cell, pct, unreliable
+from ..metrics import BY_KEY, METRICS, MOSTLY_UNPARSED, cell, pct, per_second, secs, unreliable
 from ..view.links import case_url, samples_url
-from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
+from .build import (
+    LEADERBOARD_ORDER, MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report,
+    leaderboard_order,
+)
 from .explain import (
     clip, describe_failure, expected_text, explain, failure_detail, failure_kind, prompt_of, reply_lines,
     trajectory_text,
 )
 from .model import Entry, ranked
-from .recommend import option_name
 from .serving import PROBE_NOTE, identity, probe_meanings
 from .toolcount import (
     CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
@@ -42,9 +45,18 @@ nav a:hover { text-decoration: underline; }
 .table-wrap { overflow-x: auto; margin: 8px 0 12px; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: right; white-space: nowrap; }
+/* Headers and names wrap, numbers do not: tables fit a 1400 px and an 800 px window. */
+th { white-space: normal; vertical-align: bottom; }
+td.text { white-space: normal; overflow-wrap: break-word; }
+td.serving { color: var(--muted); font-size: 12px; background: var(--soft); }
+p code { overflow-wrap: anywhere; }
+@media (max-width: 900px) { main { padding: 16px 14px 36px; } th, td { padding: 3px 5px; } table { font-size: 12px; } }
 th { background: var(--soft); font-weight: 600; }
 td.text, th.text { text-align: left; }
-tr.best td { font-weight: 600; }
+tr.best td { font-weight: 600; background: #dafbe1; }
+tr.best td:first-child { box-shadow: inset 4px 0 0 var(--good); }
+ul.why { margin: 6px 0 0; padding-left: 20px; }
+ul.why li { margin: 3px 0; max-width: 1100px; }
 td.unreliable { color: #8c959f; background: #eef0f2; }
 .card { border: 1px solid var(--line); border-left: 4px solid var(--good); border-radius: 6px; padding: 12px 16px;
         background: #f3faf5; margin: 8px 0 12px; }
@@ -52,8 +64,8 @@ td.unreliable { color: #8c959f; background: #eef0f2; }
 .card .pick { font-size: 17px; font-weight: 600; }
 ul.ruled li { margin: 2px 0; }
 .badge { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 12px; font-weight: 600; }
-.badge.sig { background: #ffebe9; color: var(--bad); }
-.badge.noise { background: #ddf4ff; color: #0550ae; }
+.badge.sig { background: #eaeef2; color: var(--fg); border: 1px solid #afb8c1; }
+.badge.noise { background: #fff; color: var(--muted); border: 1px dashed #afb8c1; }
 .note { color: var(--muted); font-size: 13px; }
 dl.metrics { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 13px;
              color: var(--muted); }
@@ -135,18 +147,20 @@ def _runs(report: Report) -> str:
         who = identity(run)
         rows.append([escape(h.run_id), escape(h.model), escape(h.backend), escape(h.started_at),
                      escape(", ".join(h.formats)), escape(suites), str(h.settings.repeats),
-                     f"{h.settings.temperature:g}", str(len(run.samples)),
-                     escape(run.from_cache), escape(who.server), escape(who.model), escape(who.machine)])
+                     f"{h.settings.temperature:g}", str(len(run.samples)), escape(run.from_cache)])
+        # What served the run in a row of its own: as columns they pushed the table past the page.
+        serving = (f"<b>server</b> {escape(who.server)} &middot; <b>model as served</b> {escape(who.model)} "
+                   f"&middot; <b>machine</b> {escape(who.machine)}")
+        rows.append([(serving, ' class="text serving" colspan="10"')])
     return _table(["run", "model", "backend", "started", "formats", "suites (cases)", "repeats", "temp.", "samples",
-                   "from cache", "server", "model as served", "machine"],
-                  rows, text_cols={0, 1, 2, 3, 4, 5, 10, 11, 12})
+                   "from cache"], rows, text_cols={0, 1, 2, 3, 4, 5})
 
 
 def _probe(report: Report) -> str:
     parts = [f'<p class="note">{escape(PROBE_NOTE)}</p>']
     for view in report.probes:
         rows = [[escape(name), (escape(status), f' class="text probe-{status}"'),
-                 (escape(detail), ' class="text" style="white-space: normal; min-width: 420px"')]
+                 (escape(detail), ' class="text" style="white-space: normal; min-width: min(420px, 45vw)"')]
                 for name, status, detail in view.rows]
         parts.append(f"<p>{escape(view.line)}</p>" + _table(["check", "status", "detail"], rows, text_cols=3))
     parts.append('<dl class="metrics">' + "".join(f"<dt>{escape(n)}</dt><dd>{escape(meaning)}</dd>"
@@ -156,22 +170,15 @@ def _probe(report: Report) -> str:
 
 def _recommendation(report: Report) -> str:
     rec = report.recommendation
-    if rec.best is not None:
-        card = (f'<div class="card"><div class="pick">{escape(rec.headline)}</div>'
-                f"<div>{escape(rec.reason)}</div></div>")
-    else:
-        closest = ""
-        if rec.closest is not None:
-            closest = (f"<div>Closest, if you must choose: <b>{escape(option_name(rec.closest.best))}</b> - "
-                       f"{escape(rec.closest.text())}</div>")
-        elif rec.refused:
-            closest = f"<div>{escape(rec.reason)}.</div>"
-        card = f'<div class="card none"><div class="pick">{escape(rec.headline)}</div>{closest}</div>'
+    items = "".join(f"<li><b>{escape(title)}:</b> {escape(text)}</li>" for title, text in rec.bullets())
+    if rec.refused:
+        items += f"<li>{escape(rec.reason)}.</li>"
+    kind = "card" if rec.best is not None else "card none"
+    card = f'<div class="{kind}"><div class="pick">{escape(rec.headline)}</div><ul class="why">{items}</ul></div>'
     scope = f'<p class="note">Compared on {escape(rec.scope.text())}.</p>' if rec.scope and not rec.refused else ""
     ruled = ""
     if rec.ruled_out:
-        items = "".join(f"<li><b>{escape(r.entry.label)}</b>: {escape('; '.join(r.reasons))}</li>"
-                        for r in rec.ruled_out)
+        items = "".join(f"<li>{escape(line)}</li>" for line in rec.ruled_out_lines())
         ruled = f'<p>Ruled out:</p><ul class="ruled">{items}</ul>'
     constraints = _table(["constraint", "flag"], [[escape(a), f"<code>{escape(b)}</code>"]
                                                   for a, b in rec.constraints.rows()], text_cols=2)
@@ -180,25 +187,33 @@ def _recommendation(report: Report) -> str:
     return card + scope + ruled + hint + constraints
 
 
+# The leaderboard's timing columns, in a table of their own: one table of every metric ran past
+# an 800 px page.
+TIMING = [m for m in LEADERBOARD if m.fmt in (secs, per_second) or m.key == "from_cache"]
+QUALITY = [m for m in LEADERBOARD if m not in TIMING]
+
+
 def _leaderboard(report: Report) -> str:
-    entries = ranked(report.entries)
-    best = report.recommendation.best
-    rows, classes = [], []
-    for i, e in enumerate(entries, 1):
-        row: list = [str(i), escape(e.model), escape(e.format)]
-        for m in LEADERBOARD:
-            value = getattr(e.overall, m.key)
-            text = escape(cell(m, e.overall))
-            if unreliable(m, e.overall):
-                row.append((text, GREY))
-            elif m.is_rate and value is not None:
-                row.append((text, _heat(value if m.higher_is_better else 1 - value)))
-            else:
-                row.append(text)
-        rows.append(row)
-        classes.append("best" if best is not None and e is best else "")
-    table = _table(["#", "model", "format"] + [m.header for m in LEADERBOARD], rows, text_cols=3, row_classes=classes)
-    # The rank column is numeric but reads better left-aligned with the names.
+    entries = leaderboard_order(report)
+    pick = report.recommendation.pick
+    classes = ["best" if pick is not None and i == 0 and e.key == pick.key else "" for i, e in enumerate(entries)]
+
+    def table(metrics: Sequence) -> str:
+        rows = []
+        for i, e in enumerate(entries, 1):
+            row: list = [str(i), escape(e.model), escape(e.format)]
+            for m in metrics:
+                value = getattr(e.overall, m.key)
+                text = escape(cell(m, e.overall))
+                if unreliable(m, e.overall):
+                    row.append((text, GREY))
+                elif m.is_rate and value is not None:
+                    row.append((text, _heat(value if m.higher_is_better else 1 - value)))
+                else:
+                    row.append(text)
+            rows.append(row)
+        return _table(["#", "model", "format"] + [m.header for m in metrics], rows, text_cols=3, row_classes=classes)
+
     extra = ""
     if any(e.overall.pass_hat_k for e in entries):
         pass_k, flips = BY_KEY["pass_hat_k"], BY_KEY["flip_rate"]
@@ -207,8 +222,10 @@ def _leaderboard(report: Report) -> str:
                  + escape(", ".join(f"{e.label} {pass_k.fmt(e.overall.pass_hat_k)}, flip rate "
                                     f"{flips.fmt(e.overall.flip_rate)}" for e in entries)) + "</p>")
     notes = "".join(f"<dt>{escape(m.header)}</dt><dd>{escape(m.note)}</dd>" for m in LEADERBOARD if m.note)
-    return (f'<p class="note">Best first (call accuracy, then latency p50); bold: the recommendation. '
-            f"Also in <code>leaderboard.csv</code>. {escape(BAND_NOTE)}</p>{table}{extra}<dl class=\"metrics\">{notes}</dl>")
+    return (f'<p class="note">{escape(LEADERBOARD_ORDER)} '
+            f"Also in <code>leaderboard.csv</code>. {escape(BAND_NOTE)}</p>{table(QUALITY)}"
+            f'<p class="note">Speed, over live samples (a reply from the cache has no timing of this run):</p>'
+            f'{table(TIMING)}{extra}<dl class="metrics">{notes}</dl>')
 
 
 def _differences(report: Report) -> tuple[str, str]:
@@ -244,7 +261,9 @@ def _figures(figures: Sequence[FigureFile]) -> str:
     parts = []
     for f in figures:
         data = base64.b64encode(f.png).decode("ascii")
-        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{escape(f.title)}">'
+        # Drawn at 2x: shown at half its pixel width, and never wider than its box.
+        width = struct.unpack(">I", f.png[16:20])[0] // 2
+        parts.append(f'<figure><img src="data:image/png;base64,{data}" width="{width}" alt="{escape(f.title)}">'
                      f"<figcaption>{escape(f.caption)} ({escape(f.filename)})</figcaption></figure>")
     return f'<div class="figures">{"".join(parts)}</div>'
 
@@ -312,7 +331,7 @@ def _errors(report: Report) -> str:
         rows.append([escape(f.entry.label), str(len(f.errors)),
                      escape(clip(f.errors[0].error or "", 160)),
                      (f'<span class="case">{escape(", ".join(names[:MAX_FAILURES]) + more)}</span>',
-                      ' class="text" style="white-space: normal; min-width: 420px"')])
+                      ' class="text" style="white-space: normal; min-width: min(420px, 45vw)"')])
     return ('<p class="note">Samples that failed at the server after retries; excluded from accuracy.</p>'
             + _table(["option", "errors", "first error", "cases"], rows, text_cols={0, 2, 3}))
 

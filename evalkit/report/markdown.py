@@ -8,10 +8,12 @@ from typing import Sequence
 
 from .. import __version__, failures
 from ..metrics import BY_KEY, METRICS, MOSTLY_UNPARSED, cell, pct, unreliable
-from .build import MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report
+from .build import (
+    LEADERBOARD_ORDER, MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report,
+    leaderboard_order,
+)
 from .explain import clip, describe_failure, expected_text, explain, failure_kind, prompt_of, reply_lines, trajectory_text
 from .model import Entry, ranked
-from .recommend import option_name
 from .serving import PROBE_NOTE, identity, probe_meanings
 from .toolcount import (
     CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
@@ -94,18 +96,15 @@ def probe_section(report: Report) -> list[str]:
 def recommendation_section(report: Report) -> list[str]:
     rec = report.recommendation
     lines = ["## Which to deploy", "", f"**{rec.headline}**", ""]
-    if rec.best is not None:
-        lines += [f"Why: {rec.reason}", ""]
-    elif rec.closest is not None:
-        lines += [f"Closest, if you must choose: {option_name(rec.closest.best)} - {rec.closest.text()}", ""]
-    elif rec.refused:
+    lines += [f"- **{title}:** {text}" for title, text in rec.bullets()] + [""]
+    if rec.refused:
         lines += [f"Compared on nothing: {rec.reason}.", ""]
     if rec.scope is not None and not rec.refused:
         lines += [f"Compared on {rec.scope.text()}.", ""]
     if rec.ruled_out:
         lines.append("Ruled out:")
         lines.append("")
-        lines += [f"- {r.entry.label}: {'; '.join(r.reasons)}" for r in rec.ruled_out]
+        lines += [f"- {line}" for line in rec.ruled_out_lines()]
         lines.append("")
     lines += ["Constraints (the defaults unless set; change them with `evalkit recommend RUN_DIR... --min-accuracy 0.9 "
               "--max-latency-p95 2`):", "", table(["constraint", "flag"], rec.constraints.rows()), ""]
@@ -113,12 +112,12 @@ def recommendation_section(report: Report) -> list[str]:
 
 
 def leaderboard_section(report: Report) -> list[str]:
-    entries = ranked(report.entries)
+    entries = leaderboard_order(report)
     rows = [[str(i), e.model, e.format] + [cell(m, e.overall) + (" †" if unreliable(m, e.overall) else "")
                                            for m in LEADERBOARD]
             for i, e in enumerate(entries, 1)]
     right = [True, False, False] + [True] * len(LEADERBOARD)
-    lines = ["## Leaderboard", "", "Best first (call accuracy, then latency p50). Also in `leaderboard.csv`.", "",
+    lines = ["## Leaderboard", "", f"{LEADERBOARD_ORDER} Also in `leaderboard.csv`.", "",
              table(["#", "model", "format"] + [m.header for m in LEADERBOARD], rows, right), ""]
     if any(unreliable(m, e.overall) for e in entries for m in LEADERBOARD):
         lines += [f"† Most call attempts did not parse (malformed above {pct(MOSTLY_UNPARSED, 0)}): this rate rests on "

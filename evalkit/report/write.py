@@ -14,19 +14,20 @@ from typing import Sequence
 
 from ..metrics import METRICS
 from ..rundir import write_atomic
-from .build import Report, build_report
+from .build import Report, build_report, leaderboard_order
 from .figures import make_figures
 from .html import render_html
 from .markdown import FAILURES_FILE, render_failures, render_markdown
-from .model import Entry, load_run, ranked
+from .model import Entry, load_run
 
 
 def leaderboard_csv(entries: Sequence[Entry]) -> str:
-    """One row per model x format, best first, every metric at full precision."""
+    """One row per model x format, in the order given (the report's leaderboard order), every metric
+    at full precision."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["run_id", "model", "format"] + [c for m in METRICS for c in m.csv_columns])
-    for entry in ranked(entries):
+    for entry in entries:
         row = [entry.run.run_id, entry.model, entry.format]
         row += [cell for m in METRICS for cell in m.cells(getattr(entry.overall, m.key))]
         writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
@@ -44,7 +45,7 @@ def write_report(report: Report, out_dir: Path | str) -> tuple[Path, Path]:
     write_atomic(md_path, render_markdown(report, figures))
     write_atomic(out / FAILURES_FILE, render_failures(report))
     write_atomic(html_path, render_html(report, figures))
-    write_atomic(out / "leaderboard.csv", leaderboard_csv(report.entries))
+    write_atomic(out / "leaderboard.csv", leaderboard_csv(leaderboard_order(report)))
     return md_path, html_path
 
 
@@ -52,6 +53,16 @@ def write_run_report(run_dir: Path | str, out_dir: Path | str | None = None) -> 
     """One run's report, written into the run directory (or `out_dir`). Returns (md, html) paths."""
     run = load_run(run_dir)
     return write_report(build_report([run]), out_dir if out_dir is not None else run.path)
+
+
+def write_run_report_closing(run_dir: Path | str) -> list[str]:
+    """Write one run's report into its directory; return the lines `evalkit run` ends with: each
+    model's format verdict (one line each, the report's wording) and the path of report.html."""
+    run = load_run(run_dir)
+    report = build_report([run])
+    _md, html = write_report(report, run.path)
+    verdicts = [f"{d.model_label}: {d.result.brief(d.reference.format, d.other.format)}" for d in report.differences]
+    return verdicts + [f"report: {html}"]
 
 
 def default_compare_dir() -> Path:
