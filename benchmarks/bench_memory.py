@@ -60,7 +60,8 @@ def main() -> int:
                 repeats = -(-samples // cases)
                 out = Path(tmp) / f"runs-{samples}"
                 wall, rss = measured(
-                    [sys.executable, "-m", "evalkit", "run", "--base-url", base_url, "--model", "m", "--suite",
+                    [sys.executable, "-m", "evalkit", "run", "--base-url", base_url, "--model", "m", "--allow-unlisted",
+                     "--suite",
                      str(SUITE), "--format", "native", "--repeats", str(repeats), "--concurrency",
                      str(args.concurrency), "--out", str(out), "--no-report", "--no-cache", "--quiet"],
                     env,

@@ -1,8 +1,12 @@
 """A response cache in SQLite, so a repeated deterministic run costs no inference.
 
-The key hashes everything that can change a reply: base URL, model id, the full request
-(messages, tools, sampling settings), the format, streaming, and the repeat index — never the
-request alone, or two models (or two repeats) would share answers.
+The key hashes everything that can change a reply: base URL, model id, what the server said it
+serves (its model file or digest, quantization, template hash, build: identity.py), the extra
+headers (as a digest), the full request (messages, tools, sampling settings, --extra-body), the
+format, streaming, and the repeat index — never the request alone, or two models (or two
+repeats) would share answers. Replies cached before the served identity was part of the key
+answer only a server that tells no identity (its key is made as it was then): a server that
+tells one gets keys no earlier evalkit made, so no old reply answers under an identity.
 """
 
 from __future__ import annotations
@@ -53,8 +57,9 @@ class ResponseCache:
         return cls(default_path())
 
     @staticmethod
-    def key(base_url: str, model: str, params: dict[str, Any], stream: bool, repeat: int, fmt: str = "") -> str:
-        material = {
+    def key(base_url: str, model: str, params: dict[str, Any], stream: bool, repeat: int, fmt: str = "",
+            served: dict[str, Any] | None = None, headers: str | None = None) -> str:
+        material: dict[str, Any] = {
             "base_url": base_url.rstrip("/"),
             "model": model,
             "request": params,
@@ -62,6 +67,12 @@ class ResponseCache:
             "stream": stream,
             "repeat": repeat,
         }
+        # Only when told: a server that tells nothing keeps the keys of earlier evalkits (they could
+        # not know more either), and any identity makes a key no earlier evalkit made.
+        if served:
+            material["served"] = served
+        if headers:
+            material["headers"] = headers
         blob = json.dumps(material, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

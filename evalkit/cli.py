@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from pathlib import Path
 
-from . import __version__, cache, limits, mcp_import, mcp_npm, rescore, schema_cli, shards
+from . import __version__, cache, ci, limits, mcp_import, mcp_npm, rescore, schema_cli, shards
+from .access import Access, key_from_environment, parse_extra_body, parse_header
 from .bfcl import cli as bfcl_cli
 from .clihelp import polish
 from .cliargs import OneLineParser, positive_seconds, whole_number
@@ -86,7 +88,33 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tool-cost", action="store_true",
                    help="measure the prompt tokens the tool definitions cost (one tools-free request per prompt; "
                         "default off)")
-    p.add_argument("--shard", help="run only shard i of n (i/n), for splitting a run across machines (default: all)")
+    p.add_argument("--shard", help="run only shard i of n (i/n), for splitting a run across machines; `auto` (or "
+                                   "`auto/N`) reads i and n from a Kubernetes Indexed Job or a Slurm job array "
+                                   "(default: all)")
+    own = p.add_argument_group("your own server (docs/own-server.md)")
+    own.add_argument("--api-key", help="sent as `Authorization: Bearer KEY` with every request; never written "
+                                       "anywhere (default: $EVALKIT_API_KEY, else $OPENAI_API_KEY, else none)")
+    own.add_argument("--header", action="append", type=parse_header, default=[], dest="headers",
+                     metavar="'NAME: VALUE'",
+                     help="an HTTP header for every chat request, e.g. a gateway's (repeatable; the run records the "
+                          "names, not the values; default none)")
+    own.add_argument("--extra-body", type=parse_extra_body, default=None, metavar="JSON",
+                     help="fields merged into every chat request, e.g. "
+                          "'{\"chat_template_kwargs\": {\"enable_thinking\": false}}' (default none)")
+    own.add_argument("--config", type=Path, default=None, metavar="FILE.yaml",
+                     help="a sweep whose options (model, base_url, api_key_env, extra_body, headers, formats) "
+                          "differ: one run per option (default none)")
+    own.add_argument("--allow-unlisted", action="store_true",
+                     help="run a --model the server does not list (default: refused, as the results would carry "
+                          "a name the server does not serve)")
+    gates = p.add_argument_group("CI: exit 1 when a gate fails")
+    gates.add_argument("--max-error-rate", type=ci.rate, default=ci.DEFAULT_MAX_ERROR_RATE, metavar="RATE",
+                       help="exit 1 when more of the samples are errors (default 10%%)")
+    gates.add_argument("--fail-under", type=ci.rate, default=None, metavar="RATE",
+                       help="exit 1 when a model x format's call accuracy is below RATE, e.g. 0.8 (default none)")
+    gates.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                       help="write JUnit XML: a testcase per sample, failures with their kind and detail "
+                            "(default none)")
     p.add_argument("--out", type=Path, default=Path("reports/runs"),
                    help="parent directory of run (and sweep) directories (default reports/runs)")
     p.add_argument("--resume", type=Path, help="finish an interrupted run directory or sweep directory (default none)")
@@ -135,9 +163,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_arg_depth=args.max_arg_depth,
         max_int_bits=args.max_int_bits,
         max_alias_nodes=args.max_alias_nodes,
+        extra_body=args.extra_body,
     )
-    if args.resume is not None and args.models:
-        raise EvalkitError("--resume takes the models from the run (or sweep) directory; leave out --model")
+    if args.resume is not None and (args.models or args.config):
+        raise EvalkitError("--resume takes the models from the run (or sweep) directory; "
+                           "leave out --model and --config")
+    if args.config is not None and args.models:
+        raise EvalkitError("--config lists the models; leave out --model")
+    from .runconfig import read_config
+    from .schema import SweepMember
+
+    config = read_config(args.config) if args.config is not None else None
+    access = Access(api_key=args.api_key or key_from_environment(), headers=dict(args.headers))
     options = RunOptions(
         model=args.models[0] if len(args.models) == 1 else None,
         base_urls=base_urls,
@@ -151,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=args.out,
         resume=args.resume,
         cache=False if args.no_cache else (True if args.cache else None),
-        shard=args.shard,
+        shard=shards.resolve_shard(args.shard, os.environ),
         max_parallel_tool_calls=args.max_parallel_tool_calls,
         distractors=args.distractors,
         tool_cost=args.tool_cost or bool(args.distractors),
@@ -160,13 +197,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         engine_threads=args.threads,
         quiet=args.quiet,
         probe=args.probe,
+        access=access,
+        allow_unlisted=args.allow_unlisted,
     )
     from . import sweep
 
-    if len(args.models) > 1 or (args.resume is not None and sweep.is_sweep(args.resume)):
-        sweep_dir = args.resume if args.resume is not None else sweep.start(args.models, options)
-        sweep.finish(sweep_dir, sweep.run(sweep_dir, quiet=options.quiet))
-        return 0
+    members: list[str] | list[SweepMember] = sweep.members_of(config) if config else args.models
+    if len(members) > 1 or config or (args.resume is not None and sweep.is_sweep(args.resume)):
+        sweep_dir = args.resume if args.resume is not None else sweep.start(members, options, args.config)
+        run_dirs = sweep.run(sweep_dir, quiet=options.quiet, access=access)
+        sweep.finish(sweep_dir, run_dirs)
+        return _gates(args, run_dirs)
     run_dir = execute(options)
     closing: list[str] = []
     if options.report:
@@ -176,7 +217,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_summary(run_dir)
     if closing:  # the verdict per model and where the report is, last
         print("\n" + "\n".join(closing))
-    return 0
+    return _gates(args, [run_dir])
+
+
+def _gates(args: argparse.Namespace, run_dirs: list[Path]) -> int:
+    """--junit, then the CI gates: each failed one is a line on stderr, and the exit code 1."""
+    if args.junit is not None:
+        ci.write_junit(run_dirs, args.junit)
+    failed = [line for run_dir in run_dirs for line in ci.gate_failures(run_dir, args.max_error_rate, args.fail_under)]
+    for line in failed:
+        print(f"evalkit: {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_suites(args: argparse.Namespace) -> int:

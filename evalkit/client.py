@@ -54,10 +54,16 @@ _BYTES_SLACK = 64 * 1024
 class TransportError(Exception):
     """A failed request. `retryable`: worth another attempt; `retry_after`: the server's wish, in s."""
 
-    def __init__(self, message: str, retryable: bool, retry_after: float | None = None):
+    def __init__(self, message: str, retryable: bool, retry_after: float | None = None, status: int | None = None):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.status = status  # the HTTP status, when the server answered with an error one
+
+    @property
+    def refused_key(self) -> bool:
+        """The server refused evalkit's credentials (a missing or wrong API key)."""
+        return self.status in (401, 403)
 
 
 def reply_too_large(limit: int) -> TransportError:
@@ -229,7 +235,7 @@ def _body_message(body: Any) -> str | None:
 def _http_status_error(status: int, message: str, headers: Mapping[str, str]) -> TransportError:
     """An HTTP error status: retryable on 429 and 5xx, after the server's Retry-After on 429 and 503."""
     retry_after = retry_after_s(headers) if status in (429, 503) else None
-    return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after)
+    return TransportError(f"HTTP {status}: {message}", status == 429 or status >= 500, retry_after, status)
 
 
 async def _complete_once(
@@ -588,7 +594,8 @@ class ChatClient:
     imported then, not when evalkit starts).
     """
 
-    def __init__(self, base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100):
+    def __init__(self, base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100,
+                 headers: Mapping[str, str] | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout_s)
         self.connections = max(1, connections)
@@ -599,6 +606,7 @@ class ChatClient:
             "Accept": "application/json",
             "Accept-Encoding": "identity",
             "User-Agent": f"evalkit/{__version__}",
+            **(headers or {}),  # --header: a gateway's own (Authorization is the key's alone)
         }
         self._session: "aiohttp.ClientSession | None" = None
 
@@ -632,14 +640,17 @@ def load_http() -> None:
     import aiohttp  # noqa: F401
 
 
-def make_client(base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100) -> ChatClient:
-    return ChatClient(base_url, timeout_s, api_key, connections)
+def make_client(base_url: str, timeout_s: float, api_key: str | None = None, connections: int = 100,
+                headers: Mapping[str, str] | None = None) -> ChatClient:
+    return ChatClient(base_url, timeout_s, api_key, connections, headers)
 
 
-def make_openai_client(base_url: str, timeout_s: float, api_key: str | None = None) -> "openai.AsyncOpenAI":
+def make_openai_client(base_url: str, timeout_s: float, api_key: str | None = None,
+                       headers: Mapping[str, str] | None = None) -> "openai.AsyncOpenAI":
     """The openai client, for the probe (imported here: it takes about a second to import)."""
     import openai
 
     # Retries are ours (only for retryable failures); local servers accept any key. The timeout
     # is the longest gap between reads; `complete` adds the total deadline per request.
-    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "evalkit", timeout=timeout_s, max_retries=0)
+    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "evalkit", timeout=timeout_s, max_retries=0,
+                              default_headers=dict(headers or {}))

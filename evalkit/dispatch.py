@@ -10,8 +10,9 @@ import asyncio
 from typing import Callable
 
 from .agent import run_agent
+from .access import refusal
 from .client import TransportError, make_client
-from .errors import EvalkitError
+from .errors import EvalkitError, KeyRefused
 from .jobs import Endpoint, Job, RunContext, new_sample
 from .schema import Sample
 from .single import run_single
@@ -25,7 +26,7 @@ async def run_job(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
 
 def error_sample(job: Job, ctx: RunContext, endpoint: Endpoint, message: str) -> Sample:
     sample = new_sample(job, ctx, endpoint)
-    sample.error = message
+    sample.error = ctx.access.scrub(message)  # a server may echo the key it refused
     sample.failure_kind = "error"
     return sample
 
@@ -33,6 +34,11 @@ def error_sample(job: Job, ctx: RunContext, endpoint: Endpoint, message: str) ->
 def failed_inside(exc: BaseException) -> str:
     """The error of a sample evalkit itself failed on (not the server): the exception, in one line."""
     return f"evalkit failed on this sample: {type(exc).__name__}: {exc}"
+
+
+def key_refused(base_url: str, exc: TransportError, ctx: RunContext) -> KeyRefused:
+    """One line: which server refused, what it said (the key scrubbed out), and what to do."""
+    return KeyRefused(refusal(base_url, ctx.access.scrub(str(exc)), bool(ctx.access.api_key)))
 
 
 async def run_jobs(
@@ -49,11 +55,13 @@ async def run_jobs(
     remaining = len(jobs)
     done = asyncio.Event()
     fatal: list[BaseException] = []  # on_sample failed even for an error sample: the run cannot go on
+    answered = False  # some request got through: a later 401/403 is that sample's error, not the run's
     if remaining == 0:
         return
     for endpoint in endpoints:
         if endpoint.client is None:
-            endpoint.client = make_client(endpoint.base_url, ctx.settings.timeout_s, connections=endpoint.concurrency)
+            endpoint.client = make_client(endpoint.base_url, ctx.settings.timeout_s, ctx.access.api_key,
+                                          endpoint.concurrency, ctx.access.headers)
 
     def finish(job: Job, endpoint: Endpoint, sample: Sample) -> None:
         nonlocal remaining
@@ -74,6 +82,7 @@ async def run_jobs(
     stopping = False  # set when run_jobs is cancelled (Ctrl-C): take no further jobs
 
     async def worker(endpoint: Endpoint) -> None:
+        nonlocal answered
         while not done.is_set() and not stopping:
             if not endpoint.alive and any(e.alive for e in endpoints):
                 return
@@ -87,6 +96,10 @@ async def run_jobs(
             try:
                 sample = await run_job(job, endpoint, ctx)
             except TransportError as exc:
+                if exc.refused_key and not answered:
+                    fatal.append(key_refused(endpoint.base_url, exc, ctx))
+                    done.set()
+                    return
                 tried = tried | {endpoint.base_url}
                 if exc.retryable:
                     endpoint.failures += 1
@@ -109,6 +122,7 @@ async def run_jobs(
                 sample = error_sample(job, ctx, endpoint, failed_inside(exc))
             else:
                 endpoint.failures = 0
+                answered = True
             finish(job, endpoint, sample)
 
     workers = [asyncio.create_task(worker(e)) for e in endpoints for _ in range(max(1, e.concurrency))]

@@ -14,6 +14,11 @@ class SuiteError(EvalkitError):
         super().__init__(f"{where}: field {field!r}: {problem}")
 
 
+class KeyRefused(EvalkitError):
+    """The server refused the first request's credentials (HTTP 401/403): the run stops before it
+    measures anything, rather than record every sample as the same error."""
+
+
 class Interrupted(KeyboardInterrupt):
     """A run stopped by a signal (SIGINT, SIGTERM) after saving what it had; exit 128 + signum."""
 

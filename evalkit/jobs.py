@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .access import Access
 from .cache import ResponseCache
 from .client import ChatClient, Completion, complete
 from .distractors import with_distractors
@@ -60,6 +61,11 @@ class RunContext:
     # The MCP servers of agent cases, started when first needed; dispatch.run_jobs stops them.
     toolboxes: Toolboxes = field(default_factory=Toolboxes)
     tool_cost: bool = False  # measure each sample's tool_tokens against a tools-free request
+    # The key and extra headers every request carries (never written anywhere).
+    access: Access = field(default_factory=Access)
+    # What the server said it serves (identity.served_identity): part of every cache key, so a
+    # restarted server with another template or quantization never answers from old replies.
+    served: dict[str, Any] | None = None
     _tools_free: dict[str, asyncio.Task[int | None]] = field(default_factory=dict, repr=False, init=False)
 
 
@@ -118,6 +124,8 @@ def request_params(ctx: RunContext, fmt: ToolFormat, messages: list[dict[str, An
     params["max_tokens"] = ctx.settings.max_tokens
     if ctx.settings.seed is not None:
         params["seed"] = ctx.settings.seed
+    if ctx.settings.extra_body:  # --extra-body / a config option's extra_body: the user's last word
+        params.update(ctx.settings.extra_body)
     return params
 
 
@@ -135,7 +143,8 @@ async def fetch(
     cache = ctx.cache
     key = None
     if cache is not None:
-        key = cache.key(endpoint.identity or endpoint.base_url, ctx.model, params, settings.stream, repeat, fmt)
+        key = cache.key(endpoint.identity or endpoint.base_url, ctx.model, params, settings.stream, repeat, fmt,
+                        served=ctx.served, headers=ctx.access.headers_digest())
         hit = cache.get(key)
         if hit is not None:
             try:

@@ -315,7 +315,12 @@ def print_summary(run_dir: Path) -> None:
     note = cache_note(results)
     if note:
         print(note)
-    for line in server_lost_lines(results.aggregates, own_family(read_header(run_dir))):
+    header = read_header(run_dir)
+    if header.cache_identity == "untied":
+        print(f"response cache: {header.base_url} tells nothing of what it serves (no model file, quantization, "
+              "template or build), so the cache could not be tied to a server identity, only to its URL and "
+              "model name; after changing what it serves, run with --no-cache")
+    for line in server_lost_lines(results.aggregates, own_family(header)):
         print(f"\n{line}")
     print(f"\nrun directory: {run_dir}")
 

@@ -299,6 +299,11 @@ class Settings(BaseModel):
     max_arg_depth: int = limits.MAX_ARG_DEPTH
     max_int_bits: int = limits.MAX_INT_BITS
     max_alias_nodes: int = limits.MAX_ALIAS_NODES
+    # Merged into every chat request (--extra-body, a config option's extra_body): e.g. Qwen3's
+    # chat_template_kwargs or vLLM's top_k. Part of the settings, so shards that differ never merge.
+    extra_body: dict[str, Any] | None = None
+    # The names of the extra HTTP headers sent (--header); their values are never written.
+    header_names: list[str] | None = None
 
 
 class ModelFacts(BaseModel):
@@ -314,6 +319,7 @@ class ModelFacts(BaseModel):
     size_bytes: int | None = None
     architecture: str | None = None
     file: str | None = None
+    digest: str | None = None  # the weights' digest (Ollama /api/ps)
     vram_bytes: int | None = None  # how much of it sits in GPU memory (Ollama /api/ps size_vram)
 
 
@@ -371,11 +377,40 @@ class Header(BaseModel):
     machine: Machine | None = None
     distractors: list[int] | None = None  # --distractors: each case runs once per count
     tool_cost: bool | None = None  # tool_tokens measured (a tools-free request per distinct prompt)
+    api_key_sent: bool | None = None  # requests carried an API key (never the key itself)
+    # What the server said it serves (identity.served_identity), the cache's tie to it, and
+    # whether that tie pins more than a name ("tied") or not ("untied"); None: no cache used.
+    served_identity: dict[str, Any] | None = None
+    cache_identity: Literal["tied", "untied"] | None = None
 
 
 class SweepMember(BaseModel):
     model: str  # as the user typed it after --model
     run_dir: str | None = None  # its run directory, relative to the sweep directory; None until it starts
+    # From its `--config` option (None: the sweep's own); header values are read from the config
+    # file again on --resume, never kept here.
+    option: int | None = None  # its index in the config's `options`
+    base_url: str | None = None
+    api_key_env: str | None = None
+    extra_body: dict[str, Any] | None = None
+    formats: list[str] | None = None
+
+
+class ConfigOption(Strict):
+    """One entry of `evalkit run --config FILE.yaml`: a model, where it is served, how to ask it."""
+
+    model: str = Field(min_length=1)
+    base_url: str | None = None  # default: the command line's --base-url, else discovery
+    api_key_env: str | None = None  # the environment variable holding its key (never the key itself)
+    extra_body: dict[str, Any] | None = None  # merged into every chat request, after --extra-body
+    headers: dict[str, str] | None = None  # sent with every chat request, after --header
+    formats: list[str] | None = None  # default: the command line's --format
+
+
+class RunConfig(Strict):
+    """`evalkit run --config FILE.yaml`: the options a sweep compares (as promptfoo lists providers)."""
+
+    options: list[ConfigOption] = Field(min_length=1)
 
 
 class Sweep(BaseModel):
@@ -400,6 +435,8 @@ class Sweep(BaseModel):
     distractors: list[int] = Field(default_factory=list)  # --distractors, for every member
     tool_cost: bool = False
     probe: bool = False  # --probe: each member probes its server first (probe.json in its run directory)
+    config: str | None = None  # --config: the file its members came from (their headers are read from it)
+    allow_unlisted: bool = False
     engine_ctx: int = 4096
     engine_threads: int | None = None
     report: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import sys
 import tempfile
@@ -13,12 +14,14 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
 
 from . import __version__
+from .access import Access, refusal
 from .cache import ResponseCache
 from .dispatch import run_jobs
-from .engine.discover import check_base_url, check_server, resolve, unserved_warning
+from .engine.discover import best_match, check_base_url, check_server, resolve, unserved_warning
 from .engine.machine import describe_machine
-from .errors import EvalkitError, Interrupted
+from .errors import EvalkitError, Interrupted, KeyRefused
 from .formats import get_format
+from .identity import describe, is_tied, served_identity
 from .jobs import Endpoint, RunContext, done_keys, plan
 from .progress import Progress
 from .rundir import (
@@ -56,6 +59,8 @@ class RunOptions:
     on_run_dir: Callable[[Path], None] | None = None  # told the new run directory before any sample (sweeps)
     resume_hint: Path | None = None  # what `--resume` finishes after Ctrl-C (a sweep's directory)
     run_dir: Path | None = None  # where the run is written: out/<run_id>, or the --resume directory itself
+    access: Access = field(default_factory=Access)  # the key and extra headers (kept in memory only)
+    allow_unlisted: bool = False  # run a --model the server does not list (servers that list nothing)
 
 
 def load_suites(names: list[str]) -> list[LoadedSuite]:
@@ -70,14 +75,21 @@ def load_suites(names: list[str]) -> list[LoadedSuite]:
 def execute(options: RunOptions) -> Path:
     """Run and return the run directory. Ctrl-C leaves a valid partial run that --resume completes."""
     check_options(options)
-    with ExitStack() as stack:
-        if options.resume:
-            header, suites, endpoints = _resume_setup(options, stack)
-        else:
-            header, suites, endpoints = _fresh_setup(options, stack)
-        if options.probe:
-            _probe(options, header, endpoints[0])
-        return _run(options, header, suites, endpoints)
+    try:
+        with ExitStack() as stack:
+            if options.resume:
+                header, suites, endpoints = _resume_setup(options, stack)
+            else:
+                header, suites, endpoints = _fresh_setup(options, stack)
+            if options.probe:
+                _probe(options, header, endpoints[0])
+            return _run(options, header, suites, endpoints)
+    except KeyRefused:
+        # Nothing was measured: a fresh run leaves no directory of error samples behind.
+        fresh = options.resume is None and options.run_dir is not None
+        if fresh and next(read_samples(options.run_dir), None) is None:  # type: ignore[arg-type]
+            shutil.rmtree(options.run_dir, ignore_errors=True)  # type: ignore[arg-type]
+        raise
 
 
 def check_options(options: RunOptions) -> None:
@@ -138,16 +150,17 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         get_format(fmt)  # fail early on a typo
     base_urls, model_id, backend, requested = _resolve_target(options, stack)
     for url in base_urls:
-        check_server(url)
+        check_server(url, options.access.api_key)
     settings = options.settings
-    serving = _serving(base_urls[0], model_id)
+    settings.header_names = options.access.header_names()
+    serving = serving_facts(base_urls[0], model_id, options.access.api_key)
     if not options.concurrency_given and backend != "embedded" and serving.slots:
         # As many requests in flight as the server has slots: busy without queueing (capped, so a
         # single local GPU is never flooded).
         settings.concurrency = min(serving.slots, 16)
     served = serving.served if "GET /v1/models" not in serving.errors else None
-    if options.base_urls and options.model:  # a name the user typed, passed through unchecked
-        _warn_unserved(options.model, base_urls[0], served)
+    if options.base_urls and options.model:  # a name the user typed: is it what the server serves?
+        _check_listed(options, base_urls[0], served, serving)
     run_id = new_run_id(model_id)
     header = Header(
         evalkit_version=__version__,
@@ -173,6 +186,8 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         sample=options.sample,
         distractors=list(dict.fromkeys(options.distractors)) or None,
         tool_cost=options.tool_cost or None,
+        api_key_sent=bool(options.access.api_key) or None,
+        served_identity=_identity(backend, serving),
     )
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -190,7 +205,8 @@ def _resolve_target(options: RunOptions, stack: ExitStack) -> tuple[list[str], s
         if not options.model:
             raise EvalkitError("--model is required with several --base-url")
         return options.base_urls, options.model, "openai-compatible", options.model
-    resolved = resolve(options.model, options.base_urls[0] if options.base_urls else None)
+    resolved = resolve(options.model, options.base_urls[0] if options.base_urls else None,
+                       api_key=options.access.api_key)
     if resolved.bundled:
         return [_start_engine(options, stack, resolved.requested)], resolved.requested, "embedded", options.model
     if resolved.requested and resolved.model_id != resolved.requested:
@@ -217,7 +233,8 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
         return header, suites, [_start_engine(options, stack, header.model)]
     base_urls = options.base_urls or header.base_urls or [header.base_url]
     for url in base_urls:  # a dead server fails fast, as on a fresh run, not as a run of error samples
-        check_server(url)
+        check_server(url, options.access.api_key)
+    _check_same_server(options, header, base_urls[0])
     return header, suites, base_urls
 
 
@@ -248,10 +265,17 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
     jobs = [job for job in jobs if job.key() not in already]
 
     cache = _open_cache(options, settings)
+    if cache is not None and header.cache_identity is None:
+        header.cache_identity = "tied" if is_tied(header.served_identity) else "untied"
+        write_model(run_dir / HEADER, header)
     ctx = RunContext(
         model=header.model, settings=settings, cache=cache, max_parallel_tool_calls=options.max_parallel_tool_calls,
         own_family=own_family(header),
         tool_cost=bool(header.tool_cost),
+        access=options.access,
+        # Only an identity that pins what answers goes into the cache key; without one the key is
+        # made as before (the summary says the cache could not be tied to an identity).
+        served=header.served_identity if header.cache_identity == "tied" else None,
     )
     per_endpoint = max(1, settings.concurrency)
     identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None
@@ -280,29 +304,70 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
               f"`evalkit run --resume {options.resume_hint or run_dir}`",
               file=sys.stderr)
         raise Interrupted(stop.signum)
-    _complete_serving(run_dir, header, base_urls[0])
+    _complete_serving(run_dir, header, base_urls[0], options.access.api_key)
     return run_dir
 
 
 # ---------------------------------------------------------------- the server's identity and probe
 
 
-def _serving(base_url: str, model_id: str) -> ServerFacts:
+def serving_facts(base_url: str, model_id: str, api_key: str | None = None) -> ServerFacts:
     """What the server tells of itself and its model. The user named this server (or evalkit
     found it on loopback), so it is asked wherever it is; never fatal."""
     from .engine.facts import server_facts
 
-    return ServerFacts.model_validate(server_facts(base_url, model_id, any_host=True))
+    return ServerFacts.model_validate(server_facts(base_url, model_id, any_host=True, api_key=api_key))
 
 
-def _warn_unserved(model: str, base_url: str, served: list[str] | None) -> None:
-    # Always shown, --quiet or not: every result of the run will carry this label.
-    line = unserved_warning(model, base_url, served or [])
-    if line:
-        print(f"evalkit: {line}", file=sys.stderr)
+def _identity(backend: str, serving: ServerFacts) -> dict[str, Any]:
+    identity = served_identity(serving)
+    if backend == "embedded":  # its port changes every run; its version is part of what answers
+        identity["engine"] = f"xllamacpp {_engine_version()}"
+    return identity
 
 
-def _complete_serving(run_dir: Path, header: Header, base_url: str) -> None:
+def _check_listed(options: RunOptions, base_url: str, served: list[str] | None, serving: ServerFacts) -> None:
+    """A --model the server does not list is refused (one line naming what it serves), unless
+    --allow-unlisted: then a warning, as every result will carry that label."""
+    model = options.model
+    assert model is not None
+    if served and model in served:
+        return
+    if options.allow_unlisted:
+        line = unserved_warning(model, base_url, served or [])
+        if line:  # always shown, --quiet or not
+            print(f"evalkit: {line}", file=sys.stderr)
+        return
+    if served is None:
+        why = serving.errors.get("GET /v1/models", "no answer")
+        if why in ("HTTP 401", "HTTP 403"):
+            raise KeyRefused(refusal(base_url, f"GET /v1/models: {why}", bool(options.access.api_key)))
+        raise EvalkitError(f"{base_url} did not list its models (GET /v1/models: {why}); pass --allow-unlisted "
+                           f"to run --model {model!r} anyway")
+    if not served:
+        raise EvalkitError(f"{base_url} lists no models; pass --allow-unlisted to run --model {model!r} anyway")
+    close = best_match(model, served)
+    hint = f"did you mean {close[0]!r}? " if close else "pass one of those "
+    listed = ", ".join(served[:8]) + (f" (+{len(served) - 8} more)" if len(served) > 8 else "")
+    raise EvalkitError(f"--model {model!r} is not served by {base_url}, which serves {listed}; {hint}"
+                       "(--allow-unlisted runs it anyway, for a server that answers names it does not list)")
+
+
+def _check_same_server(options: RunOptions, header: Header, base_url: str) -> None:
+    """A resumed run asks the server again: other headers, or another identity (a restarted server
+    with another template or quantization), would mix two measurements in one run."""
+    if options.access.header_names() != header.settings.header_names:
+        raise EvalkitError(f"{options.run_dir}: the run sent the headers {header.settings.header_names or []}; "
+                           f"pass the same --header options to resume it")
+    if header.served_identity is None or header.backend == "embedded":
+        return
+    now = served_identity(serving_facts(base_url, header.model, options.access.api_key))
+    if is_tied(header.served_identity) and now != header.served_identity:
+        raise EvalkitError(f"{base_url} now serves {describe(now)}, not what the run started with "
+                           f"({describe(header.served_identity)}); start a new run")
+
+
+def _complete_serving(run_dir: Path, header: Header, base_url: str, api_key: str | None) -> None:
     """llama.cpp shows the tool-call format it detected from the template only once a request
     with tools has run: ask again now that samples have, and keep it in the header."""
     from .engine.facts import tool_call_format
@@ -310,7 +375,7 @@ def _complete_serving(run_dir: Path, header: Header, base_url: str) -> None:
     serving = header.serving
     if serving is None or serving.kind != "llama.cpp" or serving.tool_call_format:
         return
-    detected = tool_call_format(base_url)
+    detected = tool_call_format(base_url, api_key)
     if detected:
         serving.tool_call_format = detected
         write_model(run_dir / HEADER, header)
@@ -326,7 +391,8 @@ def _probe(options: RunOptions, header: Header, base_url: str) -> None:
     result = read_probe(run_dir)
     if result is None:
         _say(options, f"probing {base_url} before the run (about 7 requests)...")
-        result = run_probe(base_url, header.model, timeout_s=header.settings.timeout_s)
+        result = run_probe(base_url, header.model, timeout_s=header.settings.timeout_s,
+                           api_key=options.access.api_key, headers=options.access.headers)
         write_model(run_dir / PROBE, result)
     counts = result.summary()
     failed = ", ".join(c.name for c in result.failed)

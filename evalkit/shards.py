@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Mapping, Sequence, TypeVar
 
 from .errors import EvalkitError
 from .rundir import HEADER, SampleLog, finalize, latest_samples, new_run_id, print_summary, read_header, write_model
@@ -24,6 +24,39 @@ def parse_shard(shard: str | None) -> tuple[int, int] | None:
     if not 1 <= index <= total:
         raise EvalkitError(f"--shard {shard!r}: i must be between 1 and n")
     return index, total
+
+
+# Where `--shard auto` reads its place: (index variable, its first value, count variables).
+# Kubernetes Indexed Job: JOB_COMPLETION_INDEX counts from 0; the Job does not tell its
+# completions, so the count comes from `--shard auto/N` or EVALKIT_SHARD_COUNT. Slurm job array:
+# SLURM_ARRAY_TASK_ID counts from the array's first index (SLURM_ARRAY_TASK_MIN, e.g. --array=1-4).
+SHARD_COUNT_VARIABLE = "EVALKIT_SHARD_COUNT"
+SCHEDULERS = (
+    ("JOB_COMPLETION_INDEX", None, (SHARD_COUNT_VARIABLE,)),
+    ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", ("SLURM_ARRAY_TASK_COUNT", SHARD_COUNT_VARIABLE)),
+)
+
+
+def resolve_shard(shard: str | None, environ: Mapping[str, str]) -> str | None:
+    """`--shard auto` or `auto/N` as `i/n` from the scheduler's variables; anything else as given."""
+    if not shard or not shard.startswith("auto"):
+        return shard
+    _, _, given = shard.partition("/")
+    for index_var, first_var, count_vars in SCHEDULERS:
+        if index_var not in environ:
+            continue
+        count_text = given or next((environ[v] for v in count_vars if environ.get(v)), "")
+        try:
+            index = int(environ[index_var]) - int(environ.get(first_var or "", "0") or 0) + 1
+            total = int(count_text)
+        except ValueError:
+            raise EvalkitError(f"--shard {shard}: ${index_var}={environ[index_var]!r} with count {count_text!r} is "
+                               f"not a shard; set the count with --shard auto/N or ${SHARD_COUNT_VARIABLE}") from None
+        resolved = f"{index}/{total}"
+        parse_shard(resolved)  # an index past the count is one line, as for --shard i/n
+        return resolved
+    raise EvalkitError(f"--shard {shard}: neither $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) nor "
+                       "$SLURM_ARRAY_TASK_ID (a Slurm job array) is set; pass --shard i/n")
 
 
 def shard_of(jobs: Sequence[T], shard: str | None) -> list[T]:

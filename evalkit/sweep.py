@@ -26,9 +26,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from . import __version__
+from .access import Access, key_from_environment
 from .errors import EvalkitError
 from .rundir import HEADER, now_iso, print_summary, write_model
-from .schema import Sweep, SweepMember
+from .schema import RunConfig, Sweep, SweepMember
 from .session import RunOptions, check_options, execute
 
 SWEEP = "sweep.json"
@@ -46,23 +47,39 @@ def read_sweep(sweep_dir: Path) -> Sweep:
         raise EvalkitError(f"{path}: not a valid sweep file ({exc.errors()[0]['msg']})") from None
 
 
-def start(models: list[str], options: RunOptions) -> Path:
-    """Create the sweep directory and its sweep.json; nothing runs yet."""
+def members_of(config: RunConfig) -> list[SweepMember]:
+    """A config file's options as sweep members (their headers stay in the config file)."""
+    return [
+        SweepMember(model=o.model, option=i, base_url=o.base_url, api_key_env=o.api_key_env,
+                    extra_body=o.extra_body, formats=o.formats)
+        for i, o in enumerate(config.options)
+    ]
+
+
+def start(models: list[str] | list[SweepMember], options: RunOptions, config: Path | None = None) -> Path:
+    """Create the sweep directory and its sweep.json; nothing runs yet. `models`: names given
+    with --model, or the members of `config`."""
+    members = [m if isinstance(m, SweepMember) else SweepMember(model=m) for m in models]
     check_options(options)  # before the sweep directory exists: a bad --out or --base-url leaves nothing
     if options.shard:
         # Members run one after another on this machine; a shard of a sweep would have nothing to merge with.
         raise EvalkitError("--shard splits one model's run; shard each model's run on its own "
                            "(evalkit run --model M --shard i/n)")
-    duplicates = sorted({m for m in models if models.count(m) > 1})
+    named = [(m.model, m.base_url) for m in members]
+    duplicates = sorted({m for m, url in named if named.count((m, url)) > 1})
     if duplicates:
         raise EvalkitError(f"--model {duplicates[0]} is given twice; a sweep runs each model once")
+    sweep_shape = Sweep(evalkit_version=__version__, sweep_id="", started_at="", members=members,
+                        base_urls=list(options.base_urls), formats=list(options.formats), settings=options.settings,
+                        config=str(config) if config else None)
+    _check_distinct_weights(sweep_shape, options)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     sweep_id = f"sweep-{stamp}-{secrets.token_hex(2)}"
     sweep_dir = options.out / sweep_id
     sweep_dir.mkdir(parents=True, exist_ok=False)
     sweep = Sweep(
         evalkit_version=__version__, sweep_id=sweep_id, started_at=now_iso(),
-        members=[SweepMember(model=m) for m in models],
+        members=members, config=str(config.resolve()) if config else None, allow_unlisted=options.allow_unlisted,
         base_urls=list(options.base_urls), suites=list(options.suites), formats=list(options.formats),
         tags=list(options.tags), limit=options.limit, sample=options.sample, settings=options.settings,
         concurrency_given=options.concurrency_given, cache=options.cache,
@@ -74,27 +91,76 @@ def start(models: list[str], options: RunOptions) -> Path:
     return sweep_dir
 
 
-def member_options(sweep: Sweep, sweep_dir: Path, member: SweepMember, quiet: bool) -> RunOptions:
-    """The run options of one member: the sweep's, for its model, writing inside the sweep directory."""
+def member_options(sweep: Sweep, sweep_dir: Path, member: SweepMember, quiet: bool,
+                   access: Access | None = None) -> RunOptions:
+    """The run options of one member: the sweep's, for its model, writing inside the sweep directory;
+    a config option's endpoint, key, extra body, headers and formats over the sweep's own."""
+    settings = sweep.settings.model_copy(deep=True)  # `execute` may set the concurrency per server
+    if member.extra_body:
+        settings.extra_body = {**(settings.extra_body or {}), **member.extra_body}
     return RunOptions(
-        model=member.model, base_urls=list(sweep.base_urls), suites=list(sweep.suites), formats=list(sweep.formats),
-        tags=list(sweep.tags), limit=sweep.limit, sample=sweep.sample,
-        settings=sweep.settings.model_copy(deep=True),  # `execute` may set the concurrency per server
+        model=member.model, base_urls=[member.base_url] if member.base_url else list(sweep.base_urls),
+        suites=list(sweep.suites), formats=list(member.formats or sweep.formats),
+        tags=list(sweep.tags), limit=sweep.limit, sample=sweep.sample, settings=settings,
         concurrency_given=sweep.concurrency_given, out=sweep_dir, cache=sweep.cache,
         max_parallel_tool_calls=sweep.max_parallel_tool_calls, distractors=list(sweep.distractors),
         tool_cost=sweep.tool_cost, probe=sweep.probe, report=sweep.report,
         engine_ctx=sweep.engine_ctx, engine_threads=sweep.engine_threads, quiet=quiet, resume_hint=sweep_dir,
+        access=member_access(sweep, member, access or Access()), allow_unlisted=sweep.allow_unlisted,
     )
 
 
-def run(sweep_dir: Path, quiet: bool = False) -> list[Path]:
+def member_access(sweep: Sweep, member: SweepMember, access: Access) -> Access:
+    """The command line's key and headers, with the member's config option over them: its key's
+    variable, and its headers (read from the config file, which alone holds their values)."""
+    key = key_from_environment(member.api_key_env) if member.api_key_env else access.api_key
+    headers = dict(access.headers)
+    config = sweep.config
+    if member.option is not None and config:
+        from .runconfig import read_config
+
+        options = read_config(Path(config)).options
+        if member.option >= len(options) or options[member.option].model != member.model:
+            raise EvalkitError(f"{config}: changed since the sweep started (option #{member.option + 1} is no "
+                               f"longer {member.model!r}); start a new sweep")
+        headers.update(options[member.option].headers or {})
+    return Access(api_key=key, headers=headers)
+
+
+def _check_distinct_weights(sweep: Sweep, options: RunOptions) -> None:
+    """Two members that resolve to the same served weights compare a model with itself (llama.cpp
+    answers every name with its one model): refused in one line, before anything runs."""
+    from .engine.discover import normalise_base_url, resolve
+    from .identity import describe, served_identity, weights_of
+    from .session import serving_facts
+
+    seen: dict[tuple, str] = {}
+    for member in sweep.members:
+        member_opts = member_options(sweep, Path("."), member, quiet=True, access=options.access)
+        urls = member_opts.base_urls
+        if len(urls) != 1:
+            continue  # several endpoints share one model's work; a bundled model has its own file
+        try:
+            resolved = resolve(member.model, urls[0], api_key=member_opts.access.api_key)
+        except EvalkitError:
+            continue  # the member's own run says what is wrong with it
+        url = normalise_base_url(urls[0])
+        identity = served_identity(serving_facts(url, resolved.model_id, member_opts.access.api_key))
+        weights = weights_of(identity, url)
+        if weights in seen:
+            raise EvalkitError(f"--model {seen[weights]!r} and --model {member.model!r} resolve to the same served "
+                               f"weights on {url} ({describe(identity)}); a sweep would compare a model with itself")
+        seen[weights] = member.model
+
+
+def run(sweep_dir: Path, quiet: bool = False, access: Access | None = None) -> list[Path]:
     """Run (or finish) every member in order, each with its report; returns their run directories."""
     sweep_dir = Path(sweep_dir)
     sweep = read_sweep(sweep_dir)
     run_dirs: list[Path] = []
     for number, member in enumerate(sweep.members, 1):
         _say(quiet, f"sweep {sweep.sweep_id}: model {number} of {len(sweep.members)}: {member.model}")
-        options = member_options(sweep, sweep_dir, member, quiet)
+        options = member_options(sweep, sweep_dir, member, quiet, access)
         if member.run_dir and (sweep_dir / member.run_dir / HEADER).is_file():
             options = replace(options, resume=sweep_dir / member.run_dir)
         else:

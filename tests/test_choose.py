@@ -71,7 +71,8 @@ def suite(tmp_path) -> Path:
 
 
 def run_args(base_url: str, suite: Path, out: Path, *models: str) -> list[str]:
-    argv = ["run", "--base-url", base_url, "--suite", str(suite), "--format", "native", "--out", str(out), "--quiet"]
+    argv = ["run", "--base-url", base_url, "--suite", str(suite), "--format", "native", "--out", str(out), "--quiet",
+            "--allow-unlisted"]
     for model in models:
         argv += ["--model", model]
     return argv
@@ -93,7 +94,7 @@ def test_sweep_writes_a_run_per_model_and_a_comparison_and_breaks_the_tie_by_lat
     # slow is one case better than fast (12/12 vs 11/12): within the noise, so a tie; neither calls
     # an unoffered tool and both get the no-call cases right, so latency p95 decides: fast.
     responder = models_responder(wrong={"fast": {3}}, delay={"slow": 0.25})
-    with ScriptedServer(responder=responder) as server:
+    with ScriptedServer(responder=responder, models=["slow", "fast"]) as server:
         assert main(run_args(server.base_url, suite, tmp_path / "runs", "slow", "fast") + ["--no-cache"]) == 0
     out = capsys.readouterr().out
     (sweep_dir,) = (tmp_path / "runs").iterdir()
@@ -137,7 +138,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(suite, tmp_path):
     calls: dict[str, int] = {}
     responder = models_responder(delay={"second": 0.4}, calls=calls)
     out = tmp_path / "runs"
-    with ScriptedServer(responder=responder) as server:
+    with ScriptedServer(responder=responder, models=["first", "second", "third"]) as server:
         argv = [exe, *run_args(server.base_url, suite, out, "first", "second", "third"), "--concurrency", "1",
                 "--no-cache"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -357,7 +358,8 @@ def test_clarify_over_the_wire_scores_invented_arguments_and_asking(tmp_path, ca
                              "the date, what time, and the amount? 请问订单号、城市、邮箱、账号、哪天、几点、金额？")
 
     with ScriptedServer(responder=model) as server:
-        assert main(["run", "--base-url", server.base_url, "--model", "m", "--suite", "clarify", "--format", "native",
+        assert main(["run", "--base-url", server.base_url, "--model", "m", "--allow-unlisted", "--suite", "clarify",
+                     "--format", "native",
                      "--out", str(tmp_path / "runs"), "--quiet", "--no-cache"]) == 0
     (run_dir,) = run_dirs_of(tmp_path / "runs")
     samples = {s["case_id"]: s for s in map(json.loads, (run_dir / "samples.jsonl").read_text().splitlines())}

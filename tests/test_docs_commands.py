@@ -75,7 +75,10 @@ def answer(request):
 
 @pytest.fixture(scope="module")
 def server():
-    with ScriptedServer(model_id="scripted-model", responder=answer) as srv:
+    """Serves (lists) every model the runnable blocks name, as the user's server would."""
+    names = sorted({name for b in ALL if b.lang in SHELL and not b.skipped
+                    for name in re.findall(r"--model[ =](\S+)", b.code)})
+    with ScriptedServer(model_id="scripted-model", models=names, responder=answer) as srv:
         yield srv
 
 

@@ -40,7 +40,7 @@ flaky.count = 0
 def runs(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("frames")
     suite = write_suite(out / "suites", TINY_CASES)
-    with ScriptedServer(model_id="scripted-model", responder=flaky) as server:
+    with ScriptedServer(model_id="m", responder=flaky) as server:
         code = main(["run", "--base-url", server.base_url, "--model", "m", "--suite", str(suite), "--out",
                      str(out / "runs"), "--no-report", "--no-cache", "--quiet", "--format", "native",
                      "--repeats", "2", "--concurrency", "1"])

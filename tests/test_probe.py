@@ -282,7 +282,7 @@ def test_facts_of_llamacpp():
         "id": "qwen2.5-coder-0.5b", "quantization": "Q4_K - Medium", "context_length": 2048,
         "context_length_train": 32768, "parameter_count": 630167424, "parameter_label": None,
         "size_bytes": 485452288, "architecture": None, "file": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        "vram_bytes": None}
+        "digest": None, "vram_bytes": None}
     assert facts["asked"] == ["GET /v1/models", "GET /props", "GET /slots"] and facts["errors"] == {}
 
 

@@ -51,7 +51,7 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def evalkit_run(base_url: str, suite: Path, out: Path, *extra: str, formats=("native", "default")) -> int:
-    argv = ["run", "--base-url", base_url, "--model", "m", "--suite", str(suite), "--out", str(out),
+    argv = ["run", "--base-url", base_url, "--model", "m", "--allow-unlisted", "--suite", str(suite), "--out", str(out),
             "--no-report", "--no-cache", "--quiet"]
     for fmt in formats:
         argv += ["--format", fmt]
@@ -219,7 +219,7 @@ def test_slow_server_gives_error_samples(server, tiny_suite, tmp_path):
     server.set_responder(Reply(content="late", delay_s=2.0))
     out = tmp_path / "runs"
     assert evalkit_run(server.base_url, tiny_suite, out, "--timeout", "0.3", "--retries", "0",
-                       formats=("native",)) == 0
+                       formats=("native",)) == 1  # errors: exit 1
     run_dir = only_run_dir(out)
     samples = read_lines(run_dir / "samples.jsonl")
     assert len(samples) == 3
@@ -233,7 +233,8 @@ def test_slow_server_gives_error_samples(server, tiny_suite, tmp_path):
 def test_garbage_body_gives_error_samples(server, tiny_suite, tmp_path, body):
     server.set_responder(Reply(raw_body=body, content_type="application/json"))
     out = tmp_path / "runs"
-    assert evalkit_run(server.base_url, tiny_suite, out, "--no-stream", "--retries", "0", formats=("native",)) == 0
+    # error samples over --max-error-rate: exit 1
+    assert evalkit_run(server.base_url, tiny_suite, out, "--no-stream", "--retries", "0", formats=("native",)) == 1
     run_dir = only_run_dir(out)
     samples = read_lines(run_dir / "samples.jsonl")
     assert len(samples) == 3 and all(s["error"] for s in samples)
@@ -248,7 +249,7 @@ def test_some_errors_some_answers(server, tiny_suite, tmp_path):
 
     server.set_responder(responder)
     out = tmp_path / "runs"
-    assert evalkit_run(server.base_url, tiny_suite, out, "--retries", "0", formats=("native",)) == 0
+    assert evalkit_run(server.base_url, tiny_suite, out, "--retries", "0", formats=("native",)) == 1  # errors: exit 1
     agg = overall(json.loads((only_run_dir(out) / "results.json").read_text()), "native")
     assert (agg["n"], agg["errors"], agg["call_accuracy"], agg["no_call_accuracy"]) == (2, 1, 1.0, None)
 
@@ -273,7 +274,8 @@ def test_interrupted_run_is_valid_and_resume_finishes_it(tmp_path, capsys):
     with ScriptedServer(model_id="scripted-model", responder=responder) as srv:
         env = {**os.environ, "EVALKIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            [exe, "run", "--base-url", srv.base_url, "--model", "m", "--suite", str(suite), "--format", "native",
+            [exe, "run", "--base-url", srv.base_url, "--model", "m", "--allow-unlisted", "--suite", str(suite),
+             "--format", "native",
              "--concurrency", "1", "--out", str(out), "--no-report", "--no-cache"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
@@ -382,7 +384,7 @@ def test_resume_of_a_finished_run_asks_nothing(tiny_server, tiny_suite, tmp_path
 def test_resume_redoes_error_samples(server, tiny_suite, tmp_path):
     server.set_responder(Reply(status=500))
     out = tmp_path / "runs"
-    assert evalkit_run(server.base_url, tiny_suite, out, "--retries", "0", formats=("native",)) == 0
+    assert evalkit_run(server.base_url, tiny_suite, out, "--retries", "0", formats=("native",)) == 1  # errors: exit 1
     run_dir = only_run_dir(out)
     server.set_responder(tiny_responder)
     server.reset()

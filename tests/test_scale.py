@@ -15,7 +15,8 @@ HELLO = Reply(tool_calls=[{"name": "say_hello", "arguments": {"name": "Bob the B
 
 
 def run(*args: str) -> int:
-    return main(["run", "--model", "m", "--suite", str(SUITE), "--format", "native", "--quiet", *args])
+    return main(["run", "--model", "m", "--allow-unlisted", "--suite", str(SUITE), "--format", "native", "--quiet",
+                 *args])
 
 
 def only_run(out: Path) -> Path:
@@ -64,8 +65,8 @@ def test_shards_merge_into_the_whole_run(tmp_path):
 def test_merge_refuses_shards_of_different_runs(tmp_path, capsys):
     with ScriptedServer(responder=HELLO) as server:
         assert run("--base-url", server.base_url, "--shard", "1/2", "--no-cache", "--out", str(tmp_path / "a")) == 0
-        assert main(["run", "--model", "other", "--base-url", server.base_url, "--suite", str(SUITE), "--quiet",
-                     "--shard", "2/2", "--no-cache", "--out", str(tmp_path / "b")]) == 0
+        assert main(["run", "--model", "other", "--allow-unlisted", "--base-url", server.base_url,
+                     "--suite", str(SUITE), "--quiet", "--shard", "2/2", "--no-cache", "--out", str(tmp_path / "b")]) == 0
     code = main(["merge", str(only_run(tmp_path / "a")), str(only_run(tmp_path / "b")), "--out", str(tmp_path)])
     assert code == 2 and "model differs" in capsys.readouterr().err
 

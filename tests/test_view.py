@@ -39,7 +39,7 @@ def runs(tmp_path_factory) -> Path:
     """Two runs (models m1 and m2) of the tiny suite, two formats each, in one folder."""
     out = tmp_path_factory.mktemp("view")
     suite = write_suite(out / "suites", TINY_CASES)
-    with ScriptedServer(model_id="scripted-model", responder=half_right) as server:
+    with ScriptedServer(model_id="m1", models=["m2"], responder=half_right) as server:
         for model in ("m1", "m2"):
             code = main(["run", "--base-url", server.base_url, "--model", model, "--suite", str(suite),
                          "--out", str(out / "runs"), "--no-report", "--no-cache", "--quiet",

@@ -28,6 +28,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--parallel", type=int, default=2, help="requests decoded concurrently (slots)")
     s.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available)")
     s.add_argument("--verbose", action="store_true", help="show llama.cpp's own log")
+    s.add_argument("--api-key", help="answer only requests that carry this key (HTTP 401 otherwise; default: any); "
+                                     "`evalkit run --api-key` sends it")
     s.set_defaults(func=cmd_serve)
 
 
@@ -48,7 +50,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         url = normalise_base_url(args.base_url)
         try:
-            served = list_server_models(url)
+            from evalkit.access import key_from_environment
+
+            served = list_server_models(url, api_key=key_from_environment())
         except (OSError, ValueError) as exc:
             raise EvalkitError(f"cannot list the models of {url} ({exc}); is the server running?") from None
         print(f"\nserved by {url}:")
@@ -77,7 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         path = Path(name) if name.endswith(".gguf") else ensure_model(name, progress=True)
         engine = EmbeddedEngine(path, n_ctx=args.ctx, n_parallel=args.parallel, n_threads=args.threads,
-                                port=args.port, verbose=args.verbose)
+                                port=args.port, verbose=args.verbose, api_key=args.api_key)
         with engine:
             print(f"serving {engine.model_id} at {engine.base_url} "
                   f"(ctx {engine.n_ctx} x {engine.n_parallel} slots, {engine.n_threads} threads); Ctrl-C stops",

@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from evalkit.engine.registry import BUNDLED, DEFAULT_MODEL, find
-from evalkit.errors import EvalkitError
+from evalkit.access import refusal
+from evalkit.errors import EvalkitError, KeyRefused
 
 # (backend, base URL) probed in this order when no --base-url is given. Loopback only: evalkit
 # never scans the network. Tests replace this list (or pass probes=) to use ephemeral ports.
@@ -125,13 +126,13 @@ def server_root(base_url: str) -> str:
     return base_url.rstrip("/").removesuffix("/v1")
 
 
-def check_server(base_url: str) -> None:
+def check_server(base_url: str, api_key: str | None = None) -> None:
     """One clear line when nothing answers at `base_url`; any answer at all is good enough."""
     url = base_url.rstrip("/") + "/models"
     if urlsplit(url).scheme not in ("http", "https"):
         raise EvalkitError(f"--base-url {base_url!r}: expected an http:// or https:// URL")
     try:
-        get_json(url, 5.0)
+        get_json(url, 5.0, api_key=api_key)
     except (HTTPStatusError, ValueError):
         return  # it answers; whether /models exists (or is JSON) is not our business
     except OSError as exc:
@@ -206,14 +207,21 @@ def env_probes() -> list[tuple[str, str]]:
     return [("env", url) for url in seen]
 
 
-def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, str]] | None = None) -> Resolved:
+def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, str]] | None = None,
+            api_key: str | None = None) -> Resolved:
+    """`api_key` (default: $EVALKIT_API_KEY, else $OPENAI_API_KEY) goes with every listing asked."""
+    api_key = api_key or _api_key()
     if base_url:
         url = normalise_base_url(base_url)
         backend = guess_backend(url)
         if model:
             return Resolved(url, model, model, backend, False, "passthrough")
         try:
-            served = list_server_models(url, api_key=_api_key())
+            served = list_server_models(url, api_key=api_key)
+        except HTTPStatusError as exc:
+            if exc.status in (401, 403):
+                raise KeyRefused(refusal(url, f"GET /v1/models: HTTP {exc.status}", bool(api_key))) from None
+            raise EvalkitError(f"cannot list the models of {url} ({exc}); is the server running?") from None
         except (OSError, ValueError) as exc:
             raise EvalkitError(f"cannot list the models of {url} ({exc}); is the server running?") from None
         if not served:
@@ -231,7 +239,7 @@ def resolve(model: str | None, base_url: str | None, *, probes: list[tuple[str, 
     for order, (backend, url) in enumerate(candidates):
         url = normalise_base_url(url)
         try:
-            served = list_server_models(url, api_key=_api_key() if backend == "env" else None)
+            served = list_server_models(url, api_key=api_key)
         except (OSError, ValueError) as exc:
             why = str(exc) if str(exc).startswith("HTTP ") else "down" if isinstance(exc, OSError) else "bad answer"
             report.append(f"{backend} {url}: {why}")

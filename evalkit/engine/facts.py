@@ -15,7 +15,7 @@ host about itself. Every field below is read from the servers' own documentation
   (`quantization_level`, `parameter_size`), `model_info` (`general.parameter_count`,
   `<arch>.context_length`), `template`, `capabilities`, `parser`, `renderer` per
   https://github.com/ollama/ollama/blob/main/docs/api.md and `api/types.go` (ShowResponse);
-  `GET /api/ps` -> `models[]` with `name`, `size`, `size_vram` (the bytes in GPU memory) and
+  `GET /api/ps` -> `models[]` with `name`, `size`, `digest`, `size_vram` (the bytes in GPU memory) and
   `context_length` (the context it was loaded with) per https://docs.ollama.com/api/ps.
 - LM Studio: `GET /api/v0/models` -> `data[]` with `id`, `arch`, `compatibility_type`,
   `quantization`, `max_context_length` per https://lmstudio.ai/docs/developer/rest/endpoints.
@@ -244,6 +244,7 @@ def _ollama(facts: dict, ask: _Asker, version: dict, model: str | None) -> None:
     loaded = [e for e in running or [] if isinstance(e, dict) and model in (e.get("name"), e.get("model"))]
     if loaded:
         m["vram_bytes"] = loaded[0].get("size_vram")
+        m["digest"] = loaded[0].get("digest")  # the weights' blob: what the cache and a sweep key on
         m["size_bytes"] = loaded[0].get("size")
         m["context_length"] = m["context_length"] or loaded[0].get("context_length")
 

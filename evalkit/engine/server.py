@@ -69,6 +69,7 @@ class EmbeddedEngine:
         port: int = 0,
         alias: str | None = None,
         chat_template: str | None = None,
+        api_key: str | None = None,
         start_timeout: float = 120.0,
         verbose: bool = False,
     ):
@@ -85,6 +86,7 @@ class EmbeddedEngine:
         self.alias = alias or (bundled.name if bundled else self.model_path.name)
         self.chat_template = chat_template or (bundled.chat_template if bundled else "")
         self.start_timeout = start_timeout
+        self.api_key = api_key  # requests without it get HTTP 401 (llama.cpp's --api-key)
         self.verbose = verbose
         self._server = None
         self.address: str | None = None  # "http://127.0.0.1:PORT"
@@ -116,6 +118,8 @@ class EmbeddedEngine:
         p.hostnames = [self.host]
         p.port = self.port
         p.ui = False  # no web UI: this server is for API clients only
+        if self.api_key:
+            p.api_keys = [self.api_key]
         # verbosity 0 keeps llama.cpp's per-request logs off the user's terminal.
         p.verbosity = 3 if self.verbose else 0
         return p
@@ -151,7 +155,7 @@ class EmbeddedEngine:
         last = "no answer"
         while True:
             try:
-                data = get_json(self.address + "/v1/models", 2.0).get("data") or []
+                data = get_json(self.address + "/v1/models", 2.0, api_key=self.api_key).get("data") or []
                 if data:
                     return data[0]["id"]
                 last = "empty model list"

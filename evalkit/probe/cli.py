@@ -23,6 +23,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=positive_seconds, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--threads", type=whole_number(1), default=None,
                    help="embedded engine: CPU threads (default: all)")
+    p.add_argument("--api-key", help="sent with every request (default: $EVALKIT_API_KEY, else $OPENAI_API_KEY)")
     p.set_defaults(func=cmd_probe)
 
 
@@ -32,21 +33,26 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     if args.base_url and urlsplit(normalise_base_url(args.base_url)).scheme not in ("http", "https"):
         raise EvalkitError(f"--base-url {args.base_url!r}: expected an http:// or https:// URL")
-    resolved = resolve(args.model, args.base_url)
+    from evalkit.access import Access, key_from_environment
+
+    api_key = args.api_key or key_from_environment()
+    resolved = resolve(args.model, args.base_url, api_key=api_key)
     with ExitStack() as stack:
         if resolved.bundled:
             base_url = _start_engine(stack, resolved.model_id, args.threads, quiet=args.json)
         else:
             base_url = resolved.base_url or ""
             try:
-                list_server_models(base_url)
+                list_server_models(base_url, api_key=api_key)
             except (OSError, ValueError) as exc:
                 raise EvalkitError(f"cannot reach {base_url} ({exc}); is the server running?") from None
-        result = run_probe(base_url, resolved.model_id, timeout_s=args.timeout)
+        result = run_probe(base_url, resolved.model_id, timeout_s=args.timeout, api_key=api_key)
+    # A server may echo the key it refused in its error messages: never shown.
+    scrub = Access(api_key=api_key).scrub
     if args.json:
-        print(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        print(scrub(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=1)))
     else:
-        print(format_result(result))
+        print(scrub(format_result(result)))
     return 1 if result.failed else 0
 
 

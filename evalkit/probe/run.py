@@ -19,11 +19,12 @@ MAX_REQUESTS = 20  # chat completions (retries included) plus the facts' GETs (i
 TIMEOUT_S = 60.0
 
 
-def run_probe(base_url: str, model: str, *, timeout_s: float = TIMEOUT_S, api_key: str | None = None) -> ProbeResult:
+def run_probe(base_url: str, model: str, *, timeout_s: float = TIMEOUT_S, api_key: str | None = None,
+              headers: dict[str, str] | None = None) -> ProbeResult:
     """Probe one OpenAI-compatible server serving `model`; never raises on what the server does."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    exchanges = asyncio.run(_send_all(base_url, model, timeout_s, api_key))
+    exchanges = asyncio.run(_send_all(base_url, model, timeout_s, api_key, headers))
     # Asked after the requests: llama.cpp shows the tool-call format it detected only once a
     # request with tools has run.
     facts = server_facts(base_url, model, keep_raw=True, api_key=api_key)
@@ -46,8 +47,9 @@ def run_probe(base_url: str, model: str, *, timeout_s: float = TIMEOUT_S, api_ke
     )
 
 
-async def _send_all(base_url: str, model: str, timeout_s: float, api_key: str | None) -> Exchanges:
-    client = make_openai_client(base_url, timeout_s, api_key)
+async def _send_all(base_url: str, model: str, timeout_s: float, api_key: str | None,
+                    headers: dict[str, str] | None = None) -> Exchanges:
+    client = make_openai_client(base_url, timeout_s, api_key, headers)
     done: Exchanges = {}
     try:
         for request in planned_requests():  # one at a time: parity must not race another slot

@@ -29,6 +29,13 @@ unless told to break one part of it (``ContractResponder(breaks={"ignore_tool_ch
 ``ScriptedServer(endpoints={"GET /props": {...}, "POST /api/show": fn})`` answers other JSON
 endpoints, so a test can play llama.cpp, Ollama, LM Studio or vLLM to ``server_facts``.
 
+Keys and what arrived: ``ScriptedServer(api_key="k")`` answers HTTP 401 (``{"error": {"message":
+"Invalid API Key ..."}}``, echoing the key it was sent, as some servers do) to any request that does
+not carry ``Authorization: Bearer k``, except on ``open_paths`` (``/health``; add ``/v1/models``
+to play llama.cpp, whose model list needs no key). ``seen`` lists every request that arrived,
+answered or refused: ``(method, path, headers, body)``, header names title-cased. ``models``
+lists more ids in /v1/models.
+
 Command line (for benchmarks run by hand)::
 
     python -m evalkit.testing.scripted_server --port 0 --delay 0.05 --content hello
@@ -380,14 +387,28 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, obj)
         return True
 
+    def _refused(self, method: str, body: bytes | None) -> bool:
+        """Record the request; answer 401 when the server wants a key it was not sent."""
+        owner = self.server.owner
+        # Names title-cased (clients differ: httpx sends `authorization`, aiohttp `Authorization`).
+        owner._saw(method, self._route, {k.title(): v for k, v in self.headers.items()}, body)
+        if owner.api_key is None or self._route in owner.open_paths:
+            return False
+        sent = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if sent == owner.api_key:
+            return False
+        self._send_json(401, _error_obj(f"Invalid API Key {sent!r}", 401, "authentication_error"))
+        return True
+
     def _get(self) -> None:
         route = self._route
         owner = self.server.owner
-        if self._endpoint("GET"):
+        if self._refused("GET", None) or self._endpoint("GET"):
             return
         if route in ("/v1/models", "/models"):
             self._send_json(200, {"object": "list", "data": [
-                {"id": owner.model_id, "object": "model", "created": 0, "owned_by": "scripted"}]})
+                {"id": model_id, "object": "model", "created": 0, "owned_by": "scripted"}
+                for model_id in [owner.model_id, *owner.models]]})
         elif route in ("/health", "/v1/health"):
             self._send_json(200, {"status": "ok"})
         else:
@@ -395,7 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> None:
         body = self._read_body()
-        if self._endpoint("POST", body):
+        if self._refused("POST", body) or self._endpoint("POST", body):
             return
         if self._route not in ("/v1/chat/completions", "/chat/completions"):
             self._send_json(404, _error_obj(f"unknown path {self.path}", 404, "not_found_error"))
@@ -652,8 +673,13 @@ class ScriptedServer:
 
     def __init__(self, model_id: str = "scripted-model", responder: ResponderLike = None,
                  host: str = "127.0.0.1", port: int = 0,
-                 endpoints: Mapping[str, Any] | None = None):
+                 endpoints: Mapping[str, Any] | None = None, api_key: str | None = None,
+                 open_paths: Iterable[str] = ("/health", "/v1/health"), models: Iterable[str] = ()):
         self.model_id = model_id
+        self.models = list(models)  # listed in /v1/models after model_id
+        self.api_key = api_key
+        self.open_paths = set(open_paths)
+        self._seen: list[tuple[str, str, dict[str, str], bytes | None]] = []
         # "GET /props" or "POST /api/show" -> a JSON body, a (status, body) pair, or a callable
         # taking the request's JSON (None for GET) and returning either; it wins over built-ins.
         self.endpoints: dict[str, Any] = dict(endpoints or {})
@@ -723,8 +749,19 @@ class ScriptedServer:
         with self._lock:
             return self._hits
 
+    @property
+    def seen(self) -> list[tuple[str, str, dict[str, str], bytes | None]]:
+        """Every request that arrived: (method, path, headers, body), refused ones included."""
+        with self._lock:
+            return list(self._seen)
+
+    def _saw(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> None:
+        with self._lock:
+            self._seen.append((method, path, headers, body))
+
     def reset(self) -> None:
         with self._lock:
+            self._seen.clear()
             self._requests.clear()
             self._hits = 0
             self.first_hit_at = None
@@ -832,6 +869,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-token-delay", type=float, default=0.0)
     parser.add_argument("--chunk-delay", type=float, default=0.0)
     parser.add_argument("--split-arguments", type=int, default=1)
+    parser.add_argument("--api-key", help="answer HTTP 401 to requests without `Authorization: Bearer KEY`")
     parser.add_argument("--stats-file", help='on exit, write {"hits", "first_request_at"} (time.time()) here as JSON')
     args = parser.parse_args(argv)
 
@@ -842,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with ScriptedServer(model_id=args.model, responder=reply, host=args.host,
-                        port=args.port) as server:
+                        port=args.port, api_key=args.api_key) as server:
         print(server.base_url, flush=True)
         try:
             while not done.wait(0.5):
