@@ -176,15 +176,36 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+# Deeper than any real suite; libyaml (PyYAML 6.0.3) parses a 10,000-deep list without complaint
+# and Python's RecursionError is not a limit to rely on, so the depth is counted after loading.
+MAX_YAML_DEPTH = 200
+
+
 def _load_yaml(path: Path, text: str) -> Any:
     if "&" not in text:  # no anchor, so no alias: the plain safe loader
-        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a safe loader
-    loader = _AliasBoundedLoader(text)
-    loader.path = path
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
+        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a safe loader
+    else:
+        loader = _AliasBoundedLoader(text)
+        loader.path = path
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    _check_depth(path, data)
+    return data
+
+
+def _check_depth(path: Path, data: Any) -> None:
+    """Iteratively (a recursive walk would itself overflow on the input it guards against)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            raise SuiteError(str(path), None, "(yaml)", f"not valid YAML: nested deeper than {MAX_YAML_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value)
 
 
 @contextmanager
