@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .schema import Header, ProbeResult, Results, Sample, Suite, Sweep
+from .schema import Header, ProbeResult, Results, RunConfig, Sample, Suite, Sweep
 
 # One entry per published file format: name -> (model, what the file is).
 SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
@@ -25,6 +25,7 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "header": (Header, "A run directory's header.json: what was run, against what, with which settings."),
     "sweep": (Sweep, "A sweep directory's sweep.json: the models of one `evalkit run` and their run directories."),
     "probe": (ProbeResult, "probe.json (`evalkit probe --json`, `run --probe`): the server's capability checks."),
+    "config": (RunConfig, "`evalkit run --config FILE.yaml`: the models a sweep compares, each with its endpoint and options."),
 }
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 FILE = "{name}.schema.json"

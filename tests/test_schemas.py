@@ -117,3 +117,12 @@ def test_the_package_ships_the_schemas_beside_the_suites(tmp_path):
         first = suite.read_text(encoding="utf-8").splitlines()[0]
         target = suite.parent / first.split("$schema=", 1)[1]
         assert target.resolve() == (package / "schemas" / "suite.schema.json").resolve() and target.is_file()
+
+
+def test_the_documented_config_file_satisfies_the_config_schema():
+    text = (ROOT / "docs" / "own-server.md").read_text(encoding="utf-8")
+    block = next(b for b in text.split("```yaml\n")[1:] if b.lstrip().startswith("# models.yaml"))
+    config = yaml.safe_load(block.split("```", 1)[0])
+    assert not list(validator("config").iter_errors(config))
+    config["options"][0]["headrs"] = {"X-Team": "evals"}  # the typo the docs show evalkit naming
+    assert list(validator("config").iter_errors(config))
