@@ -7,7 +7,8 @@ scripted server in its own process. A share `--poison` of its replies is drawn f
 the hostile replies of tests/test_parsers_hostile.py (400-digit integers, 10k-deep nesting,
 pythonic bytes/ellipsis/100k terms ...) and server faults (streams cut mid-way, trickles past the
 deadline, 429 with Retry-After, 5xx, garbage JSON, empty choices, replies over the size limit, a
-lone surrogate no file can hold, dropped connections). Meanwhile the server is killed and
+lone surrogate no file can hold, dropped connections; issue 26: streams of 200,000 tool-call
+fragments that each bring only a new id, and a lone surrogate inside tool-call arguments). Meanwhile the server is killed and
 restarted at random moments, and evalkit is killed with SIGKILL at random moments, each time
 followed by `evalkit run --resume DIR`, until a run ends by itself.
 
@@ -15,6 +16,12 @@ Asserted: every invocation ends (bounded wait); every planned sample is present;
 finished twice (a key's finished line is its last); results.json counts every sample once.
 Printed and written to benchmarks/results/chaos.json: wall time, restarts, kills, resumes, error
 samples by kind, malformed samples. Figures depend on the machine's load.
+
+Then (issue 26) one run of agent cases against a real hostile MCP server process
+(tests/mcp_servers/hostile_server.py): a tool answering 10 MB in one block, one answering 500,000
+blocks, and servers listing hostile names (`abc\n`, `a/b` beside `a_b`, `dup` twice). Asserted: each
+run ends, a result reaches the model cut at the limit, no sample line is over 1 MB, and the names
+are refused in one line (exit 2). `--no-mcp` skips this part.
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ RUN_BOUND_S = 900.0  # an evalkit invocation that takes longer has hung: the ben
 SURROGATE = '"\\ud800 is not a character"'
 
 FAULTS = ("hostile", "cut_stream", "trickle", "http_429", "http_5xx", "garbage_json", "empty_choices", "huge",
-          "surrogate", "dropped")
+          "surrogate", "dropped", "id_fragments", "surrogate_args")
+ID_FRAGMENTS = 200_000  # fragments that each open a call with a new id and bring nothing else
+HOSTILE_MCP = ROOT / "tests" / "mcp_servers" / "hostile_server.py"
 
 
 # ---------------------------------------------------------------- the server side (its own process)
@@ -87,7 +96,32 @@ def poison_reply(kind: str, fmt: str, stream: bool, rng: random.Random):
                               b'"finish_reason": "stop"}]}' % SURROGATE.encode())
     if kind == "dropped":
         return Reply(drop_connection=True)
+    if kind == "id_fragments":
+        return Reply(raw_body=id_fragments(stream))
+    if kind == "surrogate_args":
+        escaped = '{"num1": "\\ud800", "num2": 1}'
+        if fmt == "native":
+            return Reply(tool_calls=[{"name": "add_data", "arguments": escaped}])
+        if fmt == "default":
+            return Reply(content='[TOOL_REQUEST]{"name": "add_data", "arguments": %s}[END_TOOL_REQUEST]' % escaped)
+        return Reply(content="[add_data(num1='\\ud800', num2=1)]")
     raise ValueError(kind)
+
+
+_ID_BODIES: dict[bool, bytes] = {}
+
+
+def id_fragments(stream: bool) -> bytes:
+    """A reply of ID_FRAGMENTS calls that bring only an id (about 14 MB streamed, 2.8 MB whole)."""
+    if stream not in _ID_BODIES:
+        if stream:
+            body = b"".join(b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"id":"c%d"}]}}]}\n\n' % i
+                            for i in range(ID_FRAGMENTS))
+            _ID_BODIES[stream] = body + b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\ndata: [DONE]\n\n'
+        else:
+            calls = b",".join(b'{"id":"c%d"}' % i for i in range(ID_FRAGMENTS))
+            _ID_BODIES[stream] = b'{"choices":[{"message":{"role":"assistant","tool_calls":[%s]},"finish_reason":"tool_calls"}]}' % calls
+    return _ID_BODIES[stream]
 
 
 def serve(port: int, poison: float, seed: int, log_path: Path) -> int:
@@ -189,6 +223,67 @@ def classify(error: str) -> str:
     return next((kind for needle, kind in rules if needle in error), "other: " + error[:60])
 
 
+def mcp_phase(tmp_path: Path, env: dict[str, str]) -> dict:
+    """Agent cases against a real hostile MCP server process; hostile tool names in runs and imports."""
+    import yaml
+
+    from evalkit.testing.scripted_server import Reply, ScriptedServer
+
+    def responder(request: dict) -> Reply:
+        messages = request["messages"]
+        if any(m["role"] == "tool" for m in messages):
+            return Reply(content="done")
+        tool = next(m["content"] for m in messages if m["role"] == "user").split()[-1]
+        return Reply(tool_calls=[{"name": tool, "arguments": {}}])
+
+    def suite(name: str, names: list[str], calls: list[str]) -> Path:
+        path = tmp_path / "mcp-suites" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tools = [{"type": "function", "function": {"name": n, "description": "", "parameters": {"type": "object", "properties": {}}}}
+                 for n in dict.fromkeys(c for c in calls)]
+        cases = [{"id": f"call-{c}", "mode": "agent", "max_rounds": 2, "messages": [{"role": "user", "content": f"call {c}"}],
+                  "expect": {"calls": [{"name": c, "args": {}}]}} for c in calls]
+        server = {"command": [sys.executable, str(HOSTILE_MCP), json.dumps(names), "10000000", "500000"], "timeout_s": 120}
+        path.write_text(yaml.safe_dump({"name": name, "description": "issue 26 chaos", "implementations": {"mcp": server},
+                                        "tools": tools, "cases": cases}, sort_keys=False))
+        return path
+
+    def run(server: ScriptedServer, path: Path) -> dict:
+        out = tmp_path / "mcp-runs" / path.stem
+        began = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "evalkit", "run", "--base-url", server.base_url, "--model", "m",
+                               "--suite", str(path), "--format", "native", "--out", str(out), "--no-report", "--quiet",
+                               "--no-cache", "--timeout", "120"], env=env, capture_output=True, text=True, timeout=RUN_BOUND_S)
+        if "Traceback" in done.stderr:
+            raise SystemExit(f"a traceback from evalkit:\n{done.stderr[-3000:]}")
+        lines = [line for d in out.glob("*") for line in (d / "samples.jsonl").read_text().splitlines()] if out.exists() else []
+        samples = [json.loads(line) for line in lines]
+        return {"exit": done.returncode, "wall_s": round(time.perf_counter() - began, 1),
+                "largest_sample_line_bytes": max((len(line.encode()) for line in lines), default=0),
+                "results_cut_at_the_limit": sum("evalkit's limit on a tool result" in line for line in lines),
+                "sample_errors": sorted({s["error"][:160] for s in samples if s["error"]})}
+
+    report: dict = {}
+    with ScriptedServer(model_id="m", responder=responder) as server:
+        report["huge_results"] = big = run(server, suite("mcp_huge", ["big", "many"], ["big", "many"]))
+        assert big["exit"] == 0 and big["results_cut_at_the_limit"] == 2 and big["largest_sample_line_bytes"] < 1_000_000, big
+        for label, names in {"sanitised_alike": ["a/b", "a_b"], "repeated": ["dup", "dup"]}.items():
+            report[f"names_{label}_run"] = outcome = run(server, suite(f"mcp_{label}", names, [names[1]]))
+            assert outcome["sample_errors"] and all("OpenAI function name" in e or "more than once" in e
+                                                    for e in outcome["sample_errors"]), outcome
+    for label, names in {"newline": ["abc\n", "ok"], "sanitised_alike": ["a/b", "a_b"], "repeated": ["dup", "dup"]}.items():
+        folder = tmp_path / "imported" / label
+        done = subprocess.run([sys.executable, "-m", "evalkit", "import", "mcp", "--out", str(folder), "--",
+                               sys.executable, str(HOSTILE_MCP), json.dumps(names)], env=env, capture_output=True, text=True,
+                              timeout=RUN_BOUND_S)
+        listed = subprocess.run([sys.executable, "-m", "evalkit", "suites", "--dir", str(folder)], env=env,
+                                capture_output=True, text=True, timeout=RUN_BOUND_S) if folder.exists() else None
+        report[f"names_{label}_import"] = {"exit": done.returncode, "stderr": done.stderr.strip()[:200],
+                                           "suites_dir_exit": listed.returncode if listed else None}
+        assert "Traceback" not in done.stderr and (listed is None or listed.returncode == 0), report
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=2000)
@@ -199,6 +294,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--kill-within", type=float, default=15.0, help="a kill comes 1 s to this many s into an invocation")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "chaos.json")
+    parser.add_argument("--no-mcp", action="store_true", help="skip the hostile MCP server part")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -322,6 +418,8 @@ def main() -> int:
         assert set(after) == planned
         left = collections.Counter(classify(s["error"]) for s in after.values() if s["error"])
         served = collections.Counter((tmp_path / "served.log").read_text().split())
+        largest_line = max(len(line.encode()) for line in (run_dir / "samples.jsonl").read_text(encoding="utf-8").splitlines())
+        mcp = None if args.no_mcp else mcp_phase(tmp_path, env)
     report = {
         "samples": len(planned),
         "wall_s": round(wall, 1),
@@ -341,6 +439,9 @@ def main() -> int:
         "malformed_samples": sum(1 for s in final if s["malformed"]),
         "call_correct_samples": sum(1 for s in final if s["call_correct"]),
         "every_sample_present_once": True,
+        "largest_sample_line_bytes": largest_line,
+        "mcp": mcp,
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "note": "wall time depends on the machine's load; run on a quiet machine for README figures",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

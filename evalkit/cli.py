@@ -12,7 +12,7 @@ from . import __version__, cache, ci, limits, mcp_import, mcp_npm, rescore, sche
 from .access import Access, key_from_environment, parse_extra_body, parse_header
 from .bfcl import cli as bfcl_cli
 from .clihelp import polish
-from .cliargs import OneLineParser, positive_seconds, whole_number
+from .cliargs import OneLineParser, finite_number, positive_seconds, whole_number
 from .engine import cli as engine_cli
 from .errors import EvalkitError, Interrupted
 from .probe import cli as probe_cli
@@ -56,7 +56,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=whole_number(1), default=None,
                    help="requests in flight per endpoint (default: the server's slots when it reports them, else "
                         "4 with --base-url and 2 otherwise, the embedded engine's slots)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    p.add_argument("--temperature", type=finite_number, default=0.0, help="sampling temperature (default 0)")
     p.add_argument("--max-tokens", type=whole_number(1), default=512, help="longest reply, in tokens (default 512)")
     p.add_argument("--seed", type=int, default=0, help="sent with every request, and draws --sample (default 0)")
     p.add_argument("--timeout", type=positive_seconds, default=limits.TIMEOUT_S,
@@ -134,7 +134,11 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
 def _read_url_file(path: Path) -> list[str]:
     if not path.is_file():
         raise EvalkitError(f"{path}: no such file")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvalkitError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -24,6 +24,17 @@ def whole_number(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def finite_number(text: str) -> float:
+    """A finite number (`--temperature nan` was sent as NaN and stored as null in header.json)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     """A duration: a finite number above 0 (`--timeout 0` made every request time out; nan broke the run)."""
     try:

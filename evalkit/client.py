@@ -15,8 +15,10 @@ a server, still uses it (`make_openai_client`).
 Limits, so that no reply can hang a run or exhaust memory:
 - `deadline_s`: a total deadline per HTTP request, on top of the client's read-gap timeout (a
   stream sending one event a second, or only `: keep-alive` lines, never trips the read gap);
-- `max_reply_chars`: content plus tool-call names and arguments per reply; reading stops as soon
-  as a reply is over it, and the raw bytes held at once are bounded in proportion.
+- `max_reply_chars`: content plus tool-call ids, names and arguments per reply, and a fixed
+  `CALL_CHARS` per tool call (so a stream of fragments that each only open a new call, with
+  nothing else in them, is bounded too); reading stops as soon as a reply is over it, and the raw
+  bytes held at once are bounded in proportion.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ Sleep = Callable[[float], Awaitable[None]]
 # envelope of each event. Bounds what is buffered of a single event or a non-streamed body.
 _BYTES_PER_CHAR = 8
 _BYTES_SLACK = 64 * 1024
+
+CALL_CHARS = 32
+"""What each tool call of a reply counts against `max_reply_chars` besides its id, name and
+arguments: about what one costs to store ({"id", "name", "arguments"}). Without it, two million
+fragments that each bring only a new `id` (or a new `index`) held 6 GB and made a 296 MB line."""
 
 
 class TransportError(Exception):
@@ -378,8 +385,8 @@ def _plain_completion(data: Any, latency: float, max_reply_chars: int) -> Comple
             calls.append({"id": tc.get("id"), "name": function.get("name"), "arguments": function.get("arguments")})
     content = message.get("content")
     size = len(content) if isinstance(content, str) else 0
-    size += sum(len(c["name"]) for c in calls if isinstance(c["name"], str))
-    size += sum(len(c["arguments"]) for c in calls if isinstance(c["arguments"], str))
+    size += CALL_CHARS * len(calls)
+    size += sum(len(c[key]) for c in calls for key in ("id", "name", "arguments") if isinstance(c[key], str))
     if size > max_reply_chars:
         raise reply_too_large(max_reply_chars)
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
@@ -431,8 +438,8 @@ class _StreamState:
         if self.ttft is None:
             self.ttft = self.clock() - self.start
 
-    def _grow(self, text: str) -> None:
-        self.size += len(text)
+    def _grow(self, text: str, extra: int = 0) -> None:
+        self.size += len(text) + extra
         if self.size > self.max_reply_chars:
             raise reply_too_large(self.max_reply_chars)
 
@@ -494,11 +501,13 @@ class _StreamState:
         else:
             slot = self.calls[-1][1] if self.calls else self._new_slot(None, None)
         if call_id and not slot["id"]:
+            self._grow(call_id if isinstance(call_id, str) else "")
             slot["id"] = call_id
             self.by_id[call_id] = slot
         return slot
 
     def _new_slot(self, index: Any, call_id: str | None) -> dict[str, Any]:
+        self._grow(call_id if isinstance(call_id, str) else "", CALL_CHARS)  # a fragment that only opens a call counts
         slot: dict[str, Any] = {"id": call_id, "name": "", "arguments": ""}
         self.calls.append((index, slot))
         if call_id:

@@ -6,6 +6,7 @@ response cache when allowed), and, with --tool-cost, what the tools cost in prom
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ async def fetch(
 
     Parse first, cache second: a reply goes into the cache only once it arrived whole and was
     parsed, so a reply that breaks evalkit is asked for again on --resume, not replayed forever.
+    Inside a sample's boundary (`held_cache_puts`) the put waits until the sample is written.
     """
     settings = ctx.settings
     reader = get_format(fmt).parse_reply if parse else None
@@ -158,8 +160,25 @@ async def fetch(
     )
     parsed = reader(completion.content, completion.tool_calls) if reader else ParsedReply()
     if cache is not None and key is not None:
-        cache.put(key, completion, ctx.model, endpoint.base_url)
+        held = _held_puts.get()
+        if held is not None:
+            held.append(lambda: cache.put(key, completion, ctx.model, endpoint.base_url))
+        else:
+            cache.put(key, completion, ctx.model, endpoint.base_url)
     return completion, parsed, False
+
+
+# The cache writes of the sample being run, done only once its line is written (dispatch): a
+# reply that scoring or writing failed on (a lone surrogate in the arguments once was one) is
+# asked for again on --resume instead of being replayed, failing the same way, forever.
+_held_puts: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar("held_puts", default=None)
+
+
+def held_cache_puts() -> list[Callable[[], None]]:
+    """Hold this task's cache writes from now on; the caller runs them once the sample is written."""
+    held: list[Callable[[], None]] = []
+    _held_puts.set(held)
+    return held
 
 
 async def tool_tokens(

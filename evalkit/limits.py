@@ -25,3 +25,7 @@ MAX_INT_BITS = 1024
 
 MAX_ALIAS_NODES = 1_000_000
 """Nodes YAML aliases may add to a suite when expanded; a 1 KB "billion laughs" file adds 10^9."""
+
+MAX_TOOL_RESULT_CHARS = 100_000
+"""Characters of one MCP tool result given to the model (and stored, twice: the round's result and
+the next request). A 10 MB result went whole to the model and made a 21 MB sample line."""

@@ -20,7 +20,7 @@ import yaml
 
 from .cliargs import positive_seconds
 from .errors import EvalkitError
-from .mcp_tools import ServerInfo, read_server, tool_def
+from .mcp_tools import ServerInfo, name_clashes, read_server, tool_def
 from .rundir import write_atomic
 
 DEFAULT_OUT = Path("suites") / "imported"
@@ -101,15 +101,33 @@ def import_mcp(
     path = Path(out_dir) / f"{name}.yaml"
     if path.exists() and not force:
         raise EvalkitError(f"{path} exists; pass --force to replace it, or --name another")
+    if (clash := name_clashes([t.name for t in listed])) is not None:
+        raise EvalkitError(f"import mcp: {info.name} {info.version}: {clash}; nothing was written")
     tools = [tool_def(t.name, t.description, t.input_schema).model_dump(exclude_none=True) for t in listed]
     server: dict[str, Any] = {"command": list(command)} if command else {"url": url}
     source = f"`{' '.join(command)}`" if command else url
     text = skeleton(name, info, tools, server, str(source))
-    write_atomic(path, text)
+    _write_checked(path, text)
+    return path, info, len(tools)
+
+
+def _write_checked(path: Path, text: str) -> None:
+    """Write the suite only once it loads: checked under a name `evalkit suites` does not list, then
+    renamed into place (a failed import once left an unloadable file that broke `suites --dir`)."""
+    from .errors import SuiteError
     from .suites import read_suite
 
-    read_suite(path)  # what was written must load (and be listed by `evalkit suites`)
-    return path, info, len(tools)
+    trial = path.with_name(f".{path.name}.check")
+    write_atomic(trial, text)
+    try:
+        read_suite(trial)
+    except SuiteError as exc:
+        trial.unlink(missing_ok=True)
+        raise EvalkitError(f"import mcp: the suite made from the server's tools does not load ({exc}); nothing was written") from None
+    except BaseException:
+        trial.unlink(missing_ok=True)
+        raise
+    trial.replace(path)
 
 
 # ---------------------------------------------------------------- command line

@@ -21,6 +21,7 @@ import asyncio
 import atexit
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -33,12 +34,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import EvalkitError
+from .limits import MAX_TOOL_RESULT_CHARS
 from .schema import McpServer, ToolCall, ToolDef
 
 STDERR_TAIL_CHARS = 600
 MAX_PAGES = 1000  # tools/list pages followed before a paginator that never ends is refused
 # OpenAI's rule for function names; an MCP name outside it is offered renamed, with `x-mcp-name`.
-OPENAI_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# Whole-string (fullmatch): `$` also matched before a final newline, so `abc\n` passed as it was.
+OPENAI_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 MCP_NAME_KEY = "x-mcp-name"
 
 
@@ -56,7 +59,22 @@ class ServerInfo:
 
 
 def offered_name(mcp_name: str) -> str:
-    return mcp_name if OPENAI_NAME.match(mcp_name) else re.sub(r"[^a-zA-Z0-9_-]", "_", mcp_name)[:64]
+    return mcp_name if OPENAI_NAME.fullmatch(mcp_name) else re.sub(r"[^a-zA-Z0-9_-]", "_", mcp_name)[:64] or "_"
+
+
+def name_clashes(mcp_names: list[str]) -> str | None:
+    """Why these MCP tool names cannot all be offered, or None: a name listed twice, or names that
+    become the same OpenAI name (`a/b` and `a_b`): every call would reach one of them."""
+    repeated = sorted({n for n in mcp_names if mcp_names.count(n) > 1}) if len(set(mcp_names)) < len(mcp_names) else []
+    if repeated:
+        return f"the server lists the tool(s) {', '.join(map(repr, repeated))} more than once"
+    offered: dict[str, list[str]] = {}
+    for name in mcp_names:
+        offered.setdefault(offered_name(name), []).append(name)
+    clashes = [f"{' and '.join(map(repr, names))} (both {as_name!r})" for as_name, names in offered.items() if len(names) > 1]
+    if clashes:
+        return f"tools whose names become the same OpenAI function name: {'; '.join(clashes)}"
+    return None
 
 
 def tool_def(name: str, description: str | None, input_schema: dict[str, Any]) -> ToolDef:
@@ -77,9 +95,13 @@ def mcp_name(tool: ToolDef) -> str:
 
 def result_text(result: Any) -> str:
     """The text a tool result gives the model: its content blocks in order (structured content
-    only when there is no content, as the spec asks servers to mirror it in text)."""
+    only when there is no content, as the spec asks servers to mirror it in text). Cut at
+    MAX_TOOL_RESULT_CHARS, saying so to the model, and no block past the cut is looked at."""
     parts: list[str] = []
-    for block in result.content or []:
+    size = 0
+    for count, block in enumerate(result.content or []):
+        if size > MAX_TOOL_RESULT_CHARS:
+            return _cut_result(parts, len(result.content) - count)
         kind = getattr(block, "type", None)
         if kind == "text":
             parts.append(block.text)
@@ -90,9 +112,18 @@ def result_text(result: Any) -> str:
             parts.append(f"[resource {block.uri}]")
         else:
             parts.append(f"[{kind} {getattr(block, 'mime_type', '')}]".replace(" ]", "]"))
+        size += len(parts[-1]) + 1
     if not parts and result.structured_content is not None:
         parts.append(json.dumps(result.structured_content, ensure_ascii=False))
-    return "\n".join(parts)
+    text = "\n".join(parts)
+    return text if len(text) <= MAX_TOOL_RESULT_CHARS else _cut_result([text], 0)
+
+
+def _cut_result(parts: list[str], blocks_left: int) -> str:
+    text = "\n".join(parts)
+    more = f" and {blocks_left:,} more content blocks" if blocks_left else ""
+    return (text[:MAX_TOOL_RESULT_CHARS] + f"\n[the tool result was cut here: it is over {MAX_TOOL_RESULT_CHARS:,} "
+            f"characters{more} (evalkit's limit on a tool result)]")
 
 
 # ---------------------------------------------------------------- processes
@@ -104,18 +135,39 @@ _spawn_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock
 _live_groups: set[int] = set()
 
 
-def _child_pids() -> set[int]:
-    """This process's children (Linux /proc; elsewhere none, and the SDK's own shutdown is all)."""
-    me = os.getpid()
-    found = set()
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (Linux /proc; elsewhere none)."""
+    found: dict[int, int] = {}
     for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc/self/stat").exists() else []:
         try:
             text = entry.read_text()
         except OSError:
             continue
         fields = text[text.rfind(")") + 2 :].split()  # after "pid (comm) "
-        if len(fields) > 1 and fields[1] == str(me):
-            found.add(int(entry.parent.name))
+        if len(fields) > 1 and fields[1].isdigit():
+            found[int(entry.parent.name)] = int(fields[1])
+    return found
+
+
+def _child_pids() -> set[int]:
+    """This process's children (Linux /proc; elsewhere none, and the SDK's own shutdown is all)."""
+    me = os.getpid()
+    return {pid for pid, parent in _parents().items() if parent == me}
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid`, whatever its session or group: a server's `setsid` grandchildren
+    left its process group and outlived evalkit when only the group was killed."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
     return found
 
 
@@ -210,6 +262,7 @@ class McpConnection:
 
     async def open(self) -> "McpConnection":
         """Start (or connect to) the server and initialize the session; McpError when it cannot."""
+        _quiet_sdk()
         self._task = asyncio.create_task(self._own(), name=f"mcp:{self.label}")
         ready = asyncio.create_task(self._ready.wait())
         try:
@@ -227,7 +280,9 @@ class McpConnection:
         return self
 
     async def close(self) -> None:
-        """Stop the server (bounded: the SDK waits about 4 s before it kills), then reap its group."""
+        """Stop the server (bounded: the SDK waits about 4 s before it kills), then reap its group
+        and whatever it started outside the group (found now, while they are still its descendants)."""
+        escaped = _descendants(self._pgid) if self._pgid is not None else set()
         self._stop.set()
         task = self._task
         if task is not None and not task.done():
@@ -246,6 +301,9 @@ class McpConnection:
         if self._pgid is not None:
             _kill_group(self._pgid)  # gone already after a clean stop; a survivor is killed
             self._pgid = None
+        for pid in escaped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -387,7 +445,31 @@ class McpConnection:
         return self._session
 
 
+def _quiet_sdk() -> None:
+    """The MCP SDK logs a traceback for every stdout line of a server that is not JSON-RPC (about
+    200 tracebacks, 180 KB of stderr, for a server printing garbage); evalkit's own one line says
+    what went wrong, so the SDK's log records go nowhere (a handler of its own stops Python's
+    last-resort printing; propagate off keeps them from any root handler)."""
+    sdk = logging.getLogger("mcp")
+    if not sdk.handlers:
+        sdk.addHandler(logging.NullHandler())
+        sdk.propagate = False
+
+
 # ---------------------------------------------------------------- what the agent runner uses
+
+SETUP_TAIL_BYTES = 64 * 1024
+
+
+async def _tail_of(process: asyncio.subprocess.Process) -> bytes:
+    """The process's output read to its end, keeping only the last SETUP_TAIL_BYTES (what an error
+    line shows): `communicate()` held it whole, 1.1 GB for a setup that printed 500 MB."""
+    assert process.stdout is not None
+    tail = b""
+    while chunk := await process.stdout.read(65536):
+        tail = (tail + chunk)[-SETUP_TAIL_BYTES:]
+    await process.wait()
+    return tail
 
 
 class McpToolbox:
@@ -435,7 +517,10 @@ class McpToolbox:
             command = expand(server.command, self.root, self.suite_dir) if server.command else None
             self.connection = McpConnection(command=command, url=server.url, cwd=cwd, env=env, timeout_s=server.timeout_s)
             await self.connection.open()
-            listed = {t.name: t for t in await self.connection.list_tools()}
+            tools = await self.connection.list_tools()
+            if (clash := name_clashes([t.name for t in tools])) is not None:
+                raise McpError(f"MCP server {self.info.name if self.info else self.connection.label}: {clash}")
+            listed = {t.name: t for t in tools}
             self._offered = self._check(listed)
         except BaseException:
             await self.close()
@@ -472,17 +557,18 @@ class McpToolbox:
         except OSError as exc:
             raise McpError(f"setup `{' '.join(setup)}` could not start: {exc}") from None
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), self.server.timeout_s)
+            output = await asyncio.wait_for(_tail_of(process), self.server.timeout_s)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             _kill_group(process.pid)
             await process.wait()
             raise McpError(f"setup `{' '.join(setup)}` did not finish within {self.server.timeout_s:g}s") from None
         if process.returncode != 0:
-            tail = " | ".join(line.strip() for line in output.decode("utf-8", "replace").splitlines()[-5:] if line.strip())
+            tail = " | ".join(line.strip()[-200:] for line in output.decode("utf-8", "replace").splitlines()[-5:] if line.strip())
             raise McpError(f"setup `{' '.join(setup)}` failed with exit code {process.returncode}: {tail}")
 
     def tools(self) -> list[ToolDef]:
         return list(self._offered)
+
 
     async def call(self, call: ToolCall, timeout_s: float | None = None) -> tuple[str, bool]:
         """Run one requested tool on the server: (text for the model, ok), like `execute_call`."""

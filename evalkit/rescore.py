@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from pydantic import ValidationError
+
 from .errors import EvalkitError
 from .formats import get_format
 from .jobs import offered_tools
-from .rundir import SAMPLES, finalize, own_family, read_header, run_lock, write_atomic
+from .rundir import SAMPLES, file_mode, finalize, own_family, read_header, run_lock
 from .schema import Case, Header, Sample, Suite, ToolDef
 from .scoring import VERDICT_FIELDS, Verdict, score_agent, score_reply
 from .suites import LoadedSuite, same_suite
@@ -128,7 +132,11 @@ def rescore_run(run_dir: Path | str, extra_dirs: Sequence[Path] = (), *, write: 
         result.refused = scorer
         return result
     with run_lock(run_dir) if write else nullcontext():  # not while a run appends to it
-        _rescore_samples(run_dir, scorer, result, write)
+        try:
+            _rescore_samples(run_dir, scorer, result, write)
+        except _BadLine as exc:  # this run is left as it was; the runs after it are still rescored
+            result.refused = str(exc)
+            return result
         if write:
             finalize(run_dir)  # always: a rescore interrupted after samples.jsonl is finished by the next one
     if write and report:
@@ -138,28 +146,65 @@ def rescore_run(run_dir: Path | str, extra_dirs: Sequence[Path] = (), *, write: 
     return result
 
 
+class _BadLine(Exception):
+    """A line of samples.jsonl that is not a sample: the run is not rescored (one line says where)."""
+
+
 def _rescore_samples(run_dir: Path, scorer: RunScorer, result: Rescore, write: bool) -> None:
+    """Line by line, into a new file beside the old one (a 198 MB samples.jsonl once took 630 MB
+    read whole), which replaces it, with the old file's mode, only when something moved."""
     path = run_dir / SAMPLES
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.is_file() else []
-    out: list[str] = []
-    for line in lines:
-        if not line.endswith("\n") or not line.strip():
-            out.append(line)  # a line torn by a crash stays as it was (the next append cuts it)
-            continue
+    if not path.is_file():
+        return
+    out = None
+    if write:
+        fd, tmp = tempfile.mkstemp(prefix=f".{SAMPLES}.", dir=run_dir)
+        out = os.fdopen(fd, "w", encoding="utf-8", newline="")
+    moved = False
+    try:
+        with open(path, encoding="utf-8", newline="") as lines:
+            for number, line in enumerate(lines, 1):
+                new_line = _rescored_line(line, number, path, scorer, result)
+                moved = moved or new_line is not line
+                if out is not None:
+                    out.write(new_line)
+        if out is not None:
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+            if moved:
+                os.chmod(tmp, file_mode(path))
+                os.replace(tmp, path)
+    finally:
+        if out is not None:
+            out.close()
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _rescored_line(line: str, number: int, path: Path, scorer: RunScorer, result: Rescore) -> str:
+    """The line as it stays (the same object) or rescored; _BadLine when it is not a sample."""
+    if not line.endswith("\n") or not line.strip():
+        return line  # a line torn by a crash stays as it was (the next append cuts it)
+    try:
         data = json.loads(line)
         sample = Sample.model_validate(data)
-        if sample.error is not None:
-            out.append(line)
-            continue
-        verdict = scorer.verdict(sample)
-        # final_answer_ok too: single-turn replies are checked against a case's final_answer (clarify).
-        new = {name: getattr(verdict, name) for name in VERDICT_FIELDS}
-        result.rescored += 1
-        _tally(result, sample, new)
-        updated = {k: v for k, v in data.items() if k != LEGACY} | new
-        out.append(line if updated == data else json.dumps(updated, ensure_ascii=False, separators=(",", ":")) + "\n")
-    if write and out != lines:
-        write_atomic(path, "".join(out))
+    except (ValueError, RecursionError) as exc:  # not JSON, or JSON that is not a sample
+        what = "not JSON" if not isinstance(exc, ValidationError) else f"not a sample ({_first_problem(exc)})"
+        raise _BadLine(f"{path} line {number}: {what}; fix or remove the line") from None
+    if sample.error is not None:
+        return line
+    verdict = scorer.verdict(sample)
+    # final_answer_ok too: single-turn replies are checked against a case's final_answer (clarify).
+    new = {name: getattr(verdict, name) for name in VERDICT_FIELDS}
+    result.rescored += 1
+    _tally(result, sample, new)
+    updated = {k: v for k, v in data.items() if k != LEGACY} | new
+    return line if updated == data else json.dumps(updated, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'.'.join(map(str, error['loc'])) or 'the line'}: {error['msg']}"
 
 
 def _tally(result: Rescore, old: Sample, new: dict[str, Any]) -> None:

@@ -42,9 +42,20 @@ def new_run_id(model: str) -> str:
     return f"{stamp}-{safe}-{secrets.token_hex(2)}"
 
 
+def file_mode(path: Path) -> int:
+    """The permission bits a file rewritten in place keeps: its own, or for a new file what the
+    umask gives (mkstemp makes 0600, and replacing once turned a 644 file into 600)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """evalkit's one way to write a whole file: a reader sees the old file or the new one, never
-    a torn one. Text is written as UTF-8."""
+    a torn one. Text is written as UTF-8; the file's mode is kept (see file_mode)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -52,6 +63,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -284,7 +284,9 @@ class SuiteRef(BaseModel):
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="allow")
-    temperature: float = 0.0
+    # Finite: `nan` went to the server as NaN and into header.json as null, which no later
+    # finalise, resume or report could read back.
+    temperature: float = Field(0.0, allow_inf_nan=False)
     repeats: int = 1
     concurrency: int = 4
     seed: int | None = 0

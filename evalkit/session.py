@@ -173,7 +173,9 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         base_urls=base_urls,
         formats=list(options.formats),
         suites=[
-            SuiteRef(name=s.suite.name, path=str(s.path), sha256=s.sha256, cases=len(s.suite.cases)) for s in suites
+            # Absolute: a --resume or rescore from another directory found "no suite named ...".
+            SuiteRef(name=s.suite.name, path=str(Path(s.path).resolve()), sha256=s.sha256, cases=len(s.suite.cases))
+            for s in suites
         ],
         settings=settings,
         serving=serving,

@@ -6,6 +6,7 @@ import difflib
 import gc
 import hashlib
 import json
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,10 +316,37 @@ def _check_references(path: Path, suite: Suite) -> None:
             value = getattr(server, field)
             if value is not None and not suite_relative(path, value).is_dir():
                 raise SuiteError(str(path), None, f"implementations.mcp.{field}", f"{suite_relative(path, value)} is not a directory")
+        if server.fixtures is not None:
+            problem = fixtures_problem(path, suite_relative(path, server.fixtures))
+            if problem:
+                raise SuiteError(str(path), None, "implementations.mcp.fixtures", problem)
     elif suite.implementations:
         impl = resolve_implementations(path, suite)
         if not impl.is_file():
             raise SuiteError(str(path), None, "implementations", f"{impl} does not exist")
+
+
+def fixtures_problem(path: Path, fixtures: Path) -> str | None:
+    """Why a fixtures folder cannot seed a sample's working root, or None. It must lie within the
+    suite file's folder or the one above it (where the built-in suites keep theirs), and every
+    symbolic link in it must stay inside it: the root is a copy a tool may read and write, and a
+    link to /etc/hostname (or `fixtures: ../../../etc`) once gave the MCP server the real files."""
+    home = path.resolve().parent
+    root = fixtures.resolve()
+    if root != home.parent and home.parent not in root.parents:
+        return f"{fixtures} is outside the suite's folder and the folder above it"
+    for folder, dirs, files in os.walk(root):  # links are not followed: each is checked instead
+        for name in dirs + files:
+            entry = Path(folder) / name
+            if not entry.is_symlink():
+                continue
+            try:
+                target = entry.resolve(strict=True)
+            except (OSError, RuntimeError):  # a loop, or a dangling link
+                return f"{entry} is a symbolic link that loops or leads nowhere"
+            if target != root and root not in target.parents:
+                return f"{entry} is a symbolic link to {target}, outside the fixtures folder"
+    return None
 
 
 def suite_relative(path: Path, value: str) -> Path:

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from . import __version__
 from .access import Access, key_from_environment
 from .errors import EvalkitError
-from .rundir import HEADER, now_iso, print_summary, write_model
+from .rundir import HEADER, now_iso, print_summary, run_lock, write_model
 from .schema import RunConfig, Sweep, SweepMember
 from .session import RunOptions, check_options, execute
 
@@ -156,7 +156,13 @@ def _check_distinct_weights(sweep: Sweep, options: RunOptions) -> None:
 def run(sweep_dir: Path, quiet: bool = False, access: Access | None = None) -> list[Path]:
     """Run (or finish) every member in order, each with its report; returns their run directories."""
     sweep_dir = Path(sweep_dir)
-    sweep = read_sweep(sweep_dir)
+    # One runner per sweep directory: two `run --resume SWEEP_DIR` at once each started the member
+    # not yet begun, in two folders, and sweep.json named only one of them.
+    with run_lock(sweep_dir):
+        return _run_members(sweep_dir, read_sweep(sweep_dir), quiet, access)
+
+
+def _run_members(sweep_dir: Path, sweep: Sweep, quiet: bool, access: Access | None) -> list[Path]:
     run_dirs: list[Path] = []
     for number, member in enumerate(sweep.members, 1):
         _say(quiet, f"sweep {sweep.sweep_id}: model {number} of {len(sweep.members)}: {member.model}")

@@ -671,7 +671,7 @@ def test_the_chaos_benchmark_ends_with_every_sample_present_once(tmp_path):
     out = tmp_path / "chaos.json"
     proc = subprocess.run(
         [sys.executable, str(root / "benchmarks" / "bench_chaos.py"), "--samples", "45", "--poison", "0.3", "--kills", "1",
-         "--kill-within", "3", "--restarts", "1", "--out", str(out)],
+         "--kill-within", "3", "--restarts", "1", "--no-mcp", "--out", str(out)],
         cwd=root, capture_output=True, text=True, timeout=380)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())

@@ -538,7 +538,10 @@ def glm(ctx: Ctx, at: int, marker: str) -> Read | None:
 # --------------------------------------------------------------------------------- Gemma 4 values
 _GEMMA_STR = '<|"|>'
 _GEMMA_BARE = re.compile(r"[^,}\]]*")
-_GEMMA_KEY = re.compile(r"\s*([^:{}\[\],<]+?)\s*:")
+# Greedy, over a class without `:`, and with no `\s*` around it (the caller skipped the blanks; the
+# key is stripped after): a lazy key followed by `\s*:` retried the rest of the text at every
+# character, 10 s for a key followed by 100,000 spaces and no colon.
+_GEMMA_KEY = re.compile(r"([^:{}\[\],<]+):")
 
 
 def _gemma_value(ctx: Ctx, pos: int, depth: int) -> tuple[Any, int, str | None]:
@@ -565,10 +568,10 @@ def _gemma_value(ctx: Ctx, pos: int, depth: int) -> tuple[Any, int, str | None]:
                 return out, pos + 1, None if (text[pos] == "}") == obj else "brackets do not match"
             if obj:
                 key = _GEMMA_KEY.match(text, pos, ctx.end)
-                if not key:
+                if not key or not key.group(1).strip():
                     return None, pos, "a key without a value"
                 value, pos, reason = _gemma_value(ctx, key.end(), depth + 1)
-                out[key.group(1).replace(_GEMMA_STR, "")] = value
+                out[key.group(1).strip().replace(_GEMMA_STR, "")] = value
             else:
                 value, pos, reason = _gemma_value(ctx, pos, depth + 1)
                 out.append(value)

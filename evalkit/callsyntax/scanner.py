@@ -24,7 +24,7 @@ from ..schema import ToolCall
 from . import readers as r
 from .families import BY_NAME, FAMILIES, Family
 from .model import Attempt, Location, Scan, Tools
-from .text import Finder, loads_lenient
+from .text import MAX_STRUCTURE, Finder, loads_lenient
 
 class _Alternatives:
     """Search for any of many literals (plus a few regex tails) in linear time and fast: one regex per
@@ -78,6 +78,13 @@ _NOISE = re.compile("<(?:" + "|".join(p[1:] for f in FAMILIES for p in f.noise) 
 
 _FUNCTIONARY_START = re.compile(r"\s*([A-Za-z_][\w.\-]*)\n(?=\s*\{)")
 
+MAX_READS = 500
+"""Blocks read (markers and `[name(` lists) per scan. Each read is linear, but one costs 5-200 us, and
+a 1 MB reply of `>>>a\n` or `[TOOL_CALLS]` repeated held 200,000 of them (1-2 s per MB, on the
+event loop); 500 is far beyond any real reply (8,000 calls in one list is one read). Past it, the
+rest of the part is one broken attempt, and further `[name(` lists are prose."""
+TOO_MANY_READS = f"more than {MAX_READS:,} call blocks in one reply: the rest was not read (the scanner's limit)"
+
 
 def scan(text: Any, tools: Tools = None) -> Scan:
     """Every call attempt in `text` (a reply's content), its prose and its reasoning. `tools` maps each
@@ -102,6 +109,7 @@ class _Scanner:
         self.reasoning: list[str] = []
         self.memo_markers: dict[int, tuple[int, re.Match[str] | None]] = {}
         self.memo_opens: dict[int, tuple[int, re.Match[str] | None]] = {}
+        self.reads = 0  # blocks read so far, against MAX_READS
 
     def run(self) -> Scan:
         for lo, hi, location in self._parts():
@@ -174,6 +182,14 @@ class _Scanner:
             if m is None:
                 break
             at, marker = m.start(), (_BARE if m.lastgroup in ("bare", "bare_list") else m.group())
+            self.reads += 1  # backticked markers too: cheap, but 70,000 of them took 0.2 s per MB
+            if self.reads > MAX_READS:
+                self.gaps.append((pos, at, location))
+                if self._backticked(at):
+                    self.gaps.append((at, hi, location))
+                else:
+                    self._add(_READERS[marker][0][0].name, at, hi, location, [], TOO_MANY_READS)
+                return
             if self._backticked(at):
                 self.gaps.append((pos, m.end(), location))
                 pos = m.end()
@@ -233,7 +249,8 @@ class _Scanner:
         text, found, pos = self.text, [], lo
         while pos < hi:
             m = _PY_HEAD.search(text, pos, hi)
-            if m is None:
+            self.reads += 1
+            if m is None or self.reads > MAX_READS:
                 break
             end = _python_extent(text, m.start(), hi)
             if self._pythonic(m.start(), end, hi, location, m.group(1)):
@@ -280,7 +297,7 @@ def _python_extent(text: str, start: int, hi: int) -> int | None:
     Brackets of all kinds nest; quoted strings are skipped; a mismatch ends the span there."""
     stack: list[str] = []
     pos = start
-    while True:
+    for _ in range(MAX_STRUCTURE):  # brackets and strings walked one at a time: bounded, as for JSON
         m = _PY_STRUCT.search(text, pos, hi)
         if m is None:
             return None
@@ -294,6 +311,7 @@ def _python_extent(text: str, start: int, hi: int) -> int | None:
             stack.append(_PY_CLOSE[ch])
         elif not stack or stack.pop() != ch or not stack:
             return pos
+    return None
 
 
 def family(name: str) -> Family:

@@ -21,6 +21,12 @@ _STRUCTURAL = re.compile(r'[{}\[\]"]')
 _STRING_TAIL = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _CLOSERS = {"{": "}", "[": "]"}
+_DECODER = json.JSONDecoder()
+
+MAX_STRUCTURE = 20_000
+"""Brackets and strings walked, one at a time, in a JSON body that is not valid JSON. Valid JSON is
+measured by json's C decoder; the walk (about 1 us per bracket or string) took 0.5 s per MB of
+`[{[{...` or `{"name":` repeated. Past it the body counts as never closing."""
 
 
 class Finder:
@@ -58,9 +64,15 @@ def json_extent(text: str, start: int, limit: int) -> tuple[int, str | None]:
     """Where the JSON object or array opening at `start` ends: (end, None), or (stop, reason) when it
     never closes before `limit` or its brackets do not match. Strings are honoured, so a `}` or an end
     marker inside a string argument does not end the value. Iterative: any depth is fine."""
+    try:  # valid JSON (the usual case) at C speed, however many strings and brackets it holds
+        end = _DECODER.raw_decode(text, start)[1]
+        if end <= limit and text[start] in _CLOSERS:
+            return end, None
+    except (ValueError, RecursionError, MemoryError):
+        pass
     stack: list[str] = []
     pos = start
-    while True:
+    for _ in range(MAX_STRUCTURE):
         m = _STRUCTURAL.search(text, pos, limit)
         if m is None:
             return limit, "cut off: the JSON never closes"
@@ -79,11 +91,14 @@ def json_extent(text: str, start: int, limit: int) -> tuple[int, str | None]:
                 return pos, "brackets do not match"
             if not stack:
                 return pos, None
+    return limit, f"cut off: the JSON never closes within {MAX_STRUCTURE:,} brackets and strings"
 
 
 def _string_end(text: str, pos: int, limit: int) -> int:
     """Index after the JSON string whose body starts at `pos`, or -1 when it does not close before
     `limit`. json's C scanner is much faster on escape-heavy strings; the regex handles what it rejects."""
+    if text.find('"', pos, limit) < 0:  # never closes: said at C speed, before either walks the rest
+        return -1
     try:
         end = scanstring(text, pos, False)[1]
         if end <= limit:

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,9 @@ ENV_VARS = ("EVALKIT_BASE_URL", "OPENAI_BASE_URL")
 PORT_BACKENDS = {1234: "lmstudio", 11434: "ollama", 8080: "llamacpp", 8000: "vllm"}
 CONNECT_TIMEOUT = 0.3  # a closed loopback port refuses at once; this bounds a filtered one
 READ_TIMEOUT = 5.0  # a server that accepted may be busy loading a model
+MAX_JSON_BYTES = 16 * 1024 * 1024
+"""One GET's body (a model list, /props with its chat template, Ollama's /api/show): bounded, as a
+chat reply is, so a hostile or broken server cannot fill memory."""
 
 
 @dataclass
@@ -47,9 +51,12 @@ class Resolved:
 
 def normalise_base_url(url: str) -> str:
     """Strip the trailing slash; a bare `http://host:port` gets `/v1` (what every server here uses)."""
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
+    url = url.strip()
+    if "://" in url:  # slashes stripped after the scheme only: `http://` became `http:`, host `http`
+        scheme, rest = url.split("://", 1)
+        url = f"{scheme}://{rest.rstrip('/')}"
+    else:
+        url = "http://" + url.rstrip("/")
     return url + "/v1" if urlsplit(url).path in ("", "/") else url
 
 
@@ -103,13 +110,39 @@ def get_json(url: str, timeout: float = READ_TIMEOUT, *, connect_timeout: float 
         else:
             headers["Content-Type"] = "application/json"
             conn.request("POST", target, body=json.dumps(body).encode("utf-8"), headers=headers)
-        resp = conn.getresponse()
-        body = resp.read()
+        sock = conn.sock  # the response keeps reading from it after the connection lets go of it
+        try:
+            resp = conn.getresponse()
+            body = _read_bounded(sock, resp, timeout)
+        except http.client.HTTPException as exc:  # reached, but what came back is not HTTP/1.x
+            raise ValueError(f"the answer is not HTTP/1.x ({type(exc).__name__}: {_printable(str(exc))})") from None
         if resp.status != 200:
             raise HTTPStatusError(resp.status)
     finally:
         conn.close()
     return json.loads(body)
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    """Random bytes from a server, as a short ASCII excerpt for one line."""
+    return text[:limit].encode("unicode_escape").decode("ascii")
+
+
+def _read_bounded(sock: Any, resp: http.client.HTTPResponse, timeout: float) -> bytes:
+    """The body, within MAX_JSON_BYTES and `timeout` in all: a server trickling a byte a second
+    never trips the socket's timeout, which bounds one read only."""
+    deadline = time.monotonic() + timeout
+    chunks, size = [], 0
+    while chunk := resp.read1(65536):
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise ValueError(f"the body is over {MAX_JSON_BYTES:,} bytes")
+        chunks.append(chunk)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no whole answer within {timeout:g} s")
+        sock.settimeout(left)
+    return b"".join(chunks)
 
 
 def list_server_models(base_url: str, timeout: float = READ_TIMEOUT, api_key: str | None = None) -> list[str]:

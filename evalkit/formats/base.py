@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -55,8 +56,14 @@ LIMITS = ParseLimits()
 def nested_too_deep() -> str:
     return f"nested deeper than the parser limit of {LIMITS.max_depth} levels (max_depth)"
 
-_SCALARS = (str, bool, float, type(None))
+_SCALARS = (bool, float, type(None))
+# A `\ud800` escape (JSON) or literal (Python) decodes to a lone surrogate, which no UTF-8 file,
+# cache or terminal can hold: writing the sample failed ("evalkit failed on this sample").
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _KEYS = (str, int, float, bool, type(None))  # what JSON can hold as an object key (as a string)
+
+
+LONE_SURROGATE = "invalid unicode escape (a lone surrogate)"
 
 
 def over_length(what: str, text: str) -> str | None:
@@ -88,6 +95,10 @@ def value_problem(value: Any) -> str | None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            if _LONE_SURROGATE.search(item):
+                return LONE_SURROGATE
+            continue
         if isinstance(item, _SCALARS):
             continue
         if isinstance(item, int):
@@ -98,6 +109,8 @@ def value_problem(value: Any) -> str | None:
             return nested_too_deep()
         if isinstance(item, dict):
             for key in item:
+                if isinstance(key, str) and _LONE_SURROGATE.search(key):
+                    return LONE_SURROGATE
                 if not isinstance(key, _KEYS):
                     return f"an object key of type {type(key).__name__}, which JSON cannot hold"
                 if isinstance(key, int) and not isinstance(key, bool) and key.bit_length() > LIMITS.max_int_bits:

@@ -7,7 +7,6 @@ import json
 import sys
 from contextlib import ExitStack
 from typing import Any
-from urllib.parse import urlsplit
 
 from evalkit.cliargs import positive_seconds, whole_number
 from evalkit.errors import EvalkitError
@@ -28,11 +27,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from evalkit.engine.discover import list_server_models, normalise_base_url, resolve
+    from evalkit.engine.discover import check_base_url, list_server_models, resolve
     from evalkit.probe.run import run_probe
 
-    if args.base_url and urlsplit(normalise_base_url(args.base_url)).scheme not in ("http", "https"):
-        raise EvalkitError(f"--base-url {args.base_url!r}: expected an http:// or https:// URL")
+    if args.base_url:
+        check_base_url(args.base_url)  # a scheme and a host (`http://` alone was "cannot reach http://http:/v1")
     from evalkit.access import Access, key_from_environment
 
     api_key = args.api_key or key_from_environment()
@@ -44,7 +43,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
             base_url = resolved.base_url or ""
             try:
                 list_server_models(base_url, api_key=api_key)
-            except (OSError, ValueError) as exc:
+            except ValueError as exc:  # it was reached: what it said is not a model list
+                raise EvalkitError(f"{base_url}/models answered, but not with an OpenAI model list ({exc}); "
+                                   f"is {base_url} an OpenAI-compatible /v1 URL?") from None
+            except OSError as exc:
                 raise EvalkitError(f"cannot reach {base_url} ({exc}); is the server running?") from None
         result = run_probe(base_url, resolved.model_id, timeout_s=args.timeout, api_key=api_key)
     # A server may echo the key it refused in its error messages: never shown.

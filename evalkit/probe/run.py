@@ -57,7 +57,8 @@ async def _send_all(base_url: str, model: str, timeout_s: float, api_key: str | 
                                     "max_tokens": MAX_TOKENS, "stream": request.stream}
             if request.stream:
                 body["stream_options"] = {"include_usage": True}
-            done[request.name] = await send(client, request.name, body)
+            # Each request ends at the timeout, request to last byte, not only at a gap that long.
+            done[request.name] = await send(client, request.name, body, timeout_s)
     finally:
         await client.close()
     return done

@@ -11,29 +11,38 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from evalkit.client import TransportError, _StreamState, classify
+from evalkit.client import TransportError, _StreamState, _within, classify
 from evalkit.schema import Exchange
+
+MAX_REPLY_BYTES = 256 * 1024
+"""Wire bytes of one probe reply: the probe asks for 64 tokens (a streamed reply of them is about
+20 KB). Without a limit, 50 MB replies took it to 7.66 GB RSS and 2.1 GB of --json output (issue
+26). Past it, reading stops and the first EVIDENCE_EVENTS events (or characters) are kept."""
+EVIDENCE_EVENTS = 20
 
 if TYPE_CHECKING:  # imported where a probe runs: it takes about a second (evalkit run never needs it)
     import openai
 
 
-async def send(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]) -> Exchange:
-    """POST one chat completion (streamed when `body["stream"]`); never raises.
+async def send(client: openai.AsyncOpenAI, name: str, body: dict[str, Any], deadline_s: float = 60.0) -> Exchange:
+    """POST one chat completion (streamed when `body["stream"]`); never raises. Each attempt ends
+    at `deadline_s`, request to last byte (a server trickling a byte a second never trips the
+    client's read-gap timeout), and reading stops past MAX_REPLY_BYTES.
 
     A connection dropped before any answer is tried once more, as client.py would: llama.cpp's
     server may close a kept-alive connection after a streamed reply, and that is transport, not
     the tool-calling contract. The evidence says so (`attempts`, `retried_after`).
     """
-    exchange, dropped = await _send_once(client, name, body)
+    exchange, dropped = await _send_once(client, name, body, deadline_s)
     if dropped:
         first = exchange.error
-        exchange, _ = await _send_once(client, name, body)
+        exchange, _ = await _send_once(client, name, body, deadline_s)
         exchange.attempts, exchange.retried_after = 2, first
     return exchange
 
 
-async def _send_once(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]) -> tuple[Exchange, bool]:
+async def _send_once(client: openai.AsyncOpenAI, name: str, body: dict[str, Any],
+                     deadline_s: float) -> tuple[Exchange, bool]:
     """The exchange, and whether the connection failed before any answer (not a timeout)."""
     import openai
 
@@ -45,16 +54,7 @@ async def _send_once(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]
     start = time.perf_counter()
     dropped = False
     try:
-        async with client.chat.completions.with_streaming_response.create(**typed) as response:
-            exchange.http_status = response.status_code
-            if stream:
-                events = []
-                async for line in response.iter_lines():
-                    if line.startswith("data:") and line[5:].strip() != "[DONE]":
-                        events.append(_json_or_text(line[5:].strip()))
-                exchange.raw = events
-            else:
-                exchange.raw = _json_or_text((await response.read()).decode("utf-8", "replace"))
+        await _within(deadline_s, _exchange(client, typed, exchange))
     except Exception as exc:  # noqa: BLE001 - every failure is evidence, not a crash
         dropped = isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)
         exchange.error = str(classify(exc))
@@ -62,9 +62,65 @@ async def _send_once(client: openai.AsyncOpenAI, name: str, body: dict[str, Any]
         if getattr(exc, "body", None) is not None:
             exchange.raw = exc.body
     exchange.elapsed_s = round(time.perf_counter() - start, 3)
+    if exchange.ok and (problem := _unreadable(exchange)) is not None:
+        # A 2xx that says nothing a client can read (an HTML page, an empty body) is no answer:
+        # judged as one, it passed tool_choice_none and stream_parity ("no call came back").
+        exchange.error = f"HTTP {exchange.http_status}, but the reply could not be read: {problem}"
     if exchange.ok:
         (_read_stream if stream else _read_whole)(exchange)
     return exchange, dropped
+
+
+def _unreadable(exchange: Exchange) -> str | None:
+    """What makes a 2xx reply no chat completion at all, or None when it is one (maybe a broken one)."""
+    raw = exchange.raw
+    if exchange.stream:
+        if not raw:
+            return "the stream ended without a single event"
+        if not any(isinstance(e, dict) and isinstance(e.get("choices"), list) and e["choices"] for e in raw):
+            return f"no stream event holds a choice (first event: {str(raw[0])[:80]!r})"
+        return None
+    if raw in (None, ""):
+        return "the reply body is empty"
+    if not isinstance(raw, dict):
+        return f"the reply is not a JSON object: {str(raw)[:80]!r}"
+    choices = raw.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return "the reply has no choices"
+    return None
+
+
+async def _exchange(client: openai.AsyncOpenAI, typed: dict[str, Any], exchange: Exchange) -> None:
+    async with client.chat.completions.with_streaming_response.create(**typed) as response:
+        exchange.http_status = response.status_code
+        events: list[Any] = []
+        pending, size = b"", 0
+        async for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                # Evidence, not the whole: an exchange is shown under every check it serves.
+                exchange.raw = events[:EVIDENCE_EVENTS] if exchange.stream else pending[:EVIDENCE_EVENTS * 100].decode("utf-8", "replace")
+                raise TransportError(f"the reply is over the probe's limit of {MAX_REPLY_BYTES:,} bytes "
+                                     f"(it asks for 64 tokens); reading stopped there, the start is kept", False)
+            pending += chunk
+            if exchange.stream:  # events as they come: one line of the stream is never held twice
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if (event := _event(line)) is not None:
+                        events.append(event)
+        if exchange.stream:
+            events.extend(e for e in (_event(pending),) if e is not None)
+            exchange.raw = events
+        else:
+            exchange.raw = _json_or_text(pending.decode("utf-8", "replace"))
+
+
+def _event(line: bytes) -> Any:
+    """A stream line's `data:` payload (JSON where it parses), or None for other lines and [DONE]."""
+    text = line.decode("utf-8", "replace").strip()
+    if not text.startswith("data:") or text[5:].strip() == "[DONE]":
+        return None
+    return _json_or_text(text[5:].strip())
 
 
 def _json_or_text(text: str) -> Any:

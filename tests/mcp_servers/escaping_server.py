@@ -1,0 +1,17 @@
+"""tests/mcp_servers/hostile_server.py, started after it spawns a grandchild in a session of its
+own (`setsid`), outside the server's process group, which writes its pid to the file named
+first on the command line and sleeps (issue 26: such grandchildren outlived evalkit)."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+pid_file = sys.argv[1]
+subprocess.Popen([sys.executable, "-c", f"import os, time; open({pid_file!r}, 'w').write(str(os.getpid())); time.sleep(300)"],
+                 start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+sys.argv = [str(Path(__file__).with_name("hostile_server.py"))]
+runpy.run_path(sys.argv[0], run_name="__main__")
