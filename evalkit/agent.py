@@ -184,6 +184,11 @@ async def _converse(job: Job, endpoint: Endpoint, ctx: RunContext, offered: list
         history += fmt.tool_messages([c for c, _ in good], [text for _, text in good])
         history += [{"role": "user", "content": text} for text in broken]
         params["messages"] = list(params["messages"]) + history
+        if params.get("tool_choice") == "required":
+            # Kept, it would force a call in every round and no answer could end the task: reset
+            # to auto after the first tool call, as the OpenAI Agents SDK does (reset_tool_choice,
+            # openai-agents-python PR #263).
+            del params["tool_choice"]
 
     verdict, path = score_agent(case, offered, replies, ctx.own_family)
     apply_verdict(sample, verdict)

@@ -15,6 +15,7 @@ from .clihelp import polish
 from .cliargs import OneLineParser, finite_number, positive_seconds, whole_number
 from .engine import cli as engine_cli
 from .errors import EvalkitError, Interrupted
+from .formats.native import TOOL_CHOICES, with_tool_choices
 from .probe import cli as probe_cli
 from .report import cli as report_cli
 from .view import cli as view_cli
@@ -43,7 +44,12 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", action="append", default=[], dest="suites", metavar="SUITE",
                    help="suite name or path (repeatable; default: every built-in suite)")
     p.add_argument("--format", action="append", default=[], dest="formats", metavar="FORMAT",
-                   help="tool-call format: native, default, pythonic (repeatable; default: native and default)")
+                   help="tool-call format: native, default, pythonic, constrained (the reply held to a JSON Schema "
+                        "of the offered calls; constrained+naive, +choice, +calls_first pick its envelope) "
+                        "(repeatable; default: native and default)")
+    p.add_argument("--tool-choice", action="append", default=[], dest="tool_choices", choices=TOOL_CHOICES,
+                   help="native's tool_choice; repeat it to measure each as its own format, e.g. native and "
+                        "native+required (default: auto, sent as no tool_choice)")
     p.add_argument("--tag", action="append", default=[], dest="tags", metavar="TAG",
                    help="only cases with this tag (repeatable; default: every case)")
     p.add_argument("--limit", type=whole_number(1), default=None,
@@ -183,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         model=args.models[0] if len(args.models) == 1 else None,
         base_urls=base_urls,
         suites=args.suites,
-        formats=args.formats or ["native", "default"],
+        formats=with_tool_choices(args.formats or ["native", "default"], args.tool_choices),
         tags=args.tags,
         limit=args.limit,
         sample=args.sample,

@@ -20,7 +20,7 @@ from .dispatch import run_jobs
 from .engine.discover import best_match, check_base_url, check_server, resolve, unserved_warning
 from .engine.machine import describe_machine
 from .errors import EvalkitError, Interrupted, KeyRefused
-from .formats import get_format
+from .formats import canonical, get_format
 from .identity import describe, is_tied, served_identity
 from .jobs import Endpoint, RunContext, done_keys, plan
 from .progress import Progress
@@ -146,11 +146,13 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
     _apply_limits(options.settings, stack)
     suites = load_suites(options.suites)
     _import_implementations(suites)
-    for fmt in options.formats:
-        get_format(fmt)  # fail early on a typo
+    # Fails early on a typo; a run records each format by its canonical name (`constrained` is
+    # written as the envelope it stands for), so its samples and reports say what was sent.
+    formats = list(dict.fromkeys(canonical(fmt) for fmt in options.formats))
     base_urls, model_id, backend, requested = _resolve_target(options, stack)
     for url in base_urls:
         check_server(url, options.access.api_key)
+    preflight(formats, base_urls, model_id, options.settings.timeout_s, options.access)
     settings = options.settings
     settings.header_names = options.access.header_names()
     serving = serving_facts(base_urls[0], model_id, options.access.api_key)
@@ -171,7 +173,7 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         backend=backend,
         base_url=base_urls[0],
         base_urls=base_urls,
-        formats=list(options.formats),
+        formats=formats,
         suites=[
             # Absolute: a --resume or rescore from another directory found "no suite named ...".
             SuiteRef(name=s.suite.name, path=str(Path(s.path).resolve()), sha256=s.sha256, cases=len(s.suite.cases))
@@ -232,12 +234,32 @@ def _resume_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[L
     # What to run comes from the header (as `_run` reads it); the engine's slots from its settings.
     options.settings = header.settings
     if header.backend == "embedded" and not options.base_urls:
-        return header, suites, [_start_engine(options, stack, header.model)]
+        base_url = _start_engine(options, stack, header.model)
+        preflight(header.formats, [base_url], header.model, header.settings.timeout_s, options.access)
+        return header, suites, [base_url]
     base_urls = options.base_urls or header.base_urls or [header.base_url]
     for url in base_urls:  # a dead server fails fast, as on a fresh run, not as a run of error samples
         check_server(url, options.access.api_key)
     _check_same_server(options, header, base_urls[0])
+    preflight(header.formats, base_urls, header.model, header.settings.timeout_s, options.access)
     return header, suites, base_urls
+
+
+def preflight(formats: list[str], base_urls: list[str], model: str, timeout_s: float, access: Access) -> None:
+    """The probe checks the run's formats need (`constrained` needs `json_schema`), on every
+    endpoint before the first sample: a server that cannot do it ends the run here in one line."""
+    needed = {check: fmt for fmt in formats if (check := getattr(get_format(fmt), "needs_check", None))}
+    if not needed:
+        return
+    from .probe.run import run_check
+
+    for check, fmt in needed.items():
+        for url in base_urls:
+            result = run_check(url, model, check, timeout_s=timeout_s, api_key=access.api_key, headers=access.headers)
+            if result.status != "pass":  # scrubbed: a server may echo the key it refused
+                detail = access.scrub(" ".join(result.detail.split()))
+                raise EvalkitError(f"--format {fmt}: {url} failed the probe's {check} check "
+                                   f"({result.status}: {detail}); the run was not started")
 
 
 def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
@@ -392,7 +414,7 @@ def _probe(options: RunOptions, header: Header, base_url: str) -> None:
     assert run_dir is not None  # set by both setups
     result = read_probe(run_dir)
     if result is None:
-        _say(options, f"probing {base_url} before the run (about 7 requests)...")
+        _say(options, f"probing {base_url} before the run (about 8 requests)...")
         result = run_probe(base_url, header.model, timeout_s=header.settings.timeout_s,
                            api_key=options.access.api_key, headers=options.access.headers)
         write_model(run_dir / PROBE, result)

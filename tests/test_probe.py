@@ -112,7 +112,7 @@ def test_a_server_that_keeps_the_contract_passes_every_check():
 
 def test_the_probe_keeps_within_its_request_budget():
     result, srv = probe(ContractResponder(), LLAMACPP)
-    assert srv.hits == result.chat_requests == len(planned_requests()) == 7
+    assert srv.hits == result.chat_requests == len(planned_requests()) == 8
     assert result.requests == result.chat_requests + len(result.server.asked) <= MAX_REQUESTS
     assert srv.endpoint_hits == len(result.server.asked)
 
@@ -136,7 +136,11 @@ EXPECTED = {  # break -> {failing check: a phrase its detail must hold}; every o
     "calls_in_content": {"tool_choice_required": "in hermes call syntax in content, which the server did not parse (server)",
                          "tool_choice_named": "which the server did not parse (server)",
                          "parallel_calls": "which the server did not parse (server)"},
+    "ignore_response_format": {"json_schema": 'the schema admits only {"probe": "evalkit", "n": 7}, the reply is '
+                                              "'I cannot look anything up right now.' (server)"},
+    "refuse_response_format": {},  # refused outright: unsupported, not failed (UNSUPPORTED below)
 }
+UNSUPPORTED = {"refuse_response_format": {"json_schema": "the server rejects response_format json_schema: HTTP 400"}}
 
 
 def test_every_break_mode_has_an_expectation():
@@ -150,7 +154,10 @@ def test_each_break_is_caught_by_its_check_and_only_there(mode):
     assert set(failing) == set(EXPECTED[mode]), failing
     for name, phrase in EXPECTED[mode].items():
         assert phrase in failing[name]
-    others = {c.status for c in result.checks if c.name not in failing}
+    unsupported = {c.name: c.detail for c in result.checks if c.status == "unsupported"}
+    for name, phrase in UNSUPPORTED.get(mode, {}).items():
+        assert phrase in unsupported.pop(name)
+    others = {c.status for c in result.checks if c.name not in failing and c.name not in UNSUPPORTED.get(mode, {})}
     assert others <= {"pass", "unsupported"}
     if mode != "calls_in_content":  # with no parsed call, the per-call checks have nothing to judge
         assert others == {"pass"}
@@ -365,4 +372,4 @@ def test_a_connection_dropped_before_any_answer_is_sent_once_more_and_counted():
     assert {c.status for c in result.checks} == {"pass"}
     parity = by_name(result)["stream_parity"].evidence[1]
     assert parity.attempts == 2 and parity.retried_after.startswith("cannot connect")
-    assert srv.hits == result.chat_requests == 8 <= MAX_REQUESTS
+    assert srv.hits == result.chat_requests == 9 <= MAX_REQUESTS

@@ -43,8 +43,13 @@ Respond conversationally if no matching tools exist."""
 BLOCK = re.compile(r"\[TOOL_REQUEST\](.*?)(\[END_TOOL_REQUEST\]|(?=\[TOOL_REQUEST\])|$)", re.S)
 
 
+def tool_array(tools: list[dict[str, Any]]) -> str:
+    """The tools as LM Studio lists them in its prompt (also what `constrained` lists)."""
+    return json.dumps({"type": "toolArray", "tools": tools}, indent=2, ensure_ascii=False)
+
+
 def render_system_prompt(tools: list[dict[str, Any]]) -> str:
-    return SYSTEM_PROMPT.format(tools=json.dumps({"type": "toolArray", "tools": tools}, indent=2, ensure_ascii=False))
+    return SYSTEM_PROMPT.format(tools=tool_array(tools))
 
 
 def request_block(call: ToolCall) -> str:

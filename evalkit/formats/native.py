@@ -1,21 +1,35 @@
-"""`native`: tools in the request's `tools` field; the server parses the model's own call syntax."""
+"""`native`: tools in the request's `tools` field; the server parses the model's own call syntax.
+
+Variants by `tool_choice` (`--tool-choice`, or `--format native+required`): `auto` is the plain
+`native`, which sends no `tool_choice` (auto is the OpenAI default whenever tools are given, and
+requests stay as earlier runs sent them); `required` and `none` send it, so "native + required"
+is measured as an option of its own.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from ..errors import EvalkitError
 from ..schema import ToolCall
 from .base import ParsedReply, call_from_wire
 
 
+TOOL_CHOICES = ("auto", "required", "none")
+
+
 class NativeFormat:
-    name = "native"
+    def __init__(self, tool_choice: str = "auto"):
+        self.tool_choice = tool_choice
+        self.name = "native" if tool_choice == "auto" else f"native+{tool_choice}"
 
     def build_request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
         request: dict[str, Any] = {"messages": messages}
         if tools:
             request["tools"] = tools
+            if self.tool_choice != "auto":
+                request["tool_choice"] = self.tool_choice
         return request
 
     def parse_reply(self, content: str | None, tool_calls: list[dict[str, Any]]) -> ParsedReply:
@@ -43,3 +57,17 @@ class NativeFormat:
 
 
 FORMAT = NativeFormat()
+VARIANTS = {choice: FORMAT if choice == "auto" else NativeFormat(choice) for choice in TOOL_CHOICES}
+
+
+def with_tool_choices(formats: list[str], choices: list[str]) -> list[str]:
+    """--format and --tool-choice together: each `native` becomes one format per tool choice
+    (`--tool-choice auto --tool-choice required`: native and native+required), in place."""
+    if not choices:
+        return formats
+    if "native" not in formats:
+        raise EvalkitError("--tool-choice applies to --format native, which this run does not use")
+    out: list[str] = []
+    for name in formats:
+        out += [VARIANTS[c].name for c in dict.fromkeys(choices)] if name == "native" else [name]
+    return out

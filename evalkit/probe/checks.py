@@ -85,6 +85,17 @@ PARITY_PLAIN = ProbeRequest("parity_plain", _ask("Use the get_weather tool to ge
 TOOL_TURN = ProbeRequest("tool_result_turn", _tool_turn)
 CALLING = (REQUIRED, NAMED, PARALLEL, PARITY_STREAM, PARITY_PLAIN)  # the requests that should bring calls
 
+# A schema that admits one fixed object, and a prompt that asks for something else: only a server
+# that constrains decoding returns the object (a model left free says hello).
+FIXED_OBJECT = {"probe": "evalkit", "n": 7}
+FIXED_SCHEMA = {"type": "object", "properties": {k: {"const": v} for k, v in FIXED_OBJECT.items()},
+                "required": list(FIXED_OBJECT), "additionalProperties": False}
+JSON_SCHEMA = ProbeRequest("json_schema", lambda _: {
+    "messages": [SYSTEM, {"role": "user", "content": "Say hello in one short sentence."}],
+    "response_format": {"type": "json_schema", "json_schema": {"name": "probe", "schema": FIXED_SCHEMA}}},
+    # Streamed, as runs are: a slow engine on a loaded CPU still sends a token within the read timeout.
+    stream=True)
+
 
 # ---------------------------------------------------------------- helpers for the judges
 
@@ -315,6 +326,20 @@ def judge_tool_turn(ex: Exchanges, facts: dict) -> Verdict:
                     f"{_quote(reply.content)}")
 
 
+def judge_json_schema(ex: Exchanges, facts: dict) -> Verdict:
+    reply = ex[JSON_SCHEMA.name]
+    if (problem := _rejected(reply, "response_format json_schema")) is not None:
+        return problem
+    try:
+        value = json.loads(reply.content or "")
+    except ValueError:
+        value = None
+    if value == FIXED_OBJECT:
+        return "pass", f"asked for a greeting, the reply is the one object the schema admits: {_quote(reply.content)}"
+    return "fail", (f"response_format json_schema accepted but not enforced: the schema admits only "
+                    f"{json.dumps(FIXED_OBJECT)}, the reply is {_quote(reply.content)} (server)")
+
+
 def judge_template(ex: Exchanges, facts: dict) -> Verdict:
     kind = facts.get("kind", "unknown")
     caps = facts.get("template_caps") or {}
@@ -357,6 +382,8 @@ CHECKS: list[Check] = [
     Check("tool_result_turn", (PARITY_PLAIN, TOOL_TURN), judge_tool_turn,
           "a follow-up carrying a tool message with its tool_call_id is accepted and answered"),
     Check("arguments_json", CALLING, judge_arguments, "arguments arrive as a JSON object string"),
+    Check("json_schema", (JSON_SCHEMA,), judge_json_schema,
+          "response_format json_schema admitting one fixed object yields that object (constrained decoding)"),
     Check("template", (), judge_template, "what the server tells of its chat template and tool-call format",
           facts_evidence=True),
 ]

@@ -11,7 +11,7 @@ from typing import Any
 from evalkit import __version__
 from evalkit.client import make_openai_client
 from evalkit.engine.facts import server_facts
-from evalkit.probe.checks import CHECKS, MAX_TOKENS, SEED, Exchanges, planned_requests
+from evalkit.probe.checks import CHECKS, MAX_TOKENS, SEED, Exchanges, ProbeRequest, planned_requests
 from evalkit.schema import CheckResult, Exchange, ProbeResult
 from evalkit.probe.wire import send
 
@@ -47,12 +47,23 @@ def run_probe(base_url: str, model: str, *, timeout_s: float = TIMEOUT_S, api_ke
     )
 
 
+def run_check(base_url: str, model: str, name: str, *, timeout_s: float = TIMEOUT_S,
+              api_key: str | None = None, headers: dict[str, str] | None = None) -> CheckResult:
+    """One check alone, on its own requests and no server facts: what `evalkit run` asks before
+    a run whose formats need it (`needs_check`), so that a server without the capability is one
+    line, not a run of error samples."""
+    check = next(c for c in CHECKS if c.name == name)
+    exchanges = asyncio.run(_send_all(base_url, model, timeout_s, api_key, headers, list(check.requests)))
+    status, detail = check.judge(exchanges, {})
+    return CheckResult(name=name, status=status, detail=detail, evidence=list(exchanges.values()))
+
+
 async def _send_all(base_url: str, model: str, timeout_s: float, api_key: str | None,
-                    headers: dict[str, str] | None = None) -> Exchanges:
+                    headers: dict[str, str] | None = None, requests: list[ProbeRequest] | None = None) -> Exchanges:
     client = make_openai_client(base_url, timeout_s, api_key, headers)
     done: Exchanges = {}
     try:
-        for request in planned_requests():  # one at a time: parity must not race another slot
+        for request in requests or planned_requests():  # one at a time: parity must not race another slot
             body: dict[str, Any] = {"model": model, **request.build(done), "temperature": 0, "seed": SEED,
                                     "max_tokens": MAX_TOKENS, "stream": request.stream}
             if request.stream:

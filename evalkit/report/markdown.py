@@ -14,6 +14,7 @@ from .build import (
 )
 from .explain import clip, describe_failure, expected_text, explain, failure_kind, prompt_of, reply_lines, trajectory_text
 from .model import Entry, ranked
+from . import support
 from .serving import PROBE_NOTE, identity, probe_meanings
 from .toolcount import (
     CURVE_HEADERS, CURVE_NOTE, TOOL_COST_HEADERS, TOOL_COST_NOTE, curve_rows, curves, tool_cost_rows,
@@ -141,6 +142,16 @@ def differences_section(report: Report) -> list[str]:
     for d in report.differences:
         lines.append(f"- {d.model_label}: {d.sentence()}")
     lines += ["", SIGNIFICANCE_NOTE, ""]
+    return lines
+
+
+def support_section(report: Report) -> list[str]:
+    """Native, default and constrained side by side (only when a run used a constrained format)."""
+    if not support.shown(report.entries):
+        return []
+    lines = ["## Kinds of tool support", "", support.SUPPORT_NOTE, ""]
+    lines += [f"- {line}" for line in support.support_sentences(report.entries)] + [""]
+    lines += [table(support.SUPPORT_HEADERS, support.support_rows(report.entries), [False, False] + [True] * 5), ""]
     return lines
 
 
@@ -317,6 +328,7 @@ def render_markdown(report: Report, figures: Sequence[FigureFile]) -> str:
     lines += recommendation_section(report)
     lines += leaderboard_section(report)
     lines += differences_section(report)
+    lines += support_section(report)
     lines += tool_count_sections(report)
     lines += figures_section(figures)
     lines += breakdown_sections(report)

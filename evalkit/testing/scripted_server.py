@@ -57,7 +57,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
 __all__ = ["BREAKS", "ContractResponder", "Reply", "ResponderLike", "ScriptedServer", "by_last_user",
-           "last_user_text", "main"]
+           "fit_schema", "last_user_text", "main"]
 
 DEFAULT_CONTENT_CHUNK_CHARS = 4
 """Streamed content is cut into pieces of this many characters unless ``stream_content_chunks``."""
@@ -566,6 +566,8 @@ BREAKS: dict[str, str] = {
     "arguments_object": "arguments arrive as a JSON object instead of a string",
     "stream_disagrees": "the streamed reply differs from the non-streamed one (Ollama #5796, vLLM #19056)",
     "calls_in_content": "calls are left as <tool_call> text in content, unparsed (llama.cpp #20260)",
+    "refuse_response_format": "answers HTTP 400 to any request with a response_format (a server that cannot constrain)",
+    "ignore_response_format": "accepts a response_format json_schema but answers as if it were not there",
 }
 """Break modes of :class:`ContractResponder`: name -> what the server then does wrong."""
 
@@ -582,6 +584,10 @@ class ContractResponder:
     * otherwise (``auto``) it calls one tool per city named in the last user message (the tool
       whose name's last word, e.g. ``weather``, the message mentions, else the first tool), or
       answers in text when no city is named; ``parallel_tool_calls: false`` keeps the first call.
+    * a ``response_format`` json_schema (constrained decoding) gets the same decision written as
+      JSON the schema admits (:func:`fit_schema`); the tools are then the schema's call objects
+      (``{"name": {"const": ...}, "arguments": {...}}``, as llama.cpp enforces them), and a last
+      user turn ``Result of NAME: ...`` (how prompt formats return tool results) is a tool turn.
 
     ``breaks`` names modes from :data:`BREAKS`; each one breaks exactly one part of the contract.
     """
@@ -598,12 +604,22 @@ class ContractResponder:
         has_tool_turn = any(isinstance(m, Mapping) and m.get("role") == "tool" for m in messages)
         if "reject_tool_turns" in self.breaks and has_tool_turn:
             return Reply(status=400, error_body="unexpected message role 'tool'")
-        if messages and isinstance(messages[-1], Mapping) and messages[-1].get("role") == "tool":
-            reply = Reply(content=f"The tool says: {messages[-1].get('content')}")
+        schema = _response_schema(request)
+        if schema is not None and "refuse_response_format" in self.breaks:
+            return Reply(status=400, error_body="response_format is not supported")
+        if schema is not None and "ignore_response_format" in self.breaks:
+            schema = None
+        last = messages[-1] if messages and isinstance(messages[-1], Mapping) else {}
+        if last.get("role") == "tool":
+            reply = Reply(content=f"The tool says: {last.get('content')}")
+        elif schema is not None and last.get("role") == "user" and str(last.get("content")).startswith("Result of "):
+            reply = Reply(content=f"The tool says: {str(last.get('content')).partition(': ')[2]}")
         else:
-            reply = self._answer(request)
+            reply = self._answer({**request, "tools": _schema_tools(schema)} if schema is not None else request)
         if "stream_disagrees" in self.breaks and request.get("stream"):
             reply = self._disagree(reply)
+        if schema is not None:  # whatever it decided, a server that constrains writes it as the schema asks
+            reply = Reply(content=json.dumps(fit_schema(schema, reply), ensure_ascii=False))
         return self._wire(reply)
 
     def _answer(self, request: dict[str, Any]) -> Reply:
@@ -661,6 +677,77 @@ class ContractResponder:
         reply.arguments_as_object = "arguments_object" in b
         reply.null_finish_reason = "null_finish_reason" in b
         return reply
+
+
+def _response_schema(request: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JSON Schema a request's `response_format` asks the reply to keep, if any."""
+    fmt = request.get("response_format")
+    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+        return dict((fmt.get("json_schema") or {}).get("schema") or {})
+    return None
+
+
+def _call_objects(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every object schema in `schema` shaped like one call: a const `name` and `arguments`."""
+    if isinstance(schema, Mapping):
+        props = schema.get("properties") or {}
+        if isinstance(props.get("name"), Mapping) and "const" in props["name"] and "arguments" in props:
+            yield dict(schema)
+            return
+        for value in schema.values():
+            yield from _call_objects(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _call_objects(value)
+
+
+def _schema_tools(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": c["properties"]["name"]["const"],
+                                              "parameters": c["properties"]["arguments"]}}
+            for c in _call_objects(schema)]
+
+
+def fit_schema(schema: dict[str, Any], reply: Reply) -> Any:
+    """The reply's decision (its calls, or its text) written as a JSON value the schema admits, as a
+    model under constrained decoding would write it: a branch of an `anyOf` that holds the calls
+    (or, for text, no call and a string for it) wins. Raises ValueError when none can hold it."""
+    calls = [{"name": c["name"], "arguments": c.get("arguments") or {}} for c in reply.tool_calls or []]
+    text = reply.content or ""
+
+    def gen(node: Any) -> tuple[Any, bool, bool]:  # (value, holds the calls, holds the text)
+        if not isinstance(node, Mapping):
+            return None, False, False
+        if "const" in node:
+            return node["const"], False, False
+        if "enum" in node:
+            return node["enum"][0], False, False
+        if "anyOf" in node or "oneOf" in node:
+            options = [gen(b) for b in node.get("anyOf") or node.get("oneOf")]
+            wanted = [o for o in options if (o[1] if calls else (not o[1] and o[2]))]
+            return (wanted or options)[0]
+        kind = node.get("type")
+        if kind == "object":
+            if "name" in (node.get("properties") or {}) and "arguments" in (node.get("properties") or {}):
+                return None, False, False  # a call object: placed by its array
+            out, has_calls, has_text = {}, False, False
+            for key, sub in (node.get("properties") or {}).items():
+                out[key], c, t = gen(sub)
+                has_calls, has_text = has_calls or c, has_text or t
+            return out, has_calls, has_text
+        if kind == "array":
+            if list(_call_objects(node.get("items"))):
+                if calls:
+                    return calls, True, False
+                return [], False, False
+            return [], False, False
+        if kind == "string":
+            return text, False, True
+        return {"integer": 0, "number": 0, "boolean": False}.get(str(kind)), False, False
+
+    value, held_calls, _ = gen(schema)
+    if calls and not held_calls:
+        raise ValueError("the response_format schema has no place for the calls the scripted model makes")
+    return value
 
 
 class ScriptedServer:
