@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.engine.registry import BUNDLED
 from evalkit.testing.scripted_server import Reply, ScriptedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,26 @@ def test_every_skip_says_why():
                 assert NOT_RUN.match(line), f"{path.name}:{number}: write <!-- not run: the reason -->"
 
 
+def engine_lines(code: str) -> list[str]:
+    """The commands of a block that would start the embedded engine (a bundled model, or no
+    --model at all): minutes of CPU, not a docs check; such a block is marked not run."""
+    out = []
+    for line in code.replace("\\\n", " ").splitlines():
+        if not re.match(r"\s*evalkit (run|probe|serve)\b", line) or re.search(r"--(resume|config)\b", line):
+            continue
+        models = re.findall(r"--model[ =](\S+)", line)
+        if line.split()[1] == "serve" or not models or any(m in BUNDLED for m in models):
+            out.append(line.strip())
+    return out
+
+
+def test_no_runnable_block_starts_the_embedded_engine():
+    found = [f"{b.name}: {line}" for b in ALL if b.lang in SHELL and not b.skipped for line in engine_lines(b.code)]
+    assert not found, "mark these blocks <!-- not run: the embedded engine -->:\n" + "\n".join(found)
+    assert engine_lines("evalkit run --suite weather") and engine_lines("evalkit run --model qwen2.5-coder-0.5b")
+    assert not engine_lines("evalkit run --model my-model --base-url http://127.0.0.1:1234/v1")
+
+
 @pytest.mark.parametrize("path", DOCS, ids=[str(p.relative_to(ROOT)) for p in DOCS])
 def test_shell_blocks_run(path, server, tmp_path):
     blocks = [b for b in blocks_of(path) if b.lang in SHELL and not b.skipped]
@@ -106,6 +127,7 @@ def test_shell_blocks_run(path, server, tmp_path):
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     env.pop("OPENAI_BASE_URL", None)
     for block in blocks:
+        assert not engine_lines(block.code), f"{block.name} would start the embedded engine: mark it not run"
         script = LOCAL_URL.sub(server.base_url, block.code)
         result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=900)
