@@ -19,7 +19,7 @@ from .formats.native import TOOL_CHOICES, with_tool_choices
 from .probe import cli as probe_cli
 from .report import cli as report_cli
 from .view import cli as view_cli
-from .schema import Settings
+from .schema import Settings, UntilDecided
 
 # Modules that add their own subcommands with `add_commands(subparsers)`.
 COMMAND_MODULES = [engine_cli, report_cli, view_cli, rescore, shards, cache, probe_cli, mcp_npm, schema_cli]
@@ -121,6 +121,13 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     gates.add_argument("--junit", type=Path, default=None, metavar="FILE",
                        help="write JUnit XML: a testcase per sample, failures with their kind and detail "
                             "(default none)")
+    p.add_argument("--until-decided", action="store_true",
+                   help="run the cases in rounds, in one order drawn by --seed for every model and format, and stop "
+                        "once the recommendation is settled by an anytime-valid test at alpha 0.05 "
+                        "(docs/deciding.md; default: run every case)")
+    p.add_argument("--min-accuracy", type=report_cli._fraction, default=None,
+                   help="with --until-decided: the accuracy floor of the recommendation, 0 for none "
+                        "(default: the recommendation's, 80%%)")
     p.add_argument("--out", type=Path, default=Path("reports/runs"),
                    help="parent directory of run (and sweep) directories (default reports/runs)")
     p.add_argument("--resume", type=Path, help="finish an interrupted run directory or sweep directory (default none)")
@@ -185,6 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = read_config(args.config) if args.config is not None else None
     access = Access(api_key=args.api_key or key_from_environment(), headers=dict(args.headers))
+    until_decided = _until_decided(args)
     options = RunOptions(
         model=args.models[0] if len(args.models) == 1 else None,
         base_urls=base_urls,
@@ -209,6 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         probe=args.probe,
         access=access,
         allow_unlisted=args.allow_unlisted,
+        until_decided=until_decided,
     )
     from . import sweep
 
@@ -225,6 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         closing = write_run_report_closing(run_dir)
     print_summary(run_dir)
+    _print_decision(run_dir)
     if closing:  # the verdict per model and where the report is, last
         print("\n" + "\n".join(closing))
     return _gates(args, [run_dir])
@@ -238,6 +248,40 @@ def _gates(args: argparse.Namespace, run_dirs: list[Path]) -> int:
     for line in failed:
         print(f"evalkit: {line}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _until_decided(args: argparse.Namespace) -> UntilDecided | None:
+    """--until-decided's settings, after the checks that need only the flags."""
+    if not args.until_decided:
+        if args.min_accuracy is not None:
+            raise EvalkitError("--min-accuracy sets the floor of --until-decided; add --until-decided "
+                               "(or use `evalkit recommend --min-accuracy`)")
+        return None
+    if args.resume is not None:
+        raise EvalkitError("--resume continues the run (or sweep) as it started; leave out --until-decided")
+    if args.shard:
+        raise EvalkitError("--until-decided decides on the cases every option ran; it cannot run one shard")
+    if args.config is None and len(args.models) < 2 and len(set(args.formats or ["native", "default"])) < 2:
+        raise EvalkitError("--until-decided chooses between options: give several --model or several --format")
+    spec = UntilDecided()
+    if args.min_accuracy is not None:
+        spec.min_accuracy = args.min_accuracy or None
+    return spec
+
+
+def _print_decision(run_dir: Path) -> None:
+    """An --until-decided run: when and why it stopped, and the recommendation over its formats."""
+    from .report.model import load_run, make_entries
+    from .report.recommend import recommend_entries
+    from .report.write import decided_by
+
+    constraints, stopped = decided_by(run_dir)
+    if constraints is None:
+        return
+    if stopped:
+        print(f"\n{stopped}")
+    rec = recommend_entries(make_entries([load_run(run_dir)]), constraints)
+    print(f"no recommendation: {rec.reason}" if rec.refused else rec.text())
 
 
 def cmd_suites(args: argparse.Namespace) -> int:

@@ -1,12 +1,14 @@
 """The worker pool: jobs in, scored samples out to `on_sample` as they finish.
 
-Each endpoint gets `concurrency` workers sharing one queue; a job whose endpoint fails for
+Each endpoint gets `concurrency` workers, each with a lane of jobs (whole prefix groups,
+slots.py) and taking from the others' when its own is empty; a job whose endpoint fails for
 transport reasons is handed to another live endpoint before it is recorded as an error.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Callable
 
 from .agent import run_agent
@@ -16,6 +18,7 @@ from .errors import EvalkitError, KeyRefused
 from .jobs import Endpoint, Job, RunContext, held_cache_puts, new_sample
 from .schema import Sample
 from .single import run_single
+from .slots import WORKER, split_lanes
 
 
 async def run_job(job: Job, endpoint: Endpoint, ctx: RunContext) -> Sample:
@@ -49,9 +52,22 @@ async def run_jobs(
 ) -> None:
     """Share the jobs among the endpoints' workers. A job whose endpoint fails for transport
     reasons is handed to another live endpoint before it is recorded as an error."""
-    queue: asyncio.Queue[tuple[Job, frozenset[str]]] = asyncio.Queue()
-    for job in jobs:
-        queue.put_nowait((job, frozenset()))
+    # One lane of jobs per worker, each a run of whole prefix groups (slots.py): a worker asks one
+    # prefix after another on its own slot, and two workers never evaluate the same new prefix at
+    # once. A worker whose lane is empty takes from the end of the longest one; failovers go first.
+    # No more workers than jobs: `--concurrency 100000` on one job spent 8 s of CPU on idle workers.
+    pairs = [(e, k) for e in endpoints for k in range(max(1, min(e.concurrency, len(jobs))))]
+    lanes = split_lanes(jobs, len(pairs))
+    failovers: deque[tuple[Job, frozenset[str]]] = deque()
+
+    def next_job(lane: deque[Job]) -> tuple[Job, frozenset[str]] | None:
+        if failovers:
+            return failovers.popleft()
+        if lane:
+            return lane.popleft(), frozenset()
+        longest = max(lanes, key=len)
+        return (longest.pop(), frozenset()) if longest else None
+
     remaining = len(jobs)
     done = asyncio.Event()
     fatal: list[BaseException] = []  # on_sample failed even for an error sample: the run cannot go on
@@ -87,18 +103,19 @@ async def run_jobs(
 
     stopping = False  # set when run_jobs is cancelled (Ctrl-C): take no further jobs
 
-    async def worker(endpoint: Endpoint) -> None:
+    async def worker(endpoint: Endpoint, index: int, lane: deque[Job]) -> None:
         nonlocal answered
+        WORKER.set(index)  # this task's own context: its requests keep to slot `index` (slots.py)
         while not done.is_set() and not stopping:
             if not endpoint.alive and any(e.alive for e in endpoints):
                 return
-            # Not `wait_for(queue.get(), ...)`: on Python 3.11 it can swallow a cancellation that
-            # races with the get, and the worker then ran the whole queue after Ctrl-C (or hung).
-            try:
-                job, tried = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                await asyncio.sleep(0.05)  # all jobs are queued up front; only failovers come later
+            # Never an awaited get: on Python 3.11 `wait_for(queue.get(), ...)` could swallow a
+            # cancellation that raced with the get, and the worker then ran every job after Ctrl-C.
+            taken = next_job(lane)
+            if taken is None:
+                await asyncio.sleep(0.05)  # all jobs are laned up front; only failovers come later
                 continue
+            job, tried = taken
             cache_puts = held_cache_puts()
             try:
                 sample = await run_job(job, endpoint, ctx)
@@ -114,7 +131,7 @@ async def run_jobs(
                         endpoint.alive = False  # consistently failing: leave its work to the others
                 others = [e for e in endpoints if e.alive and e.base_url not in tried]
                 if exc.retryable and others:
-                    queue.put_nowait((job, tried))
+                    failovers.append((job, tried))
                     continue
                 sample = error_sample(job, ctx, endpoint, str(exc))
             except asyncio.CancelledError:
@@ -132,9 +149,7 @@ async def run_jobs(
                 answered = True
             finish(job, endpoint, sample, cache_puts)
 
-    # No more workers than jobs: `--concurrency 100000` on one job spent 8 s of CPU on idle workers.
-    per_endpoint = lambda e: max(1, min(e.concurrency, len(jobs)))  # noqa: E731
-    workers = [asyncio.create_task(worker(e)) for e in endpoints for _ in range(per_endpoint(e))]
+    workers = [asyncio.create_task(worker(e, k, lane)) for (e, k), lane in zip(pairs, lanes)]
     try:
         await done.wait() if workers else None
     finally:

@@ -20,6 +20,7 @@ from .formats import ToolFormat, get_format
 from .formats.base import ParsedReply
 from .schema import Case, Sample, SampleKey, Settings, Suite, ToolDef, sample_key
 from .scoring import VERDICT_FIELDS, Verdict
+from .slots import slot_fields
 from .suites import LoadedSuite, sample_cases, select_cases
 from .toolboxes import Toolboxes
 
@@ -67,6 +68,8 @@ class RunContext:
     # What the server said it serves (identity.served_identity): part of every cache key, so a
     # restarted server with another template or quantization never answers from old replies.
     served: dict[str, Any] | None = None
+    # A llama.cpp server's slots per endpoint: each worker keeps to its own (evalkit/slots.py); None: no pinning.
+    pinned_slots: int | None = None
     _tools_free: dict[str, asyncio.Task[int | None]] = field(default_factory=dict, repr=False, init=False)
 
 
@@ -154,9 +157,11 @@ async def fetch(
             except Exception:  # noqa: BLE001 - cached unparsed (by an older evalkit): ask the server again
                 pass
     assert endpoint.client is not None
+    pinned = slot_fields(ctx.pinned_slots)  # after the cache key: a reply does not depend on its slot
     completion = await complete(
-        endpoint.client, params, stream=settings.stream, retries=settings.retries, deadline_s=settings.deadline_s,
-        max_reply_chars=settings.max_reply_chars, retry_after_cap_s=settings.retry_after_cap_s,
+        endpoint.client, {**params, **pinned} if pinned else params, stream=settings.stream,
+        retries=settings.retries, deadline_s=settings.deadline_s, max_reply_chars=settings.max_reply_chars,
+        retry_after_cap_s=settings.retry_after_cap_s,
     )
     parsed = reader(completion.content, completion.tool_calls) if reader else ParsedReply()
     if cache is not None and key is not None:

@@ -354,6 +354,29 @@ class Machine(BaseModel):
     engine_threads: int | None = None  # the embedded engine's CPU threads
 
 
+class UntilDecided(BaseModel):
+    """--until-decided: run the cases in rounds and stop once the recommendation is settled (evalkit/stopping)."""
+
+    alpha: float = 0.05
+    min_accuracy: float | None = 0.80  # the floor an option must be clear of (None: no floor)
+
+
+class Stopping(BaseModel):
+    """decision.json: when and why an --until-decided run (or sweep) stopped."""
+
+    settled: bool
+    kind: Literal["best", "none", "open"]
+    pick: str | None = None
+    cases_run: int  # cases of the fixed order every option was asked
+    cases_total: int
+    cases_compared: int  # of those, the ones every option has scored
+    rounds: int
+    alpha: float
+    tests: int  # the tests sharing alpha (Bonferroni)
+    min_accuracy: float | None = None
+    text: str
+
+
 class Header(BaseModel):
     model_config = ConfigDict(extra="allow")
     evalkit_version: str
@@ -384,6 +407,7 @@ class Header(BaseModel):
     # whether that tie pins more than a name ("tied") or not ("untied"); None: no cache used.
     served_identity: dict[str, Any] | None = None
     cache_identity: Literal["tied", "untied"] | None = None
+    until_decided: UntilDecided | None = None  # the formats run in rounds until settled (evalkit/stopping)
 
 
 class SweepMember(BaseModel):
@@ -442,6 +466,7 @@ class Sweep(BaseModel):
     engine_ctx: int = 4096
     engine_threads: int | None = None
     report: bool = True
+    until_decided: UntilDecided | None = None  # the members run in rounds until settled (evalkit/stopping)
 
 
 class Interval(BaseModel):

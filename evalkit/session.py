@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, Iterator
 from . import __version__
 from .access import Access, refusal
 from .cache import ResponseCache
+from .stopping.rounds import Rounds
 from .dispatch import run_jobs
 from .engine.discover import best_match, check_base_url, check_server, resolve, unserved_warning
 from .engine.machine import describe_machine
@@ -28,8 +29,9 @@ from .rundir import (
     HEADER, PROBE, SampleLog, finalize, new_run_id, now_iso, own_family, read_header, read_probe, read_samples,
     run_lock, write_model,
 )
-from .schema import Header, Sample, ServerFacts, Settings, SuiteRef
+from .schema import Header, Sample, ServerFacts, Settings, SuiteRef, UntilDecided
 from .shards import shard_of
+from .slots import cache_order
 from .suites import LoadedSuite, default_suites, find_suite, read_suite
 
 
@@ -61,6 +63,8 @@ class RunOptions:
     run_dir: Path | None = None  # where the run is written: out/<run_id>, or the --resume directory itself
     access: Access = field(default_factory=Access)  # the key and extra headers (kept in memory only)
     allow_unlisted: bool = False  # run a --model the server does not list (servers that list nothing)
+    until_decided: UntilDecided | None = None  # --until-decided: the formats run in rounds until settled
+    cases: frozenset[tuple[str, str]] | None = None  # only these (suite, case id): a sweep's round
 
 
 def load_suites(names: list[str]) -> list[LoadedSuite]:
@@ -192,6 +196,7 @@ def _fresh_setup(options: RunOptions, stack: ExitStack) -> tuple[Header, list[Lo
         tool_cost=options.tool_cost or None,
         api_key_sent=bool(options.access.api_key) or None,
         served_identity=_identity(backend, serving),
+        until_decided=options.until_decided,
     )
     run_dir = options.out / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -284,9 +289,12 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         suites, header.formats, settings.repeats, header.tags or None, header.limit, header.sample, settings.seed,
         list(header.distractors or []),
     )
-    jobs = shard_of(jobs, header.shard)
+    planned = jobs = shard_of(jobs, header.shard)
+    if options.cases is not None:
+        jobs = [job for job in jobs if (job.loaded.suite.name, job.case.id) in options.cases]
     already = done_keys(read_samples(run_dir))
-    jobs = [job for job in jobs if job.key() not in already]
+    jobs = cache_order([job for job in jobs if job.key() not in already])
+    rounds = Rounds(run_dir, header, planned, jobs) if header.until_decided and options.cases is None else None
 
     cache = _open_cache(options, settings)
     if cache is not None and header.cache_identity is None:
@@ -300,6 +308,7 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         # Only an identity that pins what answers goes into the cache key; without one the key is
         # made as before (the summary says the cache could not be tied to an identity).
         served=header.served_identity if header.cache_identity == "tied" else None,
+        pinned_slots=_llama_slots(header),
     )
     per_endpoint = max(1, settings.concurrency)
     identity = f"embedded:{header.model}:{_engine_version()}" if header.backend == "embedded" else None
@@ -313,7 +322,8 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
 
     with _signals_deferred() as stop:
         try:
-            asyncio.run(_until_stopped(run_jobs(jobs, endpoints, ctx, on_sample), stop))
+            work = rounds.run(endpoints, ctx, on_sample) if rounds else run_jobs(jobs, endpoints, ctx, on_sample)
+            asyncio.run(_until_stopped(work, stop))
         except OSError as exc:  # samples.jsonl could not be written (a full disk): nothing more can be kept
             raise EvalkitError(f"{run_dir}: cannot write samples ({exc}); finish later with --resume") from None
         finally:
@@ -330,6 +340,17 @@ def _run(options: RunOptions, header: Header, suites: list[LoadedSuite], base_ur
         raise Interrupted(stop.signum)
     _complete_serving(run_dir, header, base_urls[0], options.access.api_key)
     return run_dir
+
+
+def _llama_slots(header: Header) -> int | None:
+    """The slots each worker may pin itself to (evalkit/slots.py): a llama.cpp server's, as /props
+    reported them, or the embedded engine's (one per request in flight); None for other servers."""
+    serving = header.serving
+    if header.backend == "embedded":
+        return max(1, header.settings.concurrency)
+    if serving is not None and serving.kind == "llama.cpp" and serving.slots:
+        return serving.slots
+    return None
 
 
 # ---------------------------------------------------------------- the server's identity and probe

@@ -85,7 +85,7 @@ def start(models: list[str] | list[SweepMember], options: RunOptions, config: Pa
         concurrency_given=options.concurrency_given, cache=options.cache,
         max_parallel_tool_calls=options.max_parallel_tool_calls, distractors=list(options.distractors),
         tool_cost=options.tool_cost, probe=options.probe, engine_ctx=options.engine_ctx,
-        engine_threads=options.engine_threads, report=options.report,
+        engine_threads=options.engine_threads, report=options.report, until_decided=options.until_decided,
     )
     write_model(sweep_dir / SWEEP, sweep)
     return sweep_dir
@@ -163,31 +163,80 @@ def run(sweep_dir: Path, quiet: bool = False, access: Access | None = None) -> l
 
 
 def _run_members(sweep_dir: Path, sweep: Sweep, quiet: bool, access: Access | None) -> list[Path]:
-    run_dirs: list[Path] = []
+    """Every member in turn, each with its report; with --until-decided, in rounds of the same
+    cases until the answer is settled (then the reports once the rounds are over)."""
+    if sweep.until_decided is not None:
+        run_dirs = _rounds(sweep_dir, sweep, quiet, access)
+        for run_dir in run_dirs:
+            _member_done(sweep, run_dir)
+        return run_dirs
+    run_dirs = []
     for number, member in enumerate(sweep.members, 1):
         _say(quiet, f"sweep {sweep.sweep_id}: model {number} of {len(sweep.members)}: {member.model}")
-        options = member_options(sweep, sweep_dir, member, quiet, access)
-        if member.run_dir and (sweep_dir / member.run_dir / HEADER).is_file():
-            options = replace(options, resume=sweep_dir / member.run_dir)
-        else:
-            def record(run_dir: Path, member: SweepMember = member) -> None:
-                member.run_dir = run_dir.name
-                write_model(sweep_dir / SWEEP, sweep)
+        run_dirs.append(_run_member(sweep_dir, sweep, member, quiet, access))
+        _member_done(sweep, run_dirs[-1])
+    return run_dirs
 
-            options = replace(options, on_run_dir=record)
-        run_dir = execute(options)
-        if sweep.report:
-            from .report.write import write_run_report
 
-            write_run_report(run_dir)
-        print_summary(run_dir)
-        print()
-        run_dirs.append(run_dir)
+def _run_member(sweep_dir: Path, sweep: Sweep, member: SweepMember, quiet: bool, access: Access | None,
+                cases: frozenset[tuple[str, str]] | None = None) -> Path:
+    options = replace(member_options(sweep, sweep_dir, member, quiet, access), cases=cases)
+    if member.run_dir and (sweep_dir / member.run_dir / HEADER).is_file():
+        options = replace(options, resume=sweep_dir / member.run_dir)
+    else:
+        def record(run_dir: Path, member: SweepMember = member) -> None:
+            member.run_dir = run_dir.name
+            write_model(sweep_dir / SWEEP, sweep)
+
+        options = replace(options, on_run_dir=record)
+    return execute(options)
+
+
+def _member_done(sweep: Sweep, run_dir: Path) -> None:
+    if sweep.report:
+        from .report.write import write_run_report
+
+        write_run_report(run_dir)
+    print_summary(run_dir)
+    print()
+
+
+def _rounds(sweep_dir: Path, sweep: Sweep, quiet: bool, access: Access | None) -> list[Path]:
+    """--until-decided: round r runs the first n_r cases of the fixed order on every member in
+    turn, then asks whether the recommendation is settled (evalkit/stopping)."""
+    from .stopping.rounds import job_order, settle_sweep
+    from .stopping.schedule import read_stopping, round_sizes
+    from .jobs import plan
+    from .session import load_suites
+
+    spec = sweep.until_decided
+    assert spec is not None
+    every = plan(load_suites(sweep.suites), sweep.formats[:1], 1, sweep.tags or None, sweep.limit, sweep.sample,
+                 sweep.settings.seed)
+    order = job_order(every, sweep.settings.seed)
+    sizes = round_sizes(len(order))
+    before = read_stopping(sweep_dir)  # a resumed sweep: the rounds it finished are not asked again
+    run_dirs = [sweep_dir / m.run_dir for m in sweep.members if m.run_dir]
+    if before is not None and before.settled:
+        return run_dirs
+    for number, size in enumerate(sizes, 1):
+        if before is not None and size <= before.cases_run:
+            continue
+        run_dirs = []
+        for index, member in enumerate(sweep.members, 1):
+            _say(quiet, f"sweep {sweep.sweep_id}: round {number} (cases 1-{size} of {len(order)}): "
+                        f"model {index} of {len(sweep.members)}: {member.model}")
+            run_dirs.append(_run_member(sweep_dir, sweep, member, quiet, access, frozenset(order[:size])))
+        result = settle_sweep(sweep_dir, run_dirs, order, size, number, spec.alpha, spec.min_accuracy)
+        _say(quiet, f"sweep {sweep.sweep_id}: {result.text}")
+        if result.settled:
+            break
     return run_dirs
 
 
 def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
     """The comparison of every member, then the recommendation and the report's path, last."""
+    from .stopping.schedule import read_stopping
     from .report.build import build_report
     from .report.model import load_run, make_entries
     from .report.recommend import Constraints, Recommendation, recommend_entries
@@ -200,20 +249,27 @@ def finish(sweep_dir: Path, run_dirs: list[Path]) -> None:
         return "\n".join(f"  {title}: {text}" for title, text in rec.bullets())
 
     sweep = read_sweep(sweep_dir)
+    spec = sweep.until_decided  # --until-decided: its floor is the card's, and the card says why it stopped
+    constraints = Constraints() if spec is None else Constraints(min_accuracy=spec.min_accuracy)
+    stopping = read_stopping(sweep_dir) if spec is not None else None
+    stopped = f"--until-decided: {stopping.text}" if stopping is not None else None
     html = None
     if sweep.report:
         from .report.write import write_report
 
         # The runs are read once: the comparison holds the card `evalkit recommend` would print.
-        report = build_report([load_run(d) for d in run_dirs], comparison=True)
+        report = build_report([load_run(d) for d in run_dirs], comparison=True, constraints=constraints,
+                              stopped=stopped)
         _md, html = write_report(report, sweep_dir)
         rec: Recommendation | None = report.recommendation
     else:
         try:
-            rec = recommend_entries(make_entries([load_run(d) for d in run_dirs]), Constraints())
+            rec = recommend_entries(make_entries([load_run(d) for d in run_dirs]), constraints)
         except EvalkitError as exc:
             print(exc)
             rec = None
+    if stopped:
+        print(stopped)
     if rec is not None:
         print(card(rec))
     print(f"\nsweep directory: {sweep_dir}")

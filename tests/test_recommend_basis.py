@@ -50,7 +50,7 @@ def private_env(tmp_path, monkeypatch):
 
 def run(server: ScriptedServer, suite: Path, out: Path, model: str, *extra: str) -> Path:
     argv = ["run", "--base-url", server.base_url, "--suite", str(suite), "--format", "native", "--out", str(out),
-            "--model", model, "--quiet", "--no-report", *extra]
+            "--model", model, "--allow-unlisted", "--quiet", "--no-report", *extra]
     assert main(argv) == 0
     (run_dir,) = sorted(p for p in out.iterdir() if (p / "header.json").is_file())
     return run_dir
@@ -217,13 +217,13 @@ def test_the_issues_example_is_no_longer_decided_by_a_rate_with_no_basis(capsys)
 
 
 def test_a_single_run_ends_with_the_format_verdict_and_the_report_path(tiny_server, tiny_suite, tmp_path, capsys):
-    argv = ["run", "--base-url", tiny_server.base_url, "--model", "m", "--suite", str(tiny_suite), "--out",
+    argv = ["run", "--base-url", tiny_server.base_url, "--model", "scripted-model", "--suite", str(tiny_suite), "--out",
             str(tmp_path / "runs"), "--format", "native", "--format", "default", "--no-cache", "--quiet"]
     assert main(argv) == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
     lines = capsys.readouterr().out.rstrip().splitlines()
-    assert lines[-2] == "m: native and default tie at 100.0%: within the noise (McNemar, p = 1.00, 3 cases)"
+    assert lines[-2] == "scripted-model: native and default tie at 100.0%: within the noise (McNemar, p = 1.00, 3 cases)"
     assert lines[-1] == f"report: {run_dir / 'report.html'}"
-    table = lines[lines.index("model m:") + 1:lines.index("model m:") + 4]
+    table = lines[lines.index("model scripted-model:") + 1:lines.index("model scripted-model:") + 4]
     assert table[0].split()[:4] == ["format", "n", "call", "acc"] and "halluc." in table[0] and "p95" in table[0]
     assert all(len(line) <= 100 for line in table) and "100.0%" in table[1]

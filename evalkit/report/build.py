@@ -183,7 +183,10 @@ def run_flips(runs: Sequence[Run], entries: Sequence[Entry]) -> list[FlipSet]:
     return out
 
 
-def build_report(runs: Sequence[Run], comparison: bool = False, max_failures: int = MAX_FAILURES) -> Report:
+def build_report(runs: Sequence[Run], comparison: bool = False, max_failures: int = MAX_FAILURES,
+                 constraints: Constraints | None = None, stopped: str | None = None) -> Report:
+    """`constraints`: the recommendation's (default: its defaults); `stopped`: why an
+    --until-decided run stopped where it did, shown as the report's first note."""
     runs = list(runs)
     if not runs:
         raise EvalkitError("no run directories given")
@@ -199,11 +202,12 @@ def build_report(runs: Sequence[Run], comparison: bool = False, max_failures: in
         entries=entries,
         differences=format_differences(entries),
         flipsets=run_flips(runs, entries),
-        recommendation=recommend_entries(entries, Constraints()),
+        recommendation=recommend_entries(entries, constraints or Constraints()),
         failures=[failure_list(e, max_failures) for e in ranked(entries)],
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         comparison=comparison,
         max_failures=max_failures,
         probes=probe_views(runs),
-        notes=[line for run in runs for line in server_lost_lines(run.results.aggregates, own_family(run.header))],
+        notes=([stopped] if stopped else [])
+        + [line for run in runs for line in server_lost_lines(run.results.aggregates, own_family(run.header))],
     )

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Sequence
 
 from ..metrics import METRICS
-from ..rundir import write_atomic
+from ..stopping.schedule import read_stopping
+from ..rundir import read_header, write_atomic
 from .build import Report, build_report, leaderboard_order
 from .figures import make_figures
 from .html import render_html
 from .markdown import FAILURES_FILE, render_failures, render_markdown
 from .model import Entry, load_run
+from .recommend import Constraints
 
 
 def leaderboard_csv(entries: Sequence[Entry]) -> str:
@@ -52,14 +54,26 @@ def write_report(report: Report, out_dir: Path | str) -> tuple[Path, Path]:
 def write_run_report(run_dir: Path | str, out_dir: Path | str | None = None) -> tuple[Path, Path]:
     """One run's report, written into the run directory (or `out_dir`). Returns (md, html) paths."""
     run = load_run(run_dir)
-    return write_report(build_report([run]), out_dir if out_dir is not None else run.path)
+    constraints, stopped = decided_by(run.path)
+    return write_report(build_report([run], constraints=constraints, stopped=stopped),
+                        out_dir if out_dir is not None else run.path)
+
+
+def decided_by(run_dir: Path) -> tuple[Constraints | None, str | None]:
+    """An --until-decided run's floor for the recommendation and the line saying why it stopped."""
+    spec = read_header(run_dir).until_decided
+    if spec is None:
+        return None, None
+    stopping = read_stopping(run_dir)
+    return Constraints(min_accuracy=spec.min_accuracy), (f"--until-decided: {stopping.text}" if stopping else None)
 
 
 def write_run_report_closing(run_dir: Path | str) -> list[str]:
     """Write one run's report into its directory; return the lines `evalkit run` ends with: each
     model's format verdict (one line each, the report's wording) and the path of report.html."""
     run = load_run(run_dir)
-    report = build_report([run])
+    constraints, stopped = decided_by(run.path)
+    report = build_report([run], constraints=constraints, stopped=stopped)
     _md, html = write_report(report, run.path)
     verdicts = [f"{d.model_label}: {d.result.brief(d.reference.format, d.other.format)}" for d in report.differences]
     return verdicts + [f"report: {html}"]
