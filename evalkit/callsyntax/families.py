@@ -120,14 +120,27 @@ FAMILIES: tuple[Family, ...] = (
         models=(r"kimi-?k2",), template=(r"<\|tool_calls_section_begin\|>",),
     ),
     Family(
+        "kimi_k3", (("<|open|>", r.kimi_k3),),
+        "Kimi K3 (XTML): <|open|>tools<|sep|><|open|>call tool=\"NAME\" index=\"1\"<|sep|><|open|>argument "
+        "key=\"K\" type=\"string\"<|sep|>V<|close|>argument<|sep|><|close|>call<|sep|><|close|>tools<|sep|>",
+        reasoning=(("<|open|>think<|sep|>", "<|close|>think<|sep|>"),),
+        noise=(r"<\|open\|>\s*response\s*<\|sep\|>", r"<\|close\|>\s*response\s*<\|sep\|>",
+               r"<\|close\|>\s*message\s*<\|sep\|>", r"<\|end_of_msg\|>"),
+        models=(r"kimi-?k3",), template=(r"<\|open\|>", r"open_tag\('tools'\)|<\|open\|>tools<\|sep\|>"),
+    ),
+    Family(
         "deepseek", (
             ("<｜tool▁calls▁begin｜>", r.deepseek), ("<｜tool▁call▁begin｜>", r.deepseek),
             ("<｜DSML｜function_calls>", r.invoke_xml("</｜DSML｜function_calls>", "<｜DSML｜invoke", "</｜DSML｜invoke>",
                                                      "<｜DSML｜parameter", "</｜DSML｜parameter>")),
             ("<｜DSML｜tool_calls>", r.invoke_xml("</｜DSML｜tool_calls>", "<｜DSML｜invoke", "</｜DSML｜invoke>",
                                                  "<｜DSML｜parameter", "</｜DSML｜parameter>")),
+            # V4.1 spells every DSML tag with a space after the token and names the block ` calls`.
+            ("<｜DSML｜ calls>", r.invoke_xml("</｜DSML｜ calls>", "<｜DSML｜ invoke", "</｜DSML｜ invoke>",
+                                             "<｜DSML｜ parameter", "</｜DSML｜ parameter>")),
         ),
-        "DeepSeek V3/R1 (```json fenced), V3.1 (NAME<｜tool▁sep｜>{json}), V3.2/V4 (DSML invoke blocks)",
+        "DeepSeek V3/R1 (```json fenced), V3.1 (NAME<｜tool▁sep｜>{json}), V3.2/V4 (DSML invoke blocks), "
+        "V4.1 (spaced DSML: <｜DSML｜ calls><｜DSML｜ invoke name=...>)",
         reasoning=(THINK,), noise=(r"<｜end▁of▁sentence｜>",),
         models=(r"deepseek",), template=(r"tool▁calls▁begin|｜DSML｜",),
     ),

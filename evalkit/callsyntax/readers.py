@@ -265,6 +265,15 @@ def harmony(ctx: Ctx, at: int, marker: str) -> Read | None:
     return Read(end, [call], reason, start=start)
 
 
+def _stopped(ctx: Ctx, pos: int, calls: list[ToolCall], section: bool, close: str, where: str) -> Read:
+    """A section of calls (Kimi's) holds no next call at `pos`: the block ends there, and why."""
+    if pos >= ctx.end:
+        return Read(ctx.end, calls, f"cut off before {close}" if section else None if calls else "cut off")
+    if not section and calls:
+        return Read(pos, calls)
+    return Read(pos, calls, f"unexpected text in the {where}")
+
+
 def kimi(ctx: Ctx, at: int, marker: str) -> Read | None:
     """Kimi K2: `<|tool_calls_section_begin|>` then `<|tool_call_begin|>functions.NAME:IDX
     <|tool_call_argument_begin|>{json}<|tool_call_end|>`... `<|tool_calls_section_end|>`."""
@@ -277,12 +286,7 @@ def kimi(ctx: Ctx, at: int, marker: str) -> Read | None:
             return Read(pos + len("<|tool_calls_section_end|>"), calls,
                         None if calls else "an empty tool-call section")
         if not ctx.at(pos, "<|tool_call_begin|>"):
-            if pos >= ctx.end:
-                return Read(ctx.end, calls, "cut off before <|tool_calls_section_end|>" if section
-                            else None if calls else "cut off")
-            if not section and calls:
-                return Read(pos, calls)
-            return Read(pos, calls, "unexpected text in the tool-call section")
+            return _stopped(ctx, pos, calls, section, "<|tool_calls_section_end|>", "tool-call section")
         pos += len("<|tool_call_begin|>")
         arg = ctx.find.find("<|tool_call_argument_begin|>", pos, min(ctx.end, pos + 300))
         if arg < 0:
@@ -300,6 +304,98 @@ def kimi(ctx: Ctx, at: int, marker: str) -> Read | None:
         if not section:
             if not ctx.at(ctx.skip_ws(pos), "<|tool_call_begin|>"):
                 return Read(pos, calls)
+
+
+# Kimi K3's XTML: tags built from the dedicated <|open|>, <|close|> and <|sep|> tokens.
+_K3_OPEN, _K3_CLOSE, _K3_SEP = "<|open|>", "<|close|>", "<|sep|>"
+_K3_TAG = re.compile(r"\s*(tools|call|argument|json)\b")
+
+
+def _k3_attrs(ctx: Ctx, pos: int) -> tuple[dict[str, str], int] | None:
+    """The attributes of an XTML tag header up to its <|sep|>: ({key: value}, index after <|sep|>).
+    The template escapes `&` and `"` in attribute values; they are unescaped here."""
+    sep = ctx.find.find(_K3_SEP, pos, min(ctx.end, pos + 300))
+    if sep < 0:
+        return None
+    attrs = {k: v.replace("&quot;", '"').replace("&amp;", "&") for k, v in _ATTR.findall(ctx.text, pos, sep)}
+    return attrs, sep + len(_K3_SEP)
+
+
+def _k3_close(ctx: Ctx, pos: int, tag: str) -> int:
+    """Index after `<|close|>TAG<|sep|>` at `pos` (after whitespace), or -1."""
+    pos = ctx.skip_ws(pos)
+    token = f"{_K3_CLOSE}{tag}{_K3_SEP}"
+    return pos + len(token) if ctx.at(pos, token) else -1
+
+
+def kimi_k3(ctx: Ctx, at: int, marker: str) -> Read | None:
+    """Kimi K3 (XTML): `<|open|>tools<|sep|>` then, per call, `<|open|>call tool="NAME" index="1"<|sep|>`
+    with `<|open|>argument key="K" type="string"<|sep|>VALUE<|close|>argument<|sep|>` (a string raw,
+    any other type JSON) or one `<|open|>json type="object"<|sep|>{...}<|close|>json<|sep|>`, then
+    `<|close|>call<|sep|>`, and `<|close|>tools<|sep|>`. Other `<|open|>` tags (response, think) are not calls."""
+    text = ctx.text
+    head = _K3_TAG.match(text, at + len(marker), ctx.end)
+    if head is None or head.group(1) not in ("tools", "call"):
+        return None
+    section = head.group(1) == "tools"
+    pos = at
+    if section:
+        pos = ctx.skip_ws(head.end())
+        if not ctx.at(pos, _K3_SEP):
+            return Read(ctx.end, [], "cut off in the tools tag") if pos >= ctx.end else None
+        pos += len(_K3_SEP)
+    calls: list[ToolCall] = []
+    while True:
+        pos = ctx.skip_ws(pos)
+        if section and (end := _k3_close(ctx, pos, "tools")) >= 0:
+            return Read(end, calls, None if calls else "an empty tools section")
+        tag = _K3_TAG.match(text, pos + len(_K3_OPEN), ctx.end) if ctx.at(pos, _K3_OPEN) else None
+        if tag is None or tag.group(1) != "call":
+            return _stopped(ctx, pos, calls, section, "<|close|>tools<|sep|>", "tools section")
+        header = _k3_attrs(ctx, tag.end())
+        if header is None:
+            return Read(ctx.end, calls, "cut off in a call tag")
+        attrs, pos = header
+        args: dict[str, Any] = {}
+        name = attrs.get("tool", "")
+        while True:
+            pos = ctx.skip_ws(pos)
+            if (end := _k3_close(ctx, pos, "call")) >= 0:
+                calls.append(make_call(name, args, ""))
+                pos = end
+                break
+            tag = _K3_TAG.match(text, pos + len(_K3_OPEN), ctx.end) if ctx.at(pos, _K3_OPEN) else None
+            if tag is None or tag.group(1) not in ("argument", "json"):
+                calls.append(make_call(name, args, ""))
+                return Read(min(pos, ctx.end), calls, "cut off before <|close|>call<|sep|>" if pos >= ctx.end
+                            else "no <|close|>call<|sep|> after the call")
+            header = _k3_attrs(ctx, tag.end())
+            if header is None:
+                calls.append(make_call(name, args, ""))
+                return Read(ctx.end, calls, f"cut off in an {tag.group(1)} tag")
+            pattrs, body = header
+            close = f"{_K3_CLOSE}{tag.group(1)}{_K3_SEP}"
+            # The value ends at its close tag; the next tag opening first means that close is missing.
+            stop, which = ctx.find.first((close, _K3_OPEN, f"{_K3_CLOSE}call{_K3_SEP}"), body, ctx.end)
+            if which != close:
+                calls.append(make_call(name, args, ""))
+                return Read(stop if stop >= 0 else ctx.end, calls,
+                            f"cut off before {close}" if stop < 0 else f"no {close} before {which}")
+            raw = text[body:stop]
+            if tag.group(1) == "json":  # the whole arguments object as one JSON value
+                value, reason = loads_lenient(raw)
+                if not isinstance(value, dict):
+                    calls.append(make_call(name, raw, raw))
+                    return Read(stop + len(close), calls, reason or "the json block is not an object")
+                args.update(value)
+            elif pattrs.get("type", "string") == "string":
+                args[pattrs.get("key", "")] = raw
+            else:
+                value, reason = loads(raw.strip())
+                args[pattrs.get("key", "")] = raw if reason else value
+            pos = stop + len(close)
+        if not section and not ctx.at(ctx.skip_ws(pos), _K3_OPEN + "call"):
+            return Read(pos, calls)
 
 
 _DS = {"calls_begin": "<｜tool▁calls▁begin｜>", "calls_end": "<｜tool▁calls▁end｜>", "begin": "<｜tool▁call▁begin｜>",

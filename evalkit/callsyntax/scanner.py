@@ -9,6 +9,9 @@
 3. What is left is searched for unmarked calls: a bare or fenced JSON call object (family `json`,
    or `llama3` for Llama's `"parameters"` form), a bare Python call list (`pythonic`), or
    Functionary v3.2's `NAME\\n{json}` at the start of the reply.
+4. When nothing above was found in the answer and the offered tools are known, the safety net (net.py)
+   reads calls in a syntax no family knows (family `unknown`). A call-shaped JSON object in Harmony's
+   final channel is answer text, not an attempt (only the commentary channel carries calls).
 
 Linear in the length of the text: every search moves forward (readers use one shared Finder),
 JSON extents are found by jumping between structural characters, and nothing is decoded twice.
@@ -17,10 +20,12 @@ Never raises: a reader that fails turns into a broken attempt with the failure a
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any
 
 from ..schema import ToolCall
+from . import net
 from . import readers as r
 from .families import BY_NAME, FAMILIES, Family
 from .model import Attempt, Location, Scan, Tools
@@ -109,16 +114,21 @@ class _Scanner:
         self.reasoning: list[str] = []
         self.memo_markers: dict[int, tuple[int, re.Match[str] | None]] = {}
         self.memo_opens: dict[int, tuple[int, re.Match[str] | None]] = {}
+        self.final = _harmony_final(text)
         self.reads = 0  # blocks read so far, against MAX_READS
 
     def run(self) -> Scan:
         for lo, hi, location in self._parts():
             self._markers(lo, hi, location)
-        prose = []
+        pieces = []
         for lo, hi, location in self.gaps:
             for start, end in self._unmarked(lo, hi, location):
                 if location == "answer":
-                    prose.append(self.text[start:end])
+                    pieces.append((start, end))
+        # The net is for replies no entry recognised: where one did, the answer is already no prose.
+        known = any(a.location == "answer" for a in self.attempts)
+        prose = [self.text[a:b] for start, end in pieces for a, b in
+                 ([(start, end)] if known else self._net(start, end))]
         self.attempts.sort(key=lambda a: a.span)
         answer = _NOISE.sub("", "".join(prose)) if prose else ""
         return Scan(self.text, tuple(self.attempts), answer.strip(), "\n".join(s for s in self.reasoning if s))
@@ -202,7 +212,11 @@ class _Scanner:
             start = read.start if read.start is not None and pos <= read.start <= at else at
             end = max(min(read.end, hi), m.end())
             self.gaps.append((pos, start, location))
-            if read.family == "":  # a block the reader skipped whole as prose (a non-call code fence)
+            if read.family in _JSON_SHAPED and self.final and self._in_final(at):
+                # A call-shaped JSON object in Harmony's final channel is the answer's text: only the
+                # commentary channel carries calls (docs/callsyntax.md, borderline cases).
+                self.gaps.append((start, end, location))
+            elif read.family == "":  # a block the reader skipped whole as prose (a non-call code fence)
                 self.gaps.append((start, end, location))
             else:
                 self._add(read.family or family.name, start, end, location, read.calls, read.broken)
@@ -240,6 +254,42 @@ class _Scanner:
         if not calls and not broken:
             broken = "no call could be read"
         self.attempts.append(Attempt(family, (start, end), location, tuple(calls), broken))
+
+    # --------------------------------------------------------------------------- safety net
+    def _net(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """Answer prose [lo, hi) with calls in a syntax no family knows taken out (net.py); Harmony's
+        final channel is left whole (only its commentary channel carries calls)."""
+        if not self.tools:
+            return [(lo, hi)]
+        pieces, pos = [], lo
+        for a, b in self._outside_final(lo, hi):
+            found_all, used = net.attempts(self.text, a, b, self.tools, max(0, MAX_READS - self.reads))
+            self.reads += used
+            for found in found_all:
+                self._add("unknown", found.start, found.end, "answer", found.calls, found.broken)
+                pieces.append((pos, found.start))
+                pos = found.end
+        pieces.append((pos, hi))
+        return [(a, b) for a, b in pieces if b > a]
+
+    def _outside_final(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        out, pos = [], lo
+        i = max(0, bisect.bisect_right(self.final, (lo, len(self.text) + 1)) - 1)
+        while i < len(self.final) and self.final[i][0] < hi:
+            a, b = self.final[i]
+            i += 1
+            if b <= pos:
+                continue
+            if a > pos:
+                out.append((pos, a))
+            pos = max(pos, b)
+        if pos < hi:
+            out.append((pos, hi))
+        return out
+
+    def _in_final(self, at: int) -> bool:
+        i = bisect.bisect_right(self.final, (at, len(self.text) + 1)) - 1  # the spans are sorted, disjoint
+        return i >= 0 and self.final[i][0] <= at < self.final[i][1]
 
     # ------------------------------------------------------------------------------- unmarked
     def _unmarked(self, lo: int, hi: int, location: Location) -> list[tuple[int, int]]:
@@ -284,6 +334,24 @@ class _Scanner:
                 (c.parse_error for c in calls if c.parse_error), "a call to a tool that was not offered"))
             return True
         return False
+
+
+_JSON_SHAPED = ("json", "llama3")  # families read from a bare or fenced JSON object, not from a marker
+_FINAL = re.compile(r"<\|channel\|>\s*final\s*(?:<\|constrain\|>\s*[\w/+.-]+\s*)?<\|message\|>")
+_FINAL_END = re.compile(r"<\|end\|>|<\|return\|>|<\|start\|>")
+
+
+def _harmony_final(text: str) -> list[tuple[int, int]]:
+    """The bodies of Harmony's final-channel messages, in order (empty for any other reply)."""
+    if "<|channel|>" not in text:
+        return []
+    out, pos = [], 0
+    while (m := _FINAL.search(text, pos)) is not None:
+        end = _FINAL_END.search(text, m.end())
+        stop = end.start() if end else len(text)
+        out.append((m.end(), stop))
+        pos = stop
+    return out
 
 
 _PY_HEAD = re.compile(r"\[\s*([A-Za-z_][\w.]*)\(")

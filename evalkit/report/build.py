@@ -183,6 +183,27 @@ def run_flips(runs: Sequence[Run], entries: Sequence[Entry]) -> list[FlipSet]:
     return out
 
 
+def unknown_syntax_lines(entries: Sequence[Entry]) -> list[str]:
+    """Per option, the replies whose call the safety net read (`syntax: unknown`: no family's syntax), and
+    what to file: the model's own family when evalkit knows it, else that its family is missing."""
+    lines = []
+    for entry in entries:
+        unknown = [s for s in entry.samples if s.syntax == "unknown"]
+        if not unknown:
+            continue
+        family = own_family(entry.run.header)
+        cases = ", ".join(dict.fromkeys(s.case_id for s in unknown[:3]))
+        line = (f"{entry.label}: {len(unknown)} of {len(entry.samples)} replies held a call in a syntax no family "
+                f"knows (syntax: unknown; scored malformed, e.g. {cases}: see the failing cases).")
+        if family is None:
+            line += (f" No family in evalkit's table matches {entry.model} (its name or chat template): its call "
+                     "syntax is the one missing; file it with one of these replies.")
+        else:
+            line += f" Its own family is {family}: these replies are outside it."
+        lines.append(line)
+    return lines
+
+
 def build_report(runs: Sequence[Run], comparison: bool = False, max_failures: int = MAX_FAILURES,
                  constraints: Constraints | None = None, stopped: str | None = None) -> Report:
     """`constraints`: the recommendation's (default: its defaults); `stopped`: why an
@@ -209,5 +230,6 @@ def build_report(runs: Sequence[Run], comparison: bool = False, max_failures: in
         max_failures=max_failures,
         probes=probe_views(runs),
         notes=([stopped] if stopped else [])
-        + [line for run in runs for line in server_lost_lines(run.results.aggregates, own_family(run.header))],
+        + [line for run in runs for line in server_lost_lines(run.results.aggregates, own_family(run.header))]
+        + unknown_syntax_lines(entries),
     )
