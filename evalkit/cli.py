@@ -8,19 +8,21 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, cache, ci, limits, mcp_import, mcp_npm, rescore, shards
+from . import __version__, cache, ci, limits, mcp_import, mcp_npm, rescore, schema_cli, shards
 from .access import Access, key_from_environment, parse_extra_body, parse_header
 from .bfcl import cli as bfcl_cli
+from .clihelp import polish
 from .cliargs import OneLineParser, finite_number, positive_seconds, whole_number
 from .engine import cli as engine_cli
 from .errors import EvalkitError, Interrupted
 from .formats.native import TOOL_CHOICES, with_tool_choices
 from .probe import cli as probe_cli
 from .report import cli as report_cli
+from .view import cli as view_cli
 from .schema import Settings, UntilDecided
 
 # Modules that add their own subcommands with `add_commands(subparsers)`.
-COMMAND_MODULES = [engine_cli, report_cli, rescore, shards, cache, probe_cli, mcp_npm]
+COMMAND_MODULES = [engine_cli, report_cli, view_cli, rescore, shards, cache, probe_cli, mcp_npm, schema_cli]
 # Importers of public benchmarks: each adds its source to `evalkit import` with
 # `add_import_command(sources)`, `sources` being the sub-parsers of the one `import` command.
 IMPORT_MODULES = [bfcl_cli, mcp_import]
@@ -305,7 +307,9 @@ def cmd_suites(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="evalkit", description="Tool-calling evaluation for local LLMs.")
+    parser = OneLineParser(prog="evalkit", description="Tool-calling evaluation for local LLMs.",
+                           epilog="`evalkit COMMAND --help` shows a command's options with their defaults. "
+                                  "Start with: evalkit run --model MODEL --base-url URL (README.md)")
     parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(subparsers)
@@ -315,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         module.add_commands(subparsers)
     add_import_commands(subparsers)
+    polish(parser)
     return parser
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Callable
+
+from .clihelp import suggestion
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -47,7 +50,15 @@ positive_seconds.__name__ = "seconds"
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a mistake is one line (the usage text is what --help is for)."""
+    """argparse, but a mistake is one line (the usage text is what --help is for), with a
+    "did you mean" when a flag or subcommand is a typo away from a real one."""
+
+    _argv: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._argv = list(sys.argv[1:] if args is None else args)  # for error()'s suggestion
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        hint = suggestion(self, self._argv, message)
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see `{self.prog} --help`)\n")

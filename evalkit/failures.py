@@ -1,4 +1,4 @@
-"""THE failure-kind table: why a sample's `call_correct` is false (CONTRACT.md section 3).
+"""THE failure-kind table: why a sample's `call_correct` is false (docs/format.md section 3).
 
 Scoring returns one of these keys as `failure_kind` with the specifics in `failure_detail`;
 every report prints the kind by its `label` and explains it with its `meaning`. The schema's

@@ -1,4 +1,4 @@
-"""THE argument-matcher table (CONTRACT.md section 1): each matcher's validation, match and text.
+"""THE argument-matcher table (docs/format.md section 1): each matcher's validation, match and text.
 
 A value under `args.NAME` is a literal or a matcher object such as `{loose: "New York City"}`.
 Everything that knows about matcher kinds derives from `MATCHERS`: the suite schema validates

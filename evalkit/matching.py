@@ -1,4 +1,4 @@
-"""One-to-one call matching (CONTRACT.md section 1); argument values compare by evalkit/matchers.py."""
+"""One-to-one call matching (docs/format.md section 1); argument values compare by evalkit/matchers.py."""
 
 from __future__ import annotations
 

@@ -152,7 +152,7 @@ def add_import_command(sources: Any) -> None:
         help="an MCP server's tools, as a suite skeleton",
         description="Start an MCP server (the command after --) or reach one (--url), read its tools "
         "and write a suite skeleton: the tools, the server as implementations, a commented case template per tool.",
-        usage="evalkit import mcp [--name NAME] [--out DIR] [--timeout S] [--force] (--url URL | -- COMMAND [ARGS...])",
+        usage="evalkit import mcp [--name NAME] [--out DIR] [--timeout SECONDS] [--force] (--url URL | -- COMMAND [ARGS...])",
     )
     parser.add_argument("--name", help="suite name and file name (default: from the server's name)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")

@@ -1,6 +1,7 @@
 """The one typed schema behind every evalkit file: suites, samples, headers and results.
 
-Field names follow ../shared/CONTRACT.md; new fields are optional so old files keep loading.
+Field names are documented in docs/format.md; new fields are optional so old files keep loading.
+`evalkit schema NAME` publishes these models as JSON Schema (evalkit/published.py).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class Case(Strict):
 
 
 class McpServer(Strict):
-    """The MCP server that runs a suite's tools (CONTRACT §1): started over stdio, or reached by URL.
+    """The MCP server that runs a suite's tools (docs/format.md section 1): started over stdio, or reached by URL.
 
     In `command`, `env` and `setup`, `{root}` is the server's working root and `{suite}` the suite
     file's folder; a first word `python` is the Python running evalkit, where the Python servers

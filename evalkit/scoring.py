@@ -1,4 +1,4 @@
-"""Per-sample verdicts, exactly as CONTRACT.md section 3 defines them: single-turn replies
+"""Per-sample verdicts, exactly as docs/format.md section 3 defines them: single-turn replies
 (`score`, `score_reply`) and agent cases' whole trajectories (`score_agent`).
 
 Call syntax left in a reply's text is recognised and recovered by the one family table

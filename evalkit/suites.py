@@ -222,6 +222,19 @@ def _gc_paused() -> Any:
             gc.enable()
 
 
+# The editor directive of the built-in suites (`# yaml-language-server: $schema=...`, from
+# `evalkit schema suite`): it tells an editor how to check the file, not what the suite asks.
+EDITOR_DIRECTIVE = b"# yaml-language-server:"
+
+
+def suite_digest(data: bytes) -> str:
+    """A suite file's identity (a run header's `sha256`): the SHA-256 of its bytes, leaving out a
+    first-line editor directive, so adding one does not orphan the runs made before it."""
+    if data.startswith(EDITOR_DIRECTIVE):
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    return hashlib.sha256(data).hexdigest()
+
+
 def read_suite(path: Path | str) -> LoadedSuite:
     path = Path(path)
     if not path.is_file():
@@ -249,7 +262,7 @@ def read_suite(path: Path | str) -> LoadedSuite:
             _raise_validation(path, raw, exc)
         del raw
         _check_references(path, suite)
-    return LoadedSuite(suite=suite, path=path, sha256=hashlib.sha256(data).hexdigest())
+    return LoadedSuite(suite=suite, path=path, sha256=suite_digest(data))
 
 
 def _schema_problem(parameters: dict[str, Any], checked: dict[str, str | None]) -> str | None:
@@ -388,7 +401,7 @@ def same_suite(name: str, path: str, sha256: str, extra_dirs: Sequence[Path] = (
 
     for candidate in candidates():
         try:
-            if hashlib.sha256(candidate.read_bytes()).hexdigest() == sha256:
+            if suite_digest(candidate.read_bytes()) == sha256:
                 return read_suite(candidate)
         except Exception:  # noqa: BLE001 - a missing or broken file is simply not the same suite
             continue

@@ -1,4 +1,4 @@
-"""Tool-call formats (CONTRACT.md section 2): requests they build, replies they parse, the registry."""
+"""Tool-call formats (docs/format.md section 2): requests they build, replies they parse, the registry."""
 
 from __future__ import annotations
 

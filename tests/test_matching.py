@@ -1,4 +1,4 @@
-"""Argument matchers and one-to-one call matching (CONTRACT.md section 1), at unit level."""
+"""Argument matchers and one-to-one call matching (docs/format.md section 1), at unit level."""
 
 from __future__ import annotations
 

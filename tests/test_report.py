@@ -269,7 +269,9 @@ def test_run_report_writes_every_file(runs, reports):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert html.count('src="data:image/png;base64,') == 4
-    assert "<style>" in html and "<script" not in html and 'href="http' not in html and "src=\"http" not in html
+    # the only outside links are to `evalkit view` on the loopback interface (a link loads nothing)
+    outside = html.replace('href="http://127.0.0.1:8765/#', "")
+    assert "<style>" in html and "<script" not in html and 'href="http' not in outside and "src=\"http" not in html
     md = reports["alpha"]
     assert md.startswith("# evalkit report: alpha-7b")
     # The strict vs lenient sentence comes first, so "intent" is explained before any number.

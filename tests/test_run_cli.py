@@ -1,4 +1,4 @@
-"""`evalkit run` / `evalkit suites` end to end against the scripted server (CONTRACT.md sections 4-5).
+"""`evalkit run` / `evalkit suites` end to end against the scripted server (docs/format.md sections 4-5).
 
 Most runs call `evalkit.cli.main([...])` in-process; one drives the installed `evalkit` console
 script in a subprocess and interrupts it with SIGINT part way, then resumes it.

@@ -1,4 +1,4 @@
-"""Every verdict of CONTRACT.md section 3, over the wire.
+"""Every verdict of docs/format.md section 3, over the wire.
 
 Each spec below is one suite case plus the reply the scripted server gives it in each format.
 All specs run through the real runner (`plan` + `run_jobs` + the openai client) against a

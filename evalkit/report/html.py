@@ -9,6 +9,7 @@ from typing import Sequence
 
 from .. import __version__, failures
 from ..metrics import BY_KEY, METRICS, MOSTLY_UNPARSED, cell, pct, per_second, secs, unreliable
+from ..view.links import case_url, samples_url
 from .build import (
     LEADERBOARD_ORDER, MAX_FAILURES, SIGNIFICANCE_NOTE, STRICT_VS_LENIENT, FailureList, FigureFile, Report,
     leaderboard_order,
@@ -335,7 +336,7 @@ def _errors(report: Report) -> str:
             + _table(["option", "errors", "first error", "cases"], rows, text_cols={0, 2, 3}))
 
 
-def _failing_case(number: int, sample, case, repeats: str = "") -> str:
+def _failing_case(number: int, sample, case, repeats: str = "", run_id: str | None = None) -> str:
     kind = failures.label(failure_kind(sample))
     repeat = repeats or (f" (repeat {sample.repeat})" if sample.repeat else "")
     why = explain(sample)
@@ -357,6 +358,9 @@ def _failing_case(number: int, sample, case, repeats: str = "") -> str:
             content, calls = reply_lines(sample.raw)
             lines = ([clip(content)] if content.strip() else []) + [f"[tool call] {c}" for c in calls]
             body.append(f"<p><b>Reply:</b></p><pre>{escape(chr(10).join(lines) or '(empty reply)')}</pre>")
+    if run_id:  # a plain link (nothing loads): it works while `evalkit view` serves this run
+        body.append(f'<p><a class="view" href="{escape(case_url(run_id, sample.suite, sample.case_id))}">'
+                    "This case across every option in <code>evalkit view</code></a></p>")
     return f'<details>{summary}<div class="body">{"".join(body)}</div></details>'
 
 
@@ -374,11 +378,13 @@ def _failing_for(fl: FailureList) -> str:
     out = [f"<h3>{escape(entry.label)}: {fl.total} failing of {entry.overall.n} scored{errors}</h3>"]
     if not fl.total:
         return out[0] + "<p>Every scored sample passed.</p>"
+    every = samples_url(run=entry.run.run_id, model=entry.model, format=entry.format, verdict="fail")
     if fl.rest:
         out.append(f'<p class="note">Showing the first {len(fl.failing)} failing cases; {fl.rest} more are in '
-                   f"<code>{escape(str(entry.run.path / 'samples.jsonl'))}</code>.</p>")
+                   f"<code>{escape(str(entry.run.path / 'samples.jsonl'))}</code>, and "
+                   f'<a class="view" href="{escape(every)}">all of them in <code>evalkit view</code></a>.</p>')
     cases = entry.run.cases
-    out += [_failing_case(i, s, cases.get((s.suite, s.case_id)), fl.repeat_note(s))
+    out += [_failing_case(i, s, cases.get((s.suite, s.case_id)), fl.repeat_note(s), entry.run.run_id)
             for i, s in enumerate(fl.failing, 1)]
     return "".join(out)
 
