@@ -29,3 +29,9 @@ MAX_ALIAS_NODES = 1_000_000
 MAX_TOOL_RESULT_CHARS = 100_000
 """Characters of one MCP tool result given to the model (and stored, twice: the round's result and
 the next request). A 10 MB result went whole to the model and made a 21 MB sample line."""
+
+MAX_MCP_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Bytes of one JSON-RPC message from a stdio MCP server that evalkit reads (counted by
+evalkit/mcp_launcher.py as the bytes arrive; a longer answer is an error naming its size). The
+SDK read and parsed a 100 MB result whole before the character cut above could apply, and
+500,000 small content blocks (14 MB of JSON) took 1 GB once parsed."""

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import EvalkitError
-from .limits import MAX_TOOL_RESULT_CHARS
+from .limits import MAX_MCP_MESSAGE_BYTES, MAX_TOOL_RESULT_CHARS
+from .mcp_launcher import descendants as _descendants
+from .mcp_launcher import parents as _parents
 from .schema import McpServer, ToolCall, ToolDef
 
 STDERR_TAIL_CHARS = 600
@@ -135,40 +137,10 @@ _spawn_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock
 _live_groups: set[int] = set()
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process (Linux /proc; elsewhere none)."""
-    found: dict[int, int] = {}
-    for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc/self/stat").exists() else []:
-        try:
-            text = entry.read_text()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2 :].split()  # after "pid (comm) "
-        if len(fields) > 1 and fields[1].isdigit():
-            found[int(entry.parent.name)] = int(fields[1])
-    return found
-
-
 def _child_pids() -> set[int]:
     """This process's children (Linux /proc; elsewhere none, and the SDK's own shutdown is all)."""
     me = os.getpid()
     return {pid for pid, parent in _parents().items() if parent == me}
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every process below `pid`, whatever its session or group: a server's `setsid` grandchildren
-    left its process group and outlived evalkit when only the group was killed."""
-    children: dict[int, list[int]] = {}
-    for child, parent in _parents().items():
-        children.setdefault(parent, []).append(child)
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
 
 
 def _kill_group(pgid: int) -> None:
@@ -226,6 +198,16 @@ def executable(command: list[str]) -> list[str]:
     if command and command[0] in ("python", "python3"):
         return [sys.executable, *command[1:]]
     return list(command)
+
+
+def launched(command: list[str]) -> list[str]:
+    """The server's command behind evalkit/mcp_launcher.py, which bounds each message at
+    MAX_MCP_MESSAGE_BYTES as it arrives and stops the server (and all it started) when evalkit
+    dies. Run by path, isolated (`-I`: PYTHON* variables and the script's folder ignored) and
+    without site-packages (`-S`): it needs the standard library only."""
+    launcher = Path(__file__).with_name("mcp_launcher.py")
+    return [sys.executable, "-I", "-S", str(launcher), "--max-bytes", str(MAX_MCP_MESSAGE_BYTES),
+            "--parent", str(os.getpid()), "--", *command]  # fmt: skip
 
 
 # ---------------------------------------------------------------- one server session
@@ -357,7 +339,7 @@ class McpConnection:
         assert self.command
         self._stderr = tempfile.TemporaryFile(prefix="evalkit-mcp-stderr-")
         params = StdioServerParameters(
-            command=self.command[0], args=self.command[1:], env=self.env or None,
+            command=sys.executable, args=launched(self.command)[1:], env=self.env or None,
             cwd=str(self.cwd) if self.cwd else None,
         )  # fmt: skip
         spawn_lock = _spawn_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
