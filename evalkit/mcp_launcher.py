@@ -129,7 +129,8 @@ def refusal(head: bytes, size: int, limit: int) -> bytes:
         sys.stderr.flush()
         return b""
     message = f"the MCP server's answer was {size:,} bytes, over evalkit's limit of {limit:,} bytes on one message; it was not read"
-    error = {"jsonrpc": "2.0", "id": ident, "error": {"code": -32000, "message": message}}
+    # JSON-RPC's "internal error": -32000 is what the MCP SDK uses for a closed connection.
+    error = {"jsonrpc": "2.0", "id": ident, "error": {"code": -32603, "message": message}}
     return json.dumps(error).encode() + b"\n"
 
 

@@ -311,13 +311,36 @@ def _call(tool: str, *server_args: str):
 
 @pytest.mark.parametrize("tool, server_args, more", [
     ("big", ("", "3000000"), ""),
-    ("many", ("", "", "200000"), " and "),
+    ("many", ("", "", "100000"), " and "),  # 2.8 MB of JSON: under the message limit, over the cut
 ], ids=["one-3MB-block", "200k-blocks"])
 def test_an_mcp_tool_result_is_cut_at_the_limit_and_says_so(tool, server_args, more):
     text, ok = _call(tool, *server_args)
     assert ok and len(text) < MAX_TOOL_RESULT_CHARS + 200
     assert text.endswith("(evalkit's limit on a tool result)]") and f"over {MAX_TOOL_RESULT_CHARS:,} characters" in text
     assert more in text.rsplit("[", 1)[1]
+
+
+def test_a_100_mb_result_is_refused_as_it_arrives_and_never_held():
+    """Counted where the bytes enter (evalkit/mcp_launcher.py): the SDK read and parsed it whole
+    and the call timed out. evalkit's own peak RSS (VmHWM, in a process of its own) stays low."""
+    script = ("import asyncio, json, sys, time\n"
+              "from pathlib import Path\n"
+              "from evalkit.mcp_tools import McpToolbox\n"
+              "from evalkit.schema import McpServer, ToolCall\n"
+              "async def go():\n"
+              f"    async with McpToolbox(McpServer(command=[sys.executable, {HOSTILE!r}, '', '100000000'], timeout_s=40)) as box:\n"
+              "        started = time.monotonic()\n"
+              "        text, ok = await box.call(ToolCall(name='big', arguments={}))\n"
+              "        return text, ok, time.monotonic() - started\n"
+              "text, ok, took = asyncio.run(go())\n"
+              "peak = next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM'))\n"
+              "print(json.dumps({'text': text[:1000], 'ok': ok, 'took': took, 'peak_kb': int(peak.split()[1])}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout)
+    assert got["ok"] is False and re.search(r"answer was 100,000,\d{3} bytes, over evalkit's limit of [\d,]+ bytes", got["text"]), got
+    assert got["peak_kb"] < 150 * 1024, got  # the SDK held the 100 MB line, and more while parsing it
 
 
 def test_names_are_checked_whole_not_up_to_a_final_newline():
@@ -711,3 +734,52 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+# ---------------------------------------------------------------- 15: a kill -9 of evalkit mid-sample
+
+import contextlib  # noqa: E402
+
+from test_mcp_agent import agent_case, mcp_suite  # noqa: E402
+
+
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_kill_9_of_evalkit_leaves_no_server_that_ignores_stdin_eof_nor_its_grandchild(tmp_path):
+    """A real `evalkit run` of an MCP suite is killed with SIGKILL while its sample waits on the
+    model: the server (which ignores stdin EOF) and its `setsid` grandchild were orphaned."""
+    pid_file = tmp_path / "grandchild.pid"
+    escaping = str(Path(__file__).resolve().parent / "mcp_servers" / "escaping_server.py")
+    big = {"type": "function", "function": {"name": "big", "description": "a big result", "parameters": {"type": "object", "properties": {}}}}
+    suite = mcp_suite(tmp_path / "suites", [agent_case("c", "Call big.", [{"name": "big", "args": {}}])],
+                      {"command": [sys.executable, escaping, str(pid_file), "--ignore-eof"], "timeout_s": 30}, [big])
+    with ScriptedServer(responder=lambda request: Reply(content="still thinking", delay_s=60)) as model:
+        evalkit = subprocess.Popen(
+            [sys.executable, "-m", "evalkit", "run", "--base-url", model.base_url, "--model", "scripted-model", "--suite",
+             str(suite), "--format", "native", "--out", str(tmp_path / "runs"), "--no-cache", "--no-report", "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        pids: list[int] = []
+        try:
+            deadline = time.monotonic() + 60
+            while not (model.requests and pid_file.exists() and pid_file.read_text() and Path(f"{pid_file}.server").exists()):
+                assert evalkit.poll() is None, evalkit.communicate()[1][-2000:]
+                assert time.monotonic() < deadline, "the sample never reached the model with its server started"
+                time.sleep(0.1)
+            server = int(Path(f"{pid_file}.server").read_text())
+            pids = [server, int(pid_file.read_text()), _ppid(server)]  # the server, its grandchild, what started it
+            assert all(_running(pid) for pid in pids)
+            evalkit.kill()
+            evalkit.wait()
+            deadline = time.monotonic() + 5
+            while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not [pid for pid in pids if _running(pid)], "a kill -9 of evalkit left MCP processes running"
+        finally:
+            if evalkit.poll() is None:
+                evalkit.kill()
+                evalkit.wait()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
