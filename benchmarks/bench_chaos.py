@@ -18,10 +18,12 @@ Printed and written to benchmarks/results/chaos.json: wall time, restarts, kills
 samples by kind, malformed samples. Figures depend on the machine's load.
 
 Then (issue 26) one run of agent cases against a real hostile MCP server process
-(tests/mcp_servers/hostile_server.py): a tool answering 10 MB in one block, one answering 500,000
-blocks, and servers listing hostile names (`abc\n`, `a/b` beside `a_b`, `dup` twice). Asserted: each
-run ends, a result reaches the model cut at the limit, no sample line is over 1 MB, and the names
-are refused in one line (exit 2). `--no-mcp` skips this part.
+(tests/mcp_servers/hostile_server.py): a tool answering 3 MB in one block, one answering 100,000
+blocks (each reaches the model cut at 100,000 characters), the same answering 100 MB and 500,000
+blocks (each refused as it arrives, over the 4 MiB limit on one message), and servers listing
+hostile names (`abc\n`, `a/b` beside `a_b`, `dup` twice). Asserted: each run ends, every result is
+cut or refused, no sample line is over 1 MB, and the names are refused in one line (exit 2).
+`--no-mcp` skips this part.
 """
 
 from __future__ import annotations
@@ -236,14 +238,14 @@ def mcp_phase(tmp_path: Path, env: dict[str, str]) -> dict:
         tool = next(m["content"] for m in messages if m["role"] == "user").split()[-1]
         return Reply(tool_calls=[{"name": tool, "arguments": {}}])
 
-    def suite(name: str, names: list[str], calls: list[str]) -> Path:
+    def suite(name: str, names: list[str], calls: list[str], sizes: tuple[str, str] = ("10000000", "500000")) -> Path:
         path = tmp_path / "mcp-suites" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         tools = [{"type": "function", "function": {"name": n, "description": "", "parameters": {"type": "object", "properties": {}}}}
                  for n in dict.fromkeys(c for c in calls)]
         cases = [{"id": f"call-{c}", "mode": "agent", "max_rounds": 2, "messages": [{"role": "user", "content": f"call {c}"}],
                   "expect": {"calls": [{"name": c, "args": {}}]}} for c in calls]
-        server = {"command": [sys.executable, str(HOSTILE_MCP), json.dumps(names), "10000000", "500000"], "timeout_s": 120}
+        server = {"command": [sys.executable, str(HOSTILE_MCP), json.dumps(names), *sizes], "timeout_s": 120}
         path.write_text(yaml.safe_dump({"name": name, "description": "issue 26 chaos", "implementations": {"mcp": server},
                                         "tools": tools, "cases": cases}, sort_keys=False))
         return path
@@ -261,12 +263,15 @@ def mcp_phase(tmp_path: Path, env: dict[str, str]) -> dict:
         return {"exit": done.returncode, "wall_s": round(time.perf_counter() - began, 1),
                 "largest_sample_line_bytes": max((len(line.encode()) for line in lines), default=0),
                 "results_cut_at_the_limit": sum("evalkit's limit on a tool result" in line for line in lines),
+                "results_refused_over_the_message_limit": sum("bytes on one message" in line for line in lines),
                 "sample_errors": sorted({s["error"][:160] for s in samples if s["error"]})}
 
     report: dict = {}
     with ScriptedServer(model_id="m", responder=responder) as server:
-        report["huge_results"] = big = run(server, suite("mcp_huge", ["big", "many"], ["big", "many"]))
-        assert big["exit"] == 0 and big["results_cut_at_the_limit"] == 2 and big["largest_sample_line_bytes"] < 1_000_000, big
+        report["large_results"] = large = run(server, suite("mcp_large", ["big", "many"], ["big", "many"], ("3000000", "100000")))
+        assert large["exit"] == 0 and large["results_cut_at_the_limit"] == 2 and large["largest_sample_line_bytes"] < 1_000_000, large
+        report["huge_results"] = big = run(server, suite("mcp_huge", ["big", "many"], ["big", "many"], ("100000000", "500000")))
+        assert big["results_refused_over_the_message_limit"] == 2 and big["largest_sample_line_bytes"] < 1_000_000, big
         for label, names in {"sanitised_alike": ["a/b", "a_b"], "repeated": ["dup", "dup"]}.items():
             report[f"names_{label}_run"] = outcome = run(server, suite(f"mcp_{label}", names, [names[1]]))
             assert outcome["sample_errors"] and all("OpenAI function name" in e or "more than once" in e

@@ -25,15 +25,12 @@ with `-I -S`: it starts once per sample and must start fast.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 CHUNK = 65536
 HEAD_BYTES = 4096  # kept from the start of an over-long line, to read its id
@@ -41,8 +38,9 @@ GRACE_S = 1.0  # SIGTERM to SIGKILL; under the SDK's own 2 s before it kills thi
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 # The id of a JSON-RPC message, first key or after "jsonrpc" (as the SDKs write them), and the key
-# after it: "method" makes the line a request or notification from the server, not an answer.
-_ID = re.compile(rb'\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*,\s*"(\w+)"')
+# after it (or after "jsonrpc"): "method" makes the line a request from the server, not an answer.
+_VERSION = rb'(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?'
+ID_PATTERN = rb'\s*\{\s*' + _VERSION + rb'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*,\s*' + _VERSION + rb'"(\w+)"'
 
 
 class _Stop(Exception):
@@ -56,14 +54,17 @@ def parents() -> dict[int, int]:
     """pid -> parent pid of every live process (Linux /proc; elsewhere none). Zombies are left
     out: an exited process that waits to be reaped is not running."""
     found: dict[int, int] = {}
-    for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc/self/stat").exists() else []:
+    for name in os.listdir("/proc") if os.path.exists("/proc/self/stat") else []:
+        if not name.isdigit():
+            continue
         try:
-            text = entry.read_text()
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                text = handle.read()
         except OSError:
             continue
-        fields = text[text.rfind(")") + 2 :].split()  # after "pid (comm) "
-        if len(fields) > 1 and fields[1].isdigit() and fields[0] != "Z":
-            found[int(entry.parent.name)] = int(fields[1])
+        fields = text[text.rfind(b")") + 2 :].split()  # after "pid (comm) "
+        if len(fields) > 1 and fields[1].isdigit() and fields[0] != b"Z":
+            found[int(name)] = int(fields[1])
     return found
 
 
@@ -119,7 +120,10 @@ def _prctl(option: int, value: int) -> bool:
 def refusal(head: bytes, size: int, limit: int) -> bytes:
     """What evalkit gets instead of a line of `size` bytes: an error answer to the same request,
     or nothing (and a line on stderr) when the line is no answer or its id cannot be read."""
-    found = _ID.match(head)
+    import json  # here, not at start-up: most runs never need it
+    import re
+
+    found = re.match(ID_PATTERN, head)
     ident = None
     if found is not None and found.group(2) != b"method":
         with contextlib.suppress(ValueError):

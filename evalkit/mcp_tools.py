@@ -9,6 +9,8 @@ Nothing here may hang or leak a process: every request has a timeout, a server t
 reported with the tail of its stderr, and servers are stopped on close. The SDK already stops a
 stdio server by closing its stdin, then signalling its process group; as a last resort (a loop
 torn down by Ctrl-C before the SDK could do that) the group is killed here, at close and at exit.
+A stdio server runs behind evalkit/mcp_launcher.py (`launched`): it bounds each message where the
+bytes arrive, and stops the server and all it started when evalkit itself is killed.
 
 `McpToolbox` is what the agent runner uses: one server with its working root (a fresh copy of
 the suite's fixtures for `isolate: true`), its tools as `ToolDef`s, and `call(ToolCall) ->

@@ -783,3 +783,22 @@ def test_a_kill_9_of_evalkit_leaves_no_server_that_ignores_stdin_eof_nor_its_gra
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
+
+
+@pytest.mark.parametrize("head, ident", [
+    (b'{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"rrr', 7),
+    (b'{ "id" : "a\\"b", "jsonrpc": "2.0", "result": {', 'a"b'),
+    (b'{"jsonrpc":"2.0","id":7,"method":"sampling/createMessage","params":{"messages":[', None),  # no answer: dropped
+    (b'{"id":7,"jsonrpc":"2.0","method":"roots/list"', None),
+    (b'{"jsonrpc":"2.0","result":{"content":[', None),  # its id is not at the start: dropped
+], ids=["answer", "string-id-first", "server-request", "server-request-id-first", "id-not-at-start"])
+def test_an_over_long_message_becomes_an_error_for_the_same_request_or_nothing(head, ident):
+    from evalkit.mcp_launcher import refusal
+
+    out = refusal(head, 100_000_123, 4096)
+    if ident is None:
+        assert out == b""
+    else:
+        message = json.loads(out)
+        assert out.endswith(b"\n") and message["id"] == ident and message["error"]["code"] == -32603
+        assert "answer was 100,000,123 bytes, over evalkit's limit of 4,096 bytes" in message["error"]["message"]
