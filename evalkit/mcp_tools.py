@@ -206,7 +206,10 @@ def launched(command: list[str]) -> list[str]:
     """The server's command behind evalkit/mcp_launcher.py, which bounds each message at
     MAX_MCP_MESSAGE_BYTES as it arrives and stops the server (and all it started) when evalkit
     dies. Run by path, isolated (`-I`: PYTHON* variables and the script's folder ignored) and
-    without site-packages (`-S`): it needs the standard library only."""
+    without site-packages (`-S`): it needs the standard library only. POSIX only (it relies on
+    process groups and signals there); elsewhere the server is started as it is."""
+    if os.name != "posix":
+        return list(command)
     launcher = Path(__file__).with_name("mcp_launcher.py")
     return [sys.executable, "-I", "-S", str(launcher), "--max-bytes", str(MAX_MCP_MESSAGE_BYTES),
             "--parent", str(os.getpid()), "--", *command]  # fmt: skip
@@ -340,8 +343,9 @@ class McpConnection:
 
         assert self.command
         self._stderr = tempfile.TemporaryFile(prefix="evalkit-mcp-stderr-")
+        words = launched(self.command)
         params = StdioServerParameters(
-            command=sys.executable, args=launched(self.command)[1:], env=self.env or None,
+            command=words[0], args=words[1:], env=self.env or None,
             cwd=str(self.cwd) if self.cwd else None,
         )  # fmt: skip
         spawn_lock = _spawn_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
