@@ -113,6 +113,14 @@ def timing(repeat: int) -> dict[str, float]:
     return out
 
 
+def _shown(path: Path) -> str:
+    """The path relative to the repository when it is inside it (results files stay portable)."""
+    try:
+        return str(path.resolve().relative_to(Path(__file__).resolve().parent.parent))
+    except ValueError:
+        return str(path)
+
+
 def heldout(path: Path) -> dict | None:
     """The held-out figures, printed; None when the file is absent."""
     if not path.exists():
@@ -125,7 +133,7 @@ def heldout(path: Path) -> dict | None:
     calls = [h for h in lines if h.kind == "call"]
     prose = [h for h in lines if h.kind == "prose"]
     expecting = [h for h in calls if h.expected]
-    figures = {"file": str(path), "call_seen": [sum(h.seen for h in calls), len(calls)],
+    figures = {"file": _shown(path), "call_seen": [sum(h.seen for h in calls), len(calls)],
                "recovered_correct": [sum(h.recovered for h in expecting), len(expecting)],
                "prose_plain": [sum(h.plain for h in prose), len(prose)],
                "misses": [f"{h.id} ({h.kind}): syntax {h.verdict.syntax}, {h.verdict.failure_kind}: "
