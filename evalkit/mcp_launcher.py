@@ -92,17 +92,27 @@ def _reap() -> None:
 
 
 def stop_all() -> None:
-    """SIGTERM every descendant, SIGKILL what is left after GRACE_S. Orphans of the killed ones
-    come to this process (the subreaper) and are found on the next look."""
-    for sig, wait_s in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, 1.0)):
-        deadline = time.monotonic() + wait_s
-        while (below := descendants(os.getpid())) and time.monotonic() < deadline:
-            for pid in below:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, sig)
-            time.sleep(0.02)
-            _reap()
+    """SIGTERM every descendant (once: a server may handle it), then SIGKILL what is left after
+    GRACE_S, again for as long as any is left (up to 1 s). Orphans of the killed ones come to this
+    process (the subreaper) and are found on the next look."""
+    me = os.getpid()
+    _signal_all(descendants(me), signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    while descendants(me) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        _reap()
+    deadline = time.monotonic() + 1.0
+    while (below := descendants(me)) and time.monotonic() < deadline:
+        _signal_all(below, signal.SIGKILL)
+        time.sleep(0.02)
+        _reap()
     _reap()
+
+
+def _signal_all(pids: set[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _prctl(option: int, value: int) -> bool:
