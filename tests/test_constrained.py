@@ -237,6 +237,12 @@ def test_the_report_sets_native_default_and_constrained_side_by_side(suite, tmp_
             "call accuracy 14% → 57%.") in section
     rows = [line for line in section.splitlines() if line.startswith("| scripted-model ")]
     assert [row.split("|")[2].strip() for row in rows] == sorted(["native", "default", f"constrained+{DEFAULT_ENVELOPE}"])
+    # report.html tells the same story in its own section.
+    page = (run_dir / "report.html").read_text()
+    html_section = page.split('<section id="support">', 1)[1].split("</section>", 1)[0]
+    assert (f"scripted-model [constrained+{DEFAULT_ENVELOPE}] against native: malformed 71% → 0%, and nothing broken; "
+            "call accuracy 14% → 57%.") in html_section
+    assert html_section.count("<tr>") == 1 + 3 and '<a href="#support">' in page
 
 
 def test_a_report_without_constrained_formats_has_no_support_section(tiny_server, tiny_suite, tmp_path):
@@ -245,6 +251,7 @@ def test_a_report_without_constrained_formats_has_no_support_section(tiny_server
     assert main(argv) == 0
     (run_dir,) = (tmp_path / "out").iterdir()
     assert "Kinds of tool support" not in (run_dir / "report.md").read_text()
+    assert '<section id="support">' not in (run_dir / "report.html").read_text()
 
 
 def test_resume_asks_the_check_again_before_finishing_a_constrained_run(suite, tmp_path, capsys):

@@ -26,13 +26,15 @@ def test_probe_of_the_embedded_engine(capsys):
     assert code == (1 if result.failed else 0)
     assert [c.name for c in result.checks] == [c.name for c in CHECKS]
     assert all(c.status in ("pass", "fail", "unsupported") and c.detail for c in result.checks)
-    # Seven requests; one more per connection the engine dropped before answering (seen once: a
+    # Eight requests; one more per connection the engine dropped before answering (seen once: a
     # kept-alive connection closed after a streamed reply).
-    assert 7 <= result.chat_requests and result.requests <= MAX_REQUESTS
+    assert 8 <= result.chat_requests and result.requests <= MAX_REQUESTS
     server = result.server
     assert server.kind == "llama.cpp"
     assert len(server.template_sha256 or "") == 64 and server.tool_call_format
     assert (server.model.parameter_count or 0) > 100_000_000 and server.model.context_length == 4096
     # Every chat request got an answer from the engine (checks judge replies, not transport errors).
     chat = {e.name: e for c in result.checks for e in c.evidence if e.path == "/v1/chat/completions"}
-    assert len(chat) == 7 and all(e.http_status == 200 for e in chat.values())
+    assert len(chat) == 8 and all(e.http_status == 200 for e in chat.values())
+    # llama.cpp enforces response_format json_schema (a grammar from the schema): the check passes.
+    assert {c.name: c.status for c in result.checks}["json_schema"] == "pass"

@@ -18,6 +18,7 @@ from .explain import (
     clip, describe_failure, expected_text, explain, failure_detail, failure_kind, prompt_of, reply_lines,
     trajectory_text,
 )
+from . import support
 from .model import Entry, ranked
 from .serving import PROBE_NOTE, identity, probe_meanings
 from .toolcount import (
@@ -389,6 +390,14 @@ def _failing_for(fl: FailureList) -> str:
     return "".join(out)
 
 
+def _support(report: Report) -> str:
+    """Native, default and constrained side by side (report/support.py holds the rates and words)."""
+    said = "".join(f"<li>{escape(line)}</li>" for line in support.support_sentences(report.entries))
+    rows = [[escape(cell) for cell in row] for row in support.support_rows(report.entries)]
+    return (f'<p class="note">{escape(support.SUPPORT_NOTE)}</p>' + (f"<ul>{said}</ul>" if said else "")
+            + _table(support.SUPPORT_HEADERS, rows, text_cols=2))
+
+
 def render_html(report: Report, figures: Sequence[FigureFile]) -> str:
     entries = ranked(report.entries)
     sections: list[tuple[str, str, str]] = [
@@ -400,6 +409,8 @@ def render_html(report: Report, figures: Sequence[FigureFile]) -> str:
     if report.differences:
         title, inner = _differences(report)
         sections.append(("formats", title, inner))
+    if support.shown(report.entries):
+        sections.append(("support", "Kinds of tool support", _support(report)))
     sections += _tool_count(report)
     if figures:
         sections.append(("figures", "Figures", _figures(figures)))
