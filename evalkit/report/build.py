@@ -188,7 +188,9 @@ def unknown_syntax_lines(entries: Sequence[Entry]) -> list[str]:
     what to file: the model's own family when evalkit knows it, else that its family is missing."""
     lines = []
     for entry in entries:
-        unknown = [s for s in entry.samples if s.syntax == "unknown"]
+        # In case order, not arrival order: samples.jsonl is written as replies come back, so the
+        # same run's examples would differ from one reading of it to the next.
+        unknown = sorted((s for s in entry.samples if s.syntax == "unknown"), key=lambda s: (s.suite, s.case_id))
         if not unknown:
             continue
         family = own_family(entry.run.header)
