@@ -2,7 +2,7 @@
 cache-aware scheduling, and wall time to the same decision, fixed run vs --until-decided.
 
     python benchmarks/bench_decide.py cache  [--limit 2] [--slots 2] [--threads N]
-    python benchmarks/bench_decide.py decide [--threads N] [--only native-vs-default|0.5b-vs-1.5b]
+    python benchmarks/bench_decide.py decide [--threads N] [--only native-vs-default|0.5b-vs-1.5b] [--sample N]
     python benchmarks/bench_decide.py builtin [--threads N]
 
 `cache`: the built-in single-turn suites (first --limit cases of each, native and default) on the
@@ -166,6 +166,9 @@ def cli_run(argv: list[str], out: Path) -> dict:
 
 def decide_part(args: argparse.Namespace) -> None:
     extra = ["--threads", str(args.threads)] if args.threads else []
+    # --sample N: N cases drawn from each built-in suite (the same for both runs), so the fixed run
+    # fits a session; the decision question is the same, only the pool of cases is smaller.
+    extra += ["--sample", str(args.sample)] if args.sample else []
     results = {}
     for name, argv in SCENARIOS.items():
         if args.only and name != args.only:
@@ -173,7 +176,7 @@ def decide_part(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             fixed = cli_run(argv + extra, Path(tmp) / "fixed")
             until = cli_run(argv + extra + ["--until-decided", "--min-accuracy", "0"], Path(tmp) / "until")
-        results[name] = {"fixed": fixed, "until_decided": until, "load": round(load(), 2),
+        results[name] = {"fixed": fixed, "until_decided": until, "load": round(load(), 2), "sample": args.sample,
                          "time_saved": round(1 - until["wall_s"] / fixed["wall_s"], 3)}
         print(name, json.dumps(results[name], indent=2))
     save("decide", results)
@@ -202,6 +205,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64,
                         help="cache: longest reply (the prompt counts do not depend on it)")
     parser.add_argument("--only", choices=list(SCENARIOS), default=None)
+    parser.add_argument("--sample", type=int, default=None, help="decide: cases drawn per suite (default: all)")
     parser.add_argument("--variants", nargs="+", choices=["before", "after"], default=["before", "after"],
                         help="cache: which to run (a variant not run keeps its earlier figures)")
     args = parser.parse_args()
