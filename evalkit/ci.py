@@ -8,7 +8,6 @@ used (nothing run); 128+N stopped by signal N (finish with --resume).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -18,19 +17,6 @@ from .schema import Sample
 DEFAULT_MAX_ERROR_RATE = 0.10
 
 
-def rate(text: str) -> float:
-    """A fraction in [0, 1], written 0.1 or 10% (argparse type)."""
-    value = text.strip()
-    try:
-        number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a rate (0.1 or 10%)") from None
-    if not 0 <= number <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (0% and 100%)")
-    return number
-
-
-rate.__name__ = "rate"
 
 
 def gate_failures(run_dir: Path, max_error_rate: float, fail_under: float | None) -> list[str]:

@@ -12,7 +12,7 @@ from . import __version__, cache, ci, limits, mcp_import, mcp_npm, rescore, sche
 from .access import Access, key_from_environment, parse_extra_body, parse_header
 from .bfcl import cli as bfcl_cli
 from .clihelp import polish
-from .cliargs import OneLineParser, finite_number, positive_seconds, whole_number
+from .cliargs import OneLineParser, finite_number, positive_seconds, rate, whole_number
 from .engine import cli as engine_cli
 from .errors import EvalkitError, Interrupted
 from .formats.native import TOOL_CHOICES, with_tool_choices
@@ -114,9 +114,9 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
                      help="run a --model the server does not list (default: refused, as the results would carry "
                           "a name the server does not serve)")
     gates = p.add_argument_group("CI: exit 1 when a gate fails")
-    gates.add_argument("--max-error-rate", type=ci.rate, default=ci.DEFAULT_MAX_ERROR_RATE, metavar="RATE",
+    gates.add_argument("--max-error-rate", type=rate, default=ci.DEFAULT_MAX_ERROR_RATE, metavar="RATE",
                        help="exit 1 when more of the samples are errors (default 10%%)")
-    gates.add_argument("--fail-under", type=ci.rate, default=None, metavar="RATE",
+    gates.add_argument("--fail-under", type=rate, default=None, metavar="RATE",
                        help="exit 1 when a model x format's call accuracy is below RATE, e.g. 0.8 (default none)")
     gates.add_argument("--junit", type=Path, default=None, metavar="FILE",
                        help="write JUnit XML: a testcase per sample, failures with their kind and detail "
@@ -125,7 +125,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
                    help="run the cases in rounds, in one order drawn by --seed for every model and format, and stop "
                         "once the recommendation is settled by an anytime-valid test at alpha 0.05 "
                         "(docs/deciding.md; default: run every case)")
-    p.add_argument("--min-accuracy", type=report_cli._fraction, default=None,
+    p.add_argument("--min-accuracy", type=rate, default=None,
                    help="with --until-decided: the accuracy floor of the recommendation, 0 for none "
                         "(default: the recommendation's, 80%%)")
     p.add_argument("--out", type=Path, default=Path("reports/runs"),

@@ -10,6 +10,24 @@ from typing import Callable
 from .clihelp import suggestion
 
 
+def rate(text: str) -> float:
+    """A rate: 0.8 or 80%. A bare number above 1 is refused: 1 reads as 100% but 1.5 would read
+    as 1.5%, so it is never guessed."""
+    raw = text.strip()
+    percent = raw.endswith("%")
+    try:
+        value = float(raw.removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate (e.g. 0.8 or 80%)") from None
+    if not percent and value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: did you mean {value:g}%? (a bare number is a fraction from 0 to 1)")
+    if percent:
+        value /= 100
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (or 0% and 100%)")
+    return value
+
+
 def whole_number(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:

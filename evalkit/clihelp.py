@@ -37,7 +37,7 @@ DEST_METAVARS = {
     "extra_body": "JSON", "api_key": "KEY", "headers": "HEADER",
 }
 # ... then by the value's type (argparse type functions are named for what they read).
-TYPE_METAVARS = {"seconds": "SECONDS", "_seconds": "SECONDS", "_fraction": "FRACTION", "rate": "FRACTION",
+TYPE_METAVARS = {"seconds": "SECONDS", "_seconds": "SECONDS", "rate": "FRACTION",
                  "int": "N", "float": "X"}
 
 

@@ -5,25 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cliargs import whole_number
-
-
-def _fraction(text: str) -> float:
-    """A rate: 0.8 or 80%. A bare number above 1 is refused: 1 reads as 100% but 1.5 would read
-    as 1.5%, so it is never guessed."""
-    raw = text.strip()
-    percent = raw.endswith("%")
-    try:
-        value = float(raw.removesuffix("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a rate (e.g. 0.8 or 80%)") from None
-    if not percent and value > 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: did you mean {value:g}%? (a bare number is a fraction from 0 to 1)")
-    if percent:
-        value /= 100
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (or 0% and 100%)")
-    return value
+from ..cliargs import rate, whole_number
 
 
 def _seconds(text: str) -> float:
@@ -56,18 +38,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                     "no option meets the constraints (none is ready for deployment). A sweep directory or a folder "
                     "of runs stands for all its runs.")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
-    p.add_argument("--min-accuracy", type=_fraction, default=None,
+    p.add_argument("--min-accuracy", type=rate, default=None,
                    help="lowest acceptable call accuracy, 0.9 or 90%% (default 80%%; 0 for no floor)")
-    p.add_argument("--max-hallucination", type=_fraction, default=None,
+    p.add_argument("--max-hallucination", type=rate, default=None,
                    help="highest acceptable share of replies calling a tool that was not offered (default no limit)")
-    p.add_argument("--min-no-call-accuracy", type=_fraction, default=None,
+    p.add_argument("--min-no-call-accuracy", type=rate, default=None,
                    help="lowest acceptable accuracy on cases that need no call (default no limit)")
     p.add_argument("--max-latency-p95", type=_seconds, help="highest acceptable latency p95 in seconds (default no limit)")
     p.add_argument("--suite", action="append", default=[], dest="suites",
                    help="judge on these suites only (repeatable; default: all in the runs)")
     p.add_argument("--min-samples", type=whole_number(0), default=None,
                    help="fewest scored samples an option needs (default 10)")
-    p.add_argument("--max-error-rate", type=_fraction, default=None,
+    p.add_argument("--max-error-rate", type=rate, default=None,
                    help="largest share of server errors an option may have, 0.1 or 10%% (default 10%%)")
     p.add_argument("--distractors", type=whole_number(0), default=None, metavar="N",
                    help="compare the options at N distractor tools (default +0, the smallest count run)")
