@@ -11,7 +11,7 @@ import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
 
 from . import __version__
 from .access import Access, refusal
@@ -33,6 +33,9 @@ from .schema import Header, Sample, ServerFacts, Settings, SuiteRef, UntilDecide
 from .shards import shard_of
 from .slots import cache_order
 from .suites import LoadedSuite, default_suites, find_suite, read_suite
+
+if TYPE_CHECKING:
+    from .engine.pool import EnginePool
 
 
 @dataclass
@@ -65,6 +68,7 @@ class RunOptions:
     allow_unlisted: bool = False  # run a --model the server does not list (servers that list nothing)
     until_decided: UntilDecided | None = None  # --until-decided: the formats run in rounds until settled
     cases: frozenset[tuple[str, str]] | None = None  # only these (suite, case id): a sweep's round
+    engines: EnginePool | None = None  # a sweep's rounds: the embedded engine outlives this run (engine.pool)
 
 
 def load_suites(names: list[str]) -> list[LoadedSuite]:
@@ -273,11 +277,16 @@ def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
 
     path = ensure_model(name, progress=not options.quiet)
     slots = max(1, options.settings.concurrency)
-    engine = stack.enter_context(
-        EmbeddedEngine(path, n_ctx=options.engine_ctx, n_parallel=slots, n_threads=options.engine_threads)
-    )
+    if options.engines is None:
+        engine = stack.enter_context(
+            EmbeddedEngine(path, n_ctx=options.engine_ctx, n_parallel=slots, n_threads=options.engine_threads)
+        )
+        kept = ""
+    else:
+        engine, started = options.engines.get(path, options.engine_ctx, slots, options.engine_threads)
+        kept = "" if started else ", kept from the last round"
     options.engine_threads = engine.n_threads  # the threads it really uses, for the header's machine
-    _say(options, f"embedded engine: {name} at {engine.base_url} ({slots} slots)")
+    _say(options, f"embedded engine: {name} at {engine.base_url} ({slots} slots{kept})")
     return engine.base_url
 
 

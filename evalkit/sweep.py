@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from . import __version__
 from .access import Access, key_from_environment
+from .engine.pool import EnginePool
 from .errors import EvalkitError
 from .rundir import HEADER, now_iso, print_summary, run_lock, write_model
 from .schema import RunConfig, Sweep, SweepMember
@@ -179,8 +180,8 @@ def _run_members(sweep_dir: Path, sweep: Sweep, quiet: bool, access: Access | No
 
 
 def _run_member(sweep_dir: Path, sweep: Sweep, member: SweepMember, quiet: bool, access: Access | None,
-                cases: frozenset[tuple[str, str]] | None = None) -> Path:
-    options = replace(member_options(sweep, sweep_dir, member, quiet, access), cases=cases)
+                cases: frozenset[tuple[str, str]] | None = None, engines: EnginePool | None = None) -> Path:
+    options = replace(member_options(sweep, sweep_dir, member, quiet, access), cases=cases, engines=engines)
     if member.run_dir and (sweep_dir / member.run_dir / HEADER).is_file():
         options = replace(options, resume=sweep_dir / member.run_dir)
     else:
@@ -219,18 +220,22 @@ def _rounds(sweep_dir: Path, sweep: Sweep, quiet: bool, access: Access | None) -
     run_dirs = [sweep_dir / m.run_dir for m in sweep.members if m.run_dir]
     if before is not None and before.settled:
         return run_dirs
-    for number, size in enumerate(sizes, 1):
-        if before is not None and size <= before.cases_run:
-            continue
-        run_dirs = []
-        for index, member in enumerate(sweep.members, 1):
-            _say(quiet, f"sweep {sweep.sweep_id}: round {number} (cases 1-{size} of {len(order)}): "
-                        f"model {index} of {len(sweep.members)}: {member.model}")
-            run_dirs.append(_run_member(sweep_dir, sweep, member, quiet, access, frozenset(order[:size])))
-        result = settle_sweep(sweep_dir, run_dirs, order, size, number, spec.alpha, spec.min_accuracy)
-        _say(quiet, f"sweep {sweep.sweep_id}: {result.text}")
-        if result.settled:
-            break
+    # The members' embedded engines run from the first round to the last, each with its prompt
+    # cache warm (engine.pool): not one model load and cold cache per member per round.
+    with EnginePool() as engines:
+        for number, size in enumerate(sizes, 1):
+            if before is not None and size <= before.cases_run:
+                continue
+            run_dirs = []
+            for index, member in enumerate(sweep.members, 1):
+                _say(quiet, f"sweep {sweep.sweep_id}: round {number} (cases 1-{size} of {len(order)}): "
+                            f"model {index} of {len(sweep.members)}: {member.model}")
+                run_dirs.append(_run_member(sweep_dir, sweep, member, quiet, access, frozenset(order[:size]),
+                                            engines))
+            result = settle_sweep(sweep_dir, run_dirs, order, size, number, spec.alpha, spec.min_accuracy)
+            _say(quiet, f"sweep {sweep.sweep_id}: {result.text}")
+            if result.settled:
+                break
     return run_dirs
 
 
