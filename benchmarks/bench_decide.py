@@ -169,7 +169,8 @@ def decide_part(args: argparse.Namespace) -> None:
     # --sample N: N cases drawn from each built-in suite (the same for both runs), so the fixed run
     # fits a session; the decision question is the same, only the pool of cases is smaller.
     extra += ["--sample", str(args.sample)] if args.sample else []
-    results = {}
+    # --only: the other scenario keeps its earlier figures
+    results = json.loads(OUT.read_text()).get("decide", {}) if OUT.is_file() else {}
     for name, argv in SCENARIOS.items():
         if args.only and name != args.only:
             continue
