@@ -2,7 +2,7 @@
 cache-aware scheduling, and wall time to the same decision, fixed run vs --until-decided.
 
     python benchmarks/bench_decide.py cache  [--limit 2] [--slots 2] [--threads N]
-    python benchmarks/bench_decide.py decide [--threads N] [--only native-vs-default|0.5b-vs-1.5b] [--sample N]
+    python benchmarks/bench_decide.py decide [--threads N] [--only native-vs-default|0.5b-vs-1.5b] [--sample N] [--keep DIR]
     python benchmarks/bench_decide.py builtin [--threads N]
 
 `cache`: the built-in single-turn suites (first --limit cases of each, native and default) on the
@@ -161,7 +161,9 @@ def cli_run(argv: list[str], out: Path) -> dict:
     recommended = next((line for line in lines if line.startswith(("Recommended:", "None is", "A tie"))), None)
     decision = directory / "decision.json"
     stopped = json.loads(decision.read_text()) if decision.is_file() else None
-    return {"wall_s": round(wall, 1), "recommended": recommended, "stopped": stopped, "directory": str(directory)}
+    # The whole card too: on a close call the deciding criterion (or its absence) is the story.
+    return {"wall_s": round(wall, 1), "recommended": recommended, "card": lines, "stopped": stopped,
+            "directory": str(directory)}
 
 
 def decide_part(args: argparse.Namespace) -> None:
@@ -174,9 +176,14 @@ def decide_part(args: argparse.Namespace) -> None:
     for name, argv in SCENARIOS.items():
         if args.only and name != args.only:
             continue
+        # --keep DIR: the runs stay (their cards can be read again: a close call's tie-break is
+        # worth reading), each scenario in a fresh folder under DIR.
         with tempfile.TemporaryDirectory() as tmp:
-            fixed = cli_run(argv + extra, Path(tmp) / "fixed")
-            until = cli_run(argv + extra + ["--until-decided", "--min-accuracy", "0"], Path(tmp) / "until")
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+            base = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=args.keep)) if args.keep else Path(tmp)
+            fixed = cli_run(argv + extra, base / "fixed")
+            until = cli_run(argv + extra + ["--until-decided", "--min-accuracy", "0"], base / "until")
         results[name] = {"fixed": fixed, "until_decided": until, "load": round(load(), 2), "sample": args.sample,
                          "time_saved": round(1 - until["wall_s"] / fixed["wall_s"], 3)}
         print(name, json.dumps(results[name], indent=2))
@@ -207,6 +214,8 @@ def main() -> None:
                         help="cache: longest reply (the prompt counts do not depend on it)")
     parser.add_argument("--only", choices=list(SCENARIOS), default=None)
     parser.add_argument("--sample", type=int, default=None, help="decide: cases drawn per suite (default: all)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="decide: keep the run directories under DIR (default: deleted)")
     parser.add_argument("--variants", nargs="+", choices=["before", "after"], default=["before", "after"],
                         help="cache: which to run (a variant not run keeps its earlier figures)")
     args = parser.parse_args()
