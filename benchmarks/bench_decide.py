@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -54,11 +55,18 @@ OUT = ROOT / "benchmarks" / "results" / "decide.json"
 MODEL = "qwen2.5-coder-0.5b"
 
 
+def saved() -> dict:
+    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+
+
 def save(part: str, result: dict) -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    data[part] = result
-    OUT.write_text(json.dumps(data, indent=2) + "\n")
+    OUT.write_text(json.dumps({**saved(), part: result}, indent=2) + "\n")
+
+
+def earlier(part: str) -> dict:
+    """The figures a part saved before (a variant or scenario not run again keeps them)."""
+    return saved().get(part, {})
 
 
 def load() -> float:
@@ -124,8 +132,7 @@ def cache_part(args: argparse.Namespace) -> None:
         [s for s in default_suites() if s.suite.name in args.suites]
     jobs = [j for j in plan(suites, ["native", "default"], 1, limit=args.limit) if j.case.mode == "single"]
     print(f"{len(jobs)} samples from {len(suites)} suites; load {load():.1f}", file=sys.stderr)
-    old = json.loads(OUT.read_text()).get("cache", {}) if OUT.is_file() else {}
-    result = {**old, "model": MODEL, "slots": args.slots, "threads": args.threads, "limit": args.limit,
+    result = {**earlier("cache"), "model": MODEL, "slots": args.slots, "threads": args.threads, "limit": args.limit,
               "suites": [s.suite.name for s in suites], "load_before": round(load(), 2)}
     for name, scheduled in (("before", False), ("after", True)):
         if name not in args.variants:
@@ -171,17 +178,17 @@ def decide_part(args: argparse.Namespace) -> None:
     # --sample N: N cases drawn from each built-in suite (the same for both runs), so the fixed run
     # fits a session; the decision question is the same, only the pool of cases is smaller.
     extra += ["--sample", str(args.sample)] if args.sample else []
-    # --only: the other scenario keeps its earlier figures
-    results = json.loads(OUT.read_text()).get("decide", {}) if OUT.is_file() else {}
+    results = earlier("decide")  # --only: the other scenario keeps its earlier figures
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     for name, argv in SCENARIOS.items():
         if args.only and name != args.only:
             continue
         # --keep DIR: the runs stay (their cards can be read again: a close call's tie-break is
         # worth reading), each scenario in a fresh folder under DIR.
-        with tempfile.TemporaryDirectory() as tmp:
-            if args.keep:
-                args.keep.mkdir(parents=True, exist_ok=True)
-            base = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=args.keep)) if args.keep else Path(tmp)
+        with (contextlib.nullcontext(tempfile.mkdtemp(prefix=f"{name}-", dir=args.keep)) if args.keep
+              else tempfile.TemporaryDirectory()) as tmp:
+            base = Path(tmp)
             fixed = cli_run(argv + extra, base / "fixed")
             until = cli_run(argv + extra + ["--until-decided", "--min-accuracy", "0"], base / "until")
         results[name] = {"fixed": fixed, "until_decided": until, "load": round(load(), 2), "sample": args.sample,

@@ -272,19 +272,16 @@ def preflight(formats: list[str], base_urls: list[str], model: str, timeout_s: f
 
 
 def _start_engine(options: RunOptions, stack: ExitStack, name: str) -> str:
+    from .engine.pool import EnginePool
     from .engine.pull import ensure_model
-    from .engine.server import EmbeddedEngine
 
     path = ensure_model(name, progress=not options.quiet)
     slots = max(1, options.settings.concurrency)
-    if options.engines is None:
-        engine = stack.enter_context(
-            EmbeddedEngine(path, n_ctx=options.engine_ctx, n_parallel=slots, n_threads=options.engine_threads)
-        )
-        kept = ""
-    else:
-        engine, started = options.engines.get(path, options.engine_ctx, slots, options.engine_threads)
-        kept = "" if started else ", kept from the last round"
+    # A sweep's rounds lend their pool (the engine outlives this run); otherwise the engine is
+    # this run's own, stopped with it.
+    engines = options.engines or stack.enter_context(EnginePool())
+    engine, started = engines.get(path, options.engine_ctx, slots, options.engine_threads)
+    kept = "" if started else ", kept from the last round"
     options.engine_threads = engine.n_threads  # the threads it really uses, for the header's machine
     _say(options, f"embedded engine: {name} at {engine.base_url} ({slots} slots{kept})")
     return engine.base_url

@@ -1,4 +1,5 @@
-"""Embedded engines kept running across a sweep's `--until-decided` rounds.
+"""Embedded engines, each started once and stopped with the pool: a run's own engine, and those
+kept running across a sweep's `--until-decided` rounds.
 
 Each round of a sweep runs every member in turn. Starting a member's engine once per round cost
 a model load and, worse, a cold prompt cache: every suite's tools and system prompt (1,000-7,000
@@ -20,7 +21,6 @@ class EnginePool:
 
     def __init__(self) -> None:
         self._engines: dict[tuple[Path, int, int, int | None], EmbeddedEngine] = {}
-        self.starts = 0  # engines started so far (what the sweep's rounds are meant to keep at one per member)
 
     def get(self, path: Path, n_ctx: int, n_parallel: int, n_threads: int | None) -> tuple[EmbeddedEngine, bool]:
         """The running engine for these settings, and whether it was started just now."""
@@ -30,7 +30,6 @@ class EnginePool:
             return engine, False
         engine = EmbeddedEngine(path, n_ctx=n_ctx, n_parallel=n_parallel, n_threads=n_threads).start()
         self._engines[key] = engine
-        self.starts += 1
         return engine, True
 
     def close(self) -> None:
