@@ -23,8 +23,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from evalkit.engine.registry import BUNDLED
-from evalkit.formats.constrained import ENVELOPES
+from evalkit.formats.constrained import DEFAULT_ENVELOPE, ENVELOPES
 from evalkit.metrics import pct
+from evalkit.report.compare import difference
 from evalkit.report.model import Entry, case_key, load_run, make_entries
 from evalkit.report.support import RATES, rate
 from evalkit.suites import default_suites
@@ -32,6 +33,7 @@ from evalkit.suites import default_suites
 RESULTS = Path(__file__).parent / "results" / "constrained.json"
 FORMATS = ["native", "default", *(f"constrained+{name}" for name in ENVELOPES)]
 TOOL_CHOICES = ["auto", "required"]  # native, and native+required
+REFERENCE = f"constrained+{DEFAULT_ENVELOPE}"  # each model's other options are compared with it
 
 
 def single_turn_suites() -> list[str]:
@@ -76,6 +78,30 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# Each comparison over every case, and over the cases that want no call (where constraining may
+# push a model to call).
+SUBSETS = {"all cases": lambda s: True, "no-call cases": lambda s: s.expected_calls == 0}
+
+
+def versus(rows: list[dict], samples: dict[tuple[str, str], list]) -> list[dict]:
+    """Per model, the default envelope against every other option: McNemar's exact test on the
+    paired cases (the cases all options answered), so each claim in docs/constrained.md reruns."""
+    out = []
+    for model in sorted({r["model"] for r in rows}):
+        if (model, REFERENCE) not in samples:
+            continue
+        for (other_model, fmt), other in sorted(samples.items()):
+            if other_model != model or fmt == REFERENCE:
+                continue
+            for subset, keep in SUBSETS.items():
+                d = difference([s for s in samples[(model, REFERENCE)] if keep(s)], [s for s in other if keep(s)],
+                               REFERENCE, fmt)
+                out.append({"model": model, "a": REFERENCE, "b": fmt, "subset": subset, "paired": d.paired,
+                            "only_a": d.only_a, "only_b": d.only_b, "p": d.p_value,
+                            "line": f"{model}, {subset}: {d.brief()}; {d.only_a} better, {d.only_b} worse"})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", default=[], help="default: every bundled Qwen model")
@@ -99,11 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     for (model, _fmt), entries in options.items():
         keys = {case_key(s) for e in entries for s in e.samples}
         common[model] = common[model] & keys if model in common else keys
-    rows = [row([replace(e, samples=[s for s in e.samples if case_key(s) in common[key[0]]]) for e in options[key]])
-            for key in sorted(options)]
+    kept = {key: [replace(e, samples=[s for s in e.samples if case_key(s) in common[key[0]]]) for e in entries]
+            for key, entries in options.items()}
+    rows = [row(kept[key]) for key in sorted(kept)]
+    pairs = versus(rows, {key: [s for e in entries for s in e.samples] for key, entries in kept.items()})
     print(table(rows))
+    print()
+    print("\n".join(p["line"] for p in pairs))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"runs": [str(d) for d in run_dirs], "rows": rows}, indent=1) + "\n")
+    RESULTS.write_text(json.dumps({"runs": [str(d) for d in run_dirs], "rows": rows, "versus": pairs}, indent=1) + "\n")
     return 0
 
 

@@ -262,3 +262,17 @@ def test_resume_asks_the_check_again_before_finishing_a_constrained_run(suite, t
     with ScriptedServer(responder=ContractResponder(breaks={"refuse_response_format"})) as srv:
         code = main(["run", "--resume", str(run_dir), "--base-url", srv.base_url, "--quiet", "--no-report"])
     assert code == 2 and "json_schema check (unsupported:" in capsys.readouterr().err
+
+
+def test_a_rate_that_rose_says_the_reference_was_malformed_there():
+    # The measured 1.5B run (issue 22): native "called when it should not" on 0% of the 29
+    # no-call cases only because 27 of its replies there were malformed calls; the sentence says so
+    # instead of crediting native with declining.
+    from evalkit.report.model import load_run, make_entries
+    from evalkit.report.support import support_sentences
+
+    run = Path(__file__).resolve().parent.parent / "reports" / "measured" / "20261206-095953-qwen2.5-coder-1.5b-c3f1"
+    lines = {line.split(" against ")[0]: line for line in support_sentences(make_entries([load_run(run)]))}
+    choice = lines[f"qwen2.5-coder-1.5b [constrained+{DEFAULT_ENVELOPE}]"]
+    assert "called_when_should_not 0% → 93% (native was malformed on 27 of those 29)" in choice
+    assert "malformed 97% → 0%" in choice and "(native was malformed" not in choice.split(", but ")[0]

@@ -50,3 +50,20 @@ def test_the_check_sees_a_changed_verdict_and_aggregate(tmp_path):
     assert not result.ok
     assert any("call_correct" in d for d in result.verdict_diffs)
     assert any("call_accuracy" in d for d in result.aggregate_diffs)
+
+
+def test_the_constrained_table_comes_again_from_the_committed_runs(tmp_path, monkeypatch):
+    """README's and docs/constrained.md's table (issue 22) and their McNemar pairs are
+    `bench_constrained.py --tabulate` over runs committed here: tabulating them again gives the
+    recorded figures, row for row."""
+    import bench_constrained
+
+    recorded = json.loads((ROOT / "benchmarks" / "results" / "constrained.json").read_text(encoding="utf-8"))
+    runs = [ROOT / run for run in recorded["runs"]]
+    assert all((run / "header.json").is_file() for run in runs), recorded["runs"]  # committed, not a local path
+    monkeypatch.setattr(bench_constrained, "RESULTS", tmp_path / "constrained.json")
+    assert bench_constrained.main(["--tabulate", *map(str, runs)]) == 0
+    again = json.loads((tmp_path / "constrained.json").read_text(encoding="utf-8"))
+    assert again["rows"] == recorded["rows"]
+    assert again["versus"] == recorded["versus"]
+    assert {row["format"] for row in again["rows"]} >= {"native", "default", "constrained+choice"}

@@ -62,6 +62,15 @@ def _reference(entry: Entry, entries: Sequence[Entry]) -> Entry | None:
     return mates.get("native") or mates.get("default")
 
 
+def _malformed_there(reference: Entry, which: Rate) -> str:
+    """" (native was malformed on 27 of those 29)": a reference's low rate can be its malformed
+    calls rather than better judgement (a malformed call on a no-call case is neither a call nor
+    a refusal), and the sentence must not credit it with the difference."""
+    over = [s for s in reference.samples if s.error is None and which.of(s)]
+    malformed = sum(1 for s in over if s.malformed)
+    return f" ({reference.format} was malformed on {malformed} of those {len(over)})" if malformed else ""
+
+
 def sentence(entry: Entry, reference: Entry) -> str:
     """"constrained+naive against native: malformed 85% → 0%, but did_not_call 3% → 75%; call accuracy 11% → 25%"."""
     fixed, broke = [], []
@@ -69,7 +78,10 @@ def sentence(entry: Entry, reference: Entry) -> str:
         before, after = rate(reference, which), rate(entry, which)
         if before is None or after is None or round(before, 2) == round(after, 2):
             continue
-        (fixed if after < before else broke).append(f"{which.name} {pct(before, 0)} → {pct(after, 0)}")
+        change = f"{which.name} {pct(before, 0)} → {pct(after, 0)}"
+        if after > before:
+            change += _malformed_there(reference, which)
+        (fixed if after < before else broke).append(change)
     accuracy = f"call accuracy {pct(reference.overall.call_accuracy, 0)} → {pct(entry.overall.call_accuracy, 0)}"
     said = ", ".join(fixed) or "nothing fixed"
     said += f", but {', '.join(broke)}" if broke else ", and nothing broken"
