@@ -521,7 +521,10 @@ def test_recommend_breaks_ties_by_latency_only_beyond_the_noise(runs):
         assert (rec.best.model, rec.best.format) == min(aggs, key=lambda k: aggs[k].latency_p95_s)
         assert rec.decision.decided_by == "latency p95" and "Decided by: latency p95, lower is better" in rec.reason
     else:
-        assert rec.decision.decided_by == "tie" and "includes 0" in rec.reason
+        # The scripted server's timings vary: the interval either includes 0, or excludes it but
+        # not the margin; neither may decide.
+        assert rec.decision.decided_by == "tie"
+        assert "includes 0" in rec.reason or "excludes 0 but not the" in rec.reason, rec.reason
     assert "Tied on call accuracy: within the noise" in rec.reason
 
 
