@@ -58,12 +58,15 @@ def run_model(model: str, suites: list[str], limit: int | None, out: Path, threa
     return run_dir
 
 
-def row(entries: list[Entry]) -> dict:
+def pool(entries: list[Entry]) -> Entry:
     """One model x format, pooled over the runs given (e.g. a subset measured in two runs)."""
-    pooled = replace(entries[0], samples=[s for e in entries for s in e.samples])
+    return replace(entries[0], samples=[s for e in entries for s in e.samples])
+
+
+def row(pooled: Entry, runs: list[str]) -> dict:
     scored = [s for s in pooled.samples if s.error is None]
     return {
-        "model": pooled.model, "format": pooled.format, "runs": [e.run.run_id for e in entries], "n": len(scored),
+        "model": pooled.model, "format": pooled.format, "runs": runs, "n": len(scored),
         "correct": sum(1 for s in scored if s.call_correct),
         **{which.name: rate(pooled, which) for which in RATES},
     }
@@ -83,22 +86,20 @@ def table(rows: list[dict]) -> str:
 SUBSETS = {"all cases": lambda s: True, "no-call cases": lambda s: s.expected_calls == 0}
 
 
-def versus(rows: list[dict], samples: dict[tuple[str, str], list]) -> list[dict]:
+def versus(options: dict[tuple[str, str], Entry]) -> list[dict]:
     """Per model, the default envelope against every other option: McNemar's exact test on the
     paired cases (the cases all options answered), so each claim in docs/constrained.md reruns."""
     out = []
-    for model in sorted({r["model"] for r in rows}):
-        if (model, REFERENCE) not in samples:
+    for (model, fmt), other in sorted(options.items()):
+        reference = options.get((model, REFERENCE))
+        if reference is None or fmt == REFERENCE:
             continue
-        for (other_model, fmt), other in sorted(samples.items()):
-            if other_model != model or fmt == REFERENCE:
-                continue
-            for subset, keep in SUBSETS.items():
-                d = difference([s for s in samples[(model, REFERENCE)] if keep(s)], [s for s in other if keep(s)],
-                               REFERENCE, fmt)
-                out.append({"model": model, "a": REFERENCE, "b": fmt, "subset": subset, "paired": d.paired,
-                            "only_a": d.only_a, "only_b": d.only_b, "p": d.p_value,
-                            "line": f"{model}, {subset}: {d.brief()}; {d.only_a} better, {d.only_b} worse"})
+        for subset, keep in SUBSETS.items():
+            d = difference([s for s in reference.samples if keep(s)], [s for s in other.samples if keep(s)],
+                           REFERENCE, fmt)
+            out.append({"model": model, "a": REFERENCE, "b": fmt, "subset": subset, "paired": d.paired,
+                        "only_a": d.only_a, "only_b": d.only_b, "p": d.p_value,
+                        "line": f"{model}, {subset}: {d.brief()}; {d.only_a} better, {d.only_b} worse"})
     return out
 
 
@@ -125,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     for (model, _fmt), entries in options.items():
         keys = {case_key(s) for e in entries for s in e.samples}
         common[model] = common[model] & keys if model in common else keys
-    kept = {key: [replace(e, samples=[s for s in e.samples if case_key(s) in common[key[0]]]) for e in entries]
-            for key, entries in options.items()}
-    rows = [row(kept[key]) for key in sorted(kept)]
-    pairs = versus(rows, {key: [s for e in entries for s in e.samples] for key, entries in kept.items()})
+    pooled = {key: pool([replace(e, samples=[s for s in e.samples if case_key(s) in common[key[0]]]) for e in entries])
+              for key, entries in options.items()}
+    rows = [row(pooled[key], [e.run.run_id for e in options[key]]) for key in sorted(pooled)]
+    pairs = versus(pooled)
     print(table(rows))
     print()
     print("\n".join(p["line"] for p in pairs))

@@ -39,8 +39,13 @@ RATES = (
 )
 
 
+def over(entry: Entry, which: Rate) -> list[Sample]:
+    """The samples a rate is over: scored (no server error), and of the kind it counts."""
+    return [s for s in entry.samples if s.error is None and which.of(s)]
+
+
 def rate(entry: Entry, which: Rate) -> float | None:
-    return mean(which.hit(s) for s in entry.samples if s.error is None and which.of(s))
+    return mean(which.hit(s) for s in over(entry, which))
 
 
 def is_constrained(entry: Entry) -> bool:
@@ -66,9 +71,9 @@ def _malformed_there(reference: Entry, which: Rate) -> str:
     """" (native was malformed on 27 of those 29)": a reference's low rate can be its malformed
     calls rather than better judgement (a malformed call on a no-call case is neither a call nor
     a refusal), and the sentence must not credit it with the difference."""
-    over = [s for s in reference.samples if s.error is None and which.of(s)]
-    malformed = sum(1 for s in over if s.malformed)
-    return f" ({reference.format} was malformed on {malformed} of those {len(over)})" if malformed else ""
+    samples = over(reference, which)
+    malformed = sum(1 for s in samples if s.malformed)
+    return f" ({reference.format} was malformed on {malformed} of those {len(samples)})" if malformed else ""
 
 
 def sentence(entry: Entry, reference: Entry) -> str:
